@@ -1,0 +1,14 @@
+"""Benchmark problems: the SMD suite (SMD1-SMD12, scalable) and the TP suite (TP1-TP10).
+
+>>> import evobilevel as eb
+>>> p = eb.benchmarks.get("SMD1", ul_dim=5, ll_dim=5)
+>>> eb.benchmarks.names()[:3]
+['SMD1', 'SMD2', 'SMD3']
+"""
+
+from __future__ import annotations
+
+from .base import BenchmarkProblem
+from .registry import get, names
+
+__all__ = ["BenchmarkProblem", "get", "names"]

@@ -1,0 +1,49 @@
+"""Shared machinery of the benchmark suites: a problem defined by vectorised methods."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..problem import Optimum, Problem
+
+__all__ = ["BenchmarkProblem"]
+
+
+class BenchmarkProblem(Problem):
+    """A benchmark problem whose subclass implements the four batch functions.
+
+    Subclasses call :meth:`_setup` from ``__init__`` and implement ``_F(X, Y) -> (n,)``,
+    ``_f(X, Y) -> (n,)`` and, when they have constraints, ``_G(X, Y) -> (n, m_ul)``, ``_g(X, Y) -> (n, m_ll)``;
+    ``_optimal_point()`` returns the optimal ``(x, y)`` at the instance's size (or ``None``), from which
+    ``optimum.F`` and ``optimum.f`` are computed, never hard-coded.
+    """
+
+    suite: str = ""
+
+    def _setup(self, name, ul_bounds, ll_bounds, n_ul_constraints: int, n_ll_constraints: int, settings: dict):
+        super().__init__(
+            upper=self._F,
+            lower=self._f,
+            ul_bounds=ul_bounds,
+            ll_bounds=ll_bounds,
+            upper_constraints=self._G if n_ul_constraints else None,
+            lower_constraints=self._g if n_ll_constraints else None,
+            n_ul_constraints=n_ul_constraints,
+            n_ll_constraints=n_ll_constraints,
+            vectorized=True,
+            name=name,
+        )
+        self._settings = dict(settings)
+        point = self._optimal_point()
+        if point is not None:
+            x, y = (np.asarray(v, dtype=float) for v in point)
+            F, _ = self.upper(x, y)
+            f, _ = self.lower(x, y)
+            self._optimum = Optimum(x=x, y=y, F=float(F), f=float(f))
+
+    @property
+    def settings(self) -> dict:
+        return {"ul_dim": self.ul_dim, "ll_dim": self.ll_dim, **self._settings}
+
+    def _optimal_point(self):
+        return None

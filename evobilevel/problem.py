@@ -1,0 +1,362 @@
+"""The bilevel problem interface.
+
+A bilevel problem has a leader (upper level, UL) choosing ``x`` and a follower (lower level, LL) choosing ``y``:
+
+    min_x  F(x, y)          subject to  G(x, y) <= 0,
+    where  y in argmin_y f(x, y)   subject to  g(x, y) <= 0,
+
+with box bounds on ``x`` and ``y``. Every function is a black box. Rows are points: a batch ``X`` has shape
+``(n, ul_dim)`` and ``Y`` has shape ``(n, ll_dim)``.
+
+:class:`Problem` wraps user functions, per point (``vectorized=False``) or per batch (``vectorized=True``); the
+benchmark suites are subclasses that pass their own vectorised methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Problem", "Optimum", "ProblemDefinitionError", "check_bounds"]
+
+
+class ProblemDefinitionError(ValueError):
+    """A problem is defined wrongly (bad bounds, a function returning the wrong shape).
+
+    Unlike a failure of one evaluation, this is a bug in the problem and is never swallowed.
+    """
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """A known optimal solution of a bilevel problem.
+
+    Attributes
+    ----------
+    x : ndarray, shape (ul_dim,)
+    y : ndarray, shape (ll_dim,)
+    F, f : float
+        Upper- and lower-level objective values at ``(x, y)``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    F: float
+    f: float
+
+    def to_dict(self) -> dict:
+        return {"x": self.x.tolist(), "y": self.y.tolist(), "F": self.F, "f": self.f}
+
+
+def check_bounds(bounds, dim: int | None, what: str, problem_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``(lower, upper)`` bounds and return them as two float arrays of shape ``(dim,)``.
+
+    Raises
+    ------
+    ProblemDefinitionError
+        If the bounds are not a pair of equal-length 1-D sequences of finite numbers with lower <= upper.
+    """
+    try:
+        lo, hi = bounds
+    except (TypeError, ValueError):
+        raise ProblemDefinitionError(
+            f"{problem_name}: {what} must be a pair (lower, upper) of arrays, got {bounds!r}"
+        ) from None
+    lo = np.atleast_1d(np.asarray(lo, dtype=float))
+    hi = np.atleast_1d(np.asarray(hi, dtype=float))
+    if lo.ndim != 1 or hi.ndim != 1 or lo.shape != hi.shape:
+        raise ProblemDefinitionError(
+            f"{problem_name}: {what} lower and upper must be 1-D arrays of one length, "
+            f"got shapes {lo.shape} and {hi.shape}"
+        )
+    if dim is not None and lo.shape[0] != dim:
+        raise ProblemDefinitionError(f"{problem_name}: {what} have length {lo.shape[0]}, expected {dim}")
+    if lo.shape[0] == 0:
+        raise ProblemDefinitionError(f"{problem_name}: {what} are empty; each level needs at least one variable")
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ProblemDefinitionError(f"{problem_name}: {what} must be finite, got lower={lo}, upper={hi}")
+    bad = np.flatnonzero(lo > hi)
+    if bad.size:
+        i = bad[0]
+        raise ProblemDefinitionError(
+            f"{problem_name}: {what} have lower > upper at index {i} ({lo[i]} > {hi[i]})"
+        )
+    lo.setflags(write=False)
+    hi.setflags(write=False)
+    return lo, hi
+
+
+@dataclass
+class _FailureLog:
+    """Exceptions raised while evaluating one batch: a mask of the rows that raised and the first message."""
+
+    failed: np.ndarray
+    first_error: str | None = None
+
+    def record(self, rows: np.ndarray, exc: BaseException) -> None:
+        self.failed |= rows
+        if self.first_error is None:
+            self.first_error = f"{type(exc).__name__}: {exc}"
+
+
+class Problem:
+    """A black-box bilevel problem.
+
+    Parameters
+    ----------
+    upper : callable
+        ``F(x, y) -> float`` (``vectorized=False``) or ``F(X, Y) -> array (n,)`` (``vectorized=True``).
+    lower : callable
+        ``f(x, y) -> float`` or ``f(X, Y) -> array (n,)``, the follower's objective.
+    ul_bounds, ll_bounds : (array_like, array_like)
+        Box bounds ``(lower, upper)`` of ``x`` and ``y``; their length sets ``ul_dim`` and ``ll_dim``.
+    upper_constraints, lower_constraints : callable, optional
+        ``G(x, y) -> array (m,)`` or ``G(X, Y) -> array (n, m)``; feasible where every entry is ``<= 0``.
+    n_ul_constraints, n_ll_constraints : int, optional
+        Number of constraint values each constraint function returns. If omitted it is learnt from the first
+        evaluation (asking for it before then evaluates the constraint once at the centre of the bounds).
+    vectorized : bool
+        Whether the functions take whole batches.
+    name : str
+        Used in messages and results.
+    optimum : Optimum, optional
+        A known optimal solution, enabling ``target`` and error reporting in :func:`evobilevel.solve`.
+
+    Notes
+    -----
+    Problems are sent to worker processes when ``n_jobs > 1``, so the functions must be picklable by cloudpickle
+    (module-level functions, lambdas and closures are; open files, locks and live connections are not).
+    """
+
+    def __init__(
+        self,
+        upper: Callable,
+        lower: Callable,
+        ul_bounds,
+        ll_bounds,
+        upper_constraints: Callable | None = None,
+        lower_constraints: Callable | None = None,
+        *,
+        n_ul_constraints: int | None = None,
+        n_ll_constraints: int | None = None,
+        vectorized: bool = False,
+        name: str = "problem",
+        optimum: Optimum | None = None,
+    ):
+        for label, fn in (("upper", upper), ("lower", lower)):
+            if not callable(fn):
+                raise ProblemDefinitionError(f"{name}: {label} must be callable, got {type(fn).__name__}")
+        for label, fn in (("upper_constraints", upper_constraints), ("lower_constraints", lower_constraints)):
+            if fn is not None and not callable(fn):
+                raise ProblemDefinitionError(f"{name}: {label} must be callable or None, got {type(fn).__name__}")
+        self._init_space(name, ul_bounds, ll_bounds)
+        self._functions = {"upper": (upper, upper_constraints), "lower": (lower, lower_constraints)}
+        self.vectorized = bool(vectorized)
+        self._n_constraints = {
+            "upper": 0 if upper_constraints is None else _check_count(n_ul_constraints, name, "n_ul_constraints"),
+            "lower": 0 if lower_constraints is None else _check_count(n_ll_constraints, name, "n_ll_constraints"),
+        }
+        self._optimum = optimum
+
+    # ------------------------------------------------------------------ space
+    def _init_space(self, name: str, ul_bounds, ll_bounds) -> None:
+        self.name = str(name)
+        self.ul_bounds = check_bounds(ul_bounds, None, "ul_bounds", self.name)
+        self.ll_bounds = check_bounds(ll_bounds, None, "ll_bounds", self.name)
+        self.ul_dim = self.ul_bounds[0].shape[0]
+        self.ll_dim = self.ll_bounds[0].shape[0]
+
+    @property
+    def n_ul_constraints(self) -> int:
+        return self._constraint_count("upper")
+
+    @property
+    def n_ll_constraints(self) -> int:
+        return self._constraint_count("lower")
+
+    def _constraint_count(self, level: str) -> int:
+        if self._n_constraints[level] is None:
+            # Learn the count from one evaluation at the centre of the box.
+            x = 0.5 * (self.ul_bounds[0] + self.ul_bounds[1])
+            y = 0.5 * (self.ll_bounds[0] + self.ll_bounds[1])
+            self._evaluate(level, x[None, :], y[None, :], _FailureLog(np.zeros(1, bool)))
+        return self._n_constraints[level]
+
+    @property
+    def optimum(self) -> Optimum | None:
+        """The known optimum at this instance's size, or ``None``."""
+        return self._optimum
+
+    def ll_response(self, X) -> np.ndarray | None:
+        """The exact lower-level optimum ``Y*`` (n, ll_dim) for each row of ``X``, or ``None`` if unknown."""
+        return None
+
+    @property
+    def settings(self) -> dict:
+        """What identifies this instance besides its name (sizes, variant); stored with results."""
+        return {"ul_dim": self.ul_dim, "ll_dim": self.ll_dim}
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, ul_dim={self.ul_dim}, ll_dim={self.ll_dim}, "
+            f"n_ul_constraints={self._n_constraints['upper']}, n_ll_constraints={self._n_constraints['lower']})"
+        )
+
+    # ------------------------------------------------------------ evaluation
+    def upper(self, X, Y):
+        """Upper-level objective and constraints.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, ul_dim) or (ul_dim,)
+        Y : array_like, shape (n, ll_dim) or (ll_dim,)
+
+        Returns
+        -------
+        F : ndarray, shape (n,) (a float for a single 1-D point)
+        G : ndarray, shape (n, n_ul_constraints) (shape (n_ul_constraints,) for a single point)
+        """
+        return self._public("upper", X, Y)
+
+    def lower(self, X, Y):
+        """Lower-level objective and constraints; shapes as in :meth:`upper` with ``n_ll_constraints``."""
+        return self._public("lower", X, Y)
+
+    def _public(self, level: str, X, Y):
+        single = np.ndim(X) == 1 and np.ndim(Y) == 1
+        X, Y = self.check_points(X, Y)
+        values, constraints = self._evaluate(level, X, Y)
+        if single:
+            return float(values[0]), constraints[0]
+        return values, constraints
+
+    def check_points(self, X, Y) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``X`` and ``Y`` as float arrays of shapes (n, ul_dim) and (n, ll_dim), or raise ``ValueError``."""
+        X = np.asarray(X, dtype=float)
+        Y = np.asarray(Y, dtype=float)
+        if X.ndim == 1:
+            X = X[None, :]
+        if Y.ndim == 1:
+            Y = Y[None, :]
+        if X.ndim != 2 or X.shape[1] != self.ul_dim:
+            raise ValueError(f"{self.name}: X must have shape (n, {self.ul_dim}), got {X.shape}")
+        if Y.ndim != 2 or Y.shape[1] != self.ll_dim:
+            raise ValueError(f"{self.name}: Y must have shape (n, {self.ll_dim}), got {Y.shape}")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"{self.name}: X and Y must have the same number of rows, got {X.shape[0]} and {Y.shape[0]}")
+        return X, Y
+
+    def _evaluate(self, level: str, X: np.ndarray, Y: np.ndarray, log: _FailureLog | None = None):
+        """Evaluate one level on validated batches ``X`` (n, ul_dim), ``Y`` (n, ll_dim).
+
+        Returns ``(values (n,), constraints (n, m))`` as the functions gave them; judging non-finite values is
+        the caller's job. Without ``log`` an exception from a function propagates; with it, the failed rows are
+        recorded in ``log`` and get NaN values. :class:`ProblemDefinitionError` always propagates.
+        """
+        objective, constraint_fn = self._functions[level]
+        n = X.shape[0]
+        if not self.vectorized:
+            return self._evaluate_rows(level, X, Y, log)
+        try:
+            values = objective(X, Y)
+            constraints = None if constraint_fn is None else constraint_fn(X, Y)
+        except ProblemDefinitionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a black box may raise anything
+            if log is None:
+                raise
+            # One call evaluates the whole batch, so every row of it failed.
+            log.record(np.ones(n, bool), exc)
+            return np.full(n, np.nan), np.full((n, self._n_constraints[level] or 0), np.nan)
+        return self._check_values(level, values, n), self._check_constraints(level, constraints, n)
+
+    def _evaluate_rows(self, level: str, X: np.ndarray, Y: np.ndarray, log: _FailureLog | None):
+        """Per-point functions: one call per row, so one failing point does not fail its neighbours."""
+        objective, constraint_fn = self._functions[level]
+        n = X.shape[0]
+        values = np.full(n, np.nan)
+        rows: list[np.ndarray | None] = [None] * n
+        for i in range(n):
+            try:
+                values[i] = _as_scalar(objective(X[i], Y[i]), self.name, level)
+                if constraint_fn is not None:
+                    rows[i] = np.atleast_1d(np.asarray(constraint_fn(X[i], Y[i]), dtype=float))
+            except ProblemDefinitionError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                if log is None:
+                    raise
+                values[i] = np.nan
+                rows[i] = None
+                log.record(np.arange(n) == i, exc)
+        if constraint_fn is None:
+            return values, np.empty((n, 0))
+        widths = {r.shape for r in rows if r is not None}
+        if len(widths) > 1:
+            raise ProblemDefinitionError(
+                f"{self.name}: {level}_constraints returned arrays of different shapes {sorted(widths)}"
+            )
+        m = self._n_constraints[level]
+        if widths:
+            (shape,) = widths
+            if shape[0] != (m if m is not None else shape[0]) or len(shape) != 1:
+                raise ProblemDefinitionError(
+                    f"{self.name}: {level}_constraints returned shape {shape}, expected ({m},)"
+                )
+            m = shape[0]
+            self._n_constraints[level] = m
+        if m is None:  # every point failed before the count was known
+            m = 0
+        constraints = np.full((n, m), np.nan)
+        for i, r in enumerate(rows):
+            if r is not None:
+                constraints[i] = r
+        return values, constraints
+
+    def _check_values(self, level: str, values, n: int) -> np.ndarray:
+        label = "upper" if level == "upper" else "lower"
+        try:
+            values = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ProblemDefinitionError(
+                f"{self.name}: {label} returned {type(values).__name__}, expected numbers of shape ({n},)"
+            ) from None
+        if values.shape == (n, 1):
+            values = values[:, 0]
+        if values.shape != (n,):
+            raise ProblemDefinitionError(f"{self.name}: {label} returned shape {values.shape}, expected ({n},)")
+        return values
+
+    def _check_constraints(self, level: str, constraints, n: int) -> np.ndarray:
+        if constraints is None:
+            return np.empty((n, 0))
+        label = f"{level}_constraints"
+        try:
+            constraints = np.asarray(constraints, dtype=float)
+        except (TypeError, ValueError):
+            raise ProblemDefinitionError(f"{self.name}: {label} returned {type(constraints).__name__}") from None
+        if constraints.ndim == 1 and constraints.shape[0] == n:
+            constraints = constraints[:, None]
+        m = self._n_constraints[level]
+        if constraints.ndim != 2 or constraints.shape[0] != n or (m is not None and constraints.shape[1] != m):
+            expected = f"({n}, {m})" if m is not None else f"({n}, m)"
+            raise ProblemDefinitionError(f"{self.name}: {label} returned shape {constraints.shape}, expected {expected}")
+        self._n_constraints[level] = constraints.shape[1]
+        return constraints
+
+
+def _check_count(count, name: str, label: str) -> int | None:
+    if count is None:
+        return None
+    if int(count) != count or count < 0:
+        raise ProblemDefinitionError(f"{name}: {label} must be a non-negative integer, got {count!r}")
+    return int(count)
+
+
+def _as_scalar(value, name: str, level: str) -> float:
+    arr = np.asarray(value, dtype=float)
+    if arr.size != 1:
+        raise ProblemDefinitionError(f"{name}: {level} returned shape {arr.shape} for one point, expected a number")
+    return float(arr.reshape(()))
