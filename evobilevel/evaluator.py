@@ -127,7 +127,8 @@ class Evaluator:
                 )
             values = np.where(failed, np.inf, values)
             constraints = np.where(failed[:, None], np.inf, constraints)
-        cv = violation(constraints)
+        # A failed point is infeasible even on a level without constraints.
+        cv = np.where(failed, np.inf, violation(constraints))
         return Evaluation(values, constraints, cv, failed)
 
     def counts(self) -> dict[str, LevelCounts]:

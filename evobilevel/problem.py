@@ -181,7 +181,14 @@ class Problem:
             # Learn the count from one evaluation at the centre of the box.
             x = 0.5 * (self.ul_bounds[0] + self.ul_bounds[1])
             y = 0.5 * (self.ll_bounds[0] + self.ll_bounds[1])
-            self._evaluate(level, x[None, :], y[None, :], _FailureLog(np.zeros(1, bool)))
+            log = _FailureLog(np.zeros(1, bool))
+            self._evaluate(level, x[None, :], y[None, :], log)
+            if self._n_constraints[level] is None:
+                label = "n_ul_constraints" if level == "upper" else "n_ll_constraints"
+                raise ProblemDefinitionError(
+                    f"{self.name}: {level}_constraints failed at the centre of the bounds ({log.first_error}), so "
+                    f"the number of constraints is unknown; pass {label}= to Problem"
+                )
         return self._n_constraints[level]
 
     @property

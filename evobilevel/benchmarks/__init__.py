@@ -9,6 +9,6 @@
 from __future__ import annotations
 
 from .base import BenchmarkProblem
-from .registry import get, names
+from .registry import from_settings, get, names, suite_of
 
-__all__ = ["BenchmarkProblem", "get", "names"]
+__all__ = ["BenchmarkProblem", "get", "names", "suite_of", "from_settings"]

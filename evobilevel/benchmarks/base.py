@@ -13,14 +13,19 @@ class BenchmarkProblem(Problem):
     """A benchmark problem whose subclass implements the four batch functions.
 
     Subclasses call :meth:`_setup` from ``__init__`` and implement ``_F(X, Y) -> (n,)``,
-    ``_f(X, Y) -> (n,)`` and, when they have constraints, ``_G(X, Y) -> (n, m_ul)``, ``_g(X, Y) -> (n, m_ll)``;
+    ``_f(X, Y) -> (n,)`` and, when they have constraints, ``_G(X, Y) -> (n, m_ul)``,
+    ``_g(X, Y) -> (n, m_ll)``;
     ``_optimal_point()`` returns the optimal ``(x, y)`` at the instance's size (or ``None``), from which
-    ``optimum.F`` and ``optimum.f`` are computed, never hard-coded.
+    ``optimum.F`` and ``optimum.f`` are computed, never hard-coded. ``_ll_response(X)`` returns the exact
+    lower-level optimum ``Y*`` (n, ll_dim) for a validated batch ``X`` (n, ul_dim), or ``None`` when it is not
+    known in closed form; :meth:`ll_response` validates its input and calls it.
     """
 
     suite: str = ""
 
-    def _setup(self, name, ul_bounds, ll_bounds, n_ul_constraints: int, n_ll_constraints: int, settings: dict):
+    def _setup(
+        self, name, ul_bounds, ll_bounds, n_ul_constraints: int, n_ll_constraints: int, settings: dict
+    ):
         super().__init__(
             upper=self._F,
             lower=self._f,
@@ -46,4 +51,36 @@ class BenchmarkProblem(Problem):
         return {"ul_dim": self.ul_dim, "ll_dim": self.ll_dim, **self._settings}
 
     def _optimal_point(self):
+        return None
+
+    def ll_response(self, X):
+        """The exact lower-level optimum for each upper-level point, where it is known in closed form.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, ul_dim) or (ul_dim,)
+
+        Returns
+        -------
+        Y : ndarray, shape (n, ll_dim) (shape (ll_dim,) for a single 1-D point), or None
+            ``None`` when the problem has no closed-form lower-level response. A row of NaN marks an ``x``
+            whose lower-level problem has no feasible point.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` does not have ``ul_dim`` columns.
+        """
+        single = np.ndim(X) == 1
+        X = np.asarray(X, dtype=float)
+        if single:
+            X = X[None, :]
+        if X.ndim != 2 or X.shape[1] != self.ul_dim:
+            raise ValueError(f"{self.name}: X must have shape (n, {self.ul_dim}), got {X.shape}")
+        Y = self._ll_response(X)
+        if Y is None:
+            return None
+        return Y[0] if single else Y
+
+    def _ll_response(self, X: np.ndarray) -> np.ndarray | None:
         return None

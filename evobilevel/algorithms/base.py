@@ -1,0 +1,91 @@
+"""What every bilevel algorithm shares: the incumbent it reports and the step-wise protocol the runner drives."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+__all__ = ["Algorithm", "Candidate", "rank_key"]
+
+
+@dataclass
+class Candidate:
+    """A pair ``(x, y)`` whose ``y`` the algorithm takes for the lower-level answer to ``x``.
+
+    Attributes
+    ----------
+    x : ndarray, shape (ul_dim,)
+    y : ndarray, shape (ll_dim,)
+    F, f : float
+    ul_cv, ll_cv : float
+        Constraint violation at each level (0 feasible, inf failed).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    F: float
+    f: float
+    ul_cv: float
+    ll_cv: float
+
+    @property
+    def feasible(self) -> bool:
+        return self.ul_cv == 0 and self.ll_cv == 0
+
+
+def rank_key(F: np.ndarray, ul_cv: np.ndarray, ll_cv: np.ndarray) -> np.ndarray:
+    """Feasibility-first order of upper-level candidates: a lexsort key (smaller is better).
+
+    Returns an array of shape (n,) of ranks: feasible points by ``F``, then infeasible ones by total violation.
+    """
+    cv = ul_cv + ll_cv
+    order = np.lexsort((np.where(cv > 0, 0.0, F), cv))
+    ranks = np.empty(len(F), dtype=int)
+    ranks[order] = np.arange(len(F))
+    return ranks
+
+
+class Algorithm(ABC):
+    """Base of the bilevel algorithms.
+
+    The runner (:func:`evobilevel.solve`) deep-copies the configured algorithm, calls :meth:`setup` once and
+    :meth:`step` once per upper-level generation until :attr:`converged` is set, a budget or the target stops
+    it, or a callback asks to stop. Settings are dataclass fields of the subclass; state is created in
+    :meth:`setup`, so one configured object can serve many runs.
+    """
+
+    name = "algorithm"
+    converged: bool = False
+    stop_message: str = ""
+
+    def settings(self) -> dict:
+        """The algorithm's settings, as stored with results."""
+        out = {}
+        for fl in fields(self):
+            value = getattr(self, fl.name)
+            out[fl.name] = value.settings() if hasattr(value, "settings") else _plain(value)
+        return out
+
+    @abstractmethod
+    def setup(self, ctx) -> None:
+        """Initialise the run's state (population, archives); may evaluate."""
+
+    @abstractmethod
+    def step(self, ctx) -> None:
+        """One upper-level generation."""
+
+    @abstractmethod
+    def best(self) -> Candidate | None:
+        """The incumbent reported to the user."""
+
+    def record(self) -> dict:
+        """Extra per-generation history fields (counters of model use, population spread, ...)."""
+        return {}
+
+
+def _plain(value):
+    if hasattr(value, "__dataclass_fields__"):
+        return {"type": type(value).__name__, **{f.name: _plain(getattr(value, f.name)) for f in fields(value)}}
+    return value

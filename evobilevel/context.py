@@ -1,0 +1,100 @@
+"""What an algorithm sees during a run: counted evaluation, budgeted lower-level solves, its random streams."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .evaluator import Evaluation, Evaluator
+from .lower.base import LowerSolution
+from .parallel import LowerEngine
+
+__all__ = ["RunContext", "BudgetStop"]
+
+
+class BudgetStop(Exception):
+    """Raised inside a step when a budget cannot pay for what the step needs; the run ends with its best so far."""
+
+
+class RunContext:
+    """The services a run gives its algorithm.
+
+    Parameters
+    ----------
+    problem : Problem
+    engine : LowerEngine
+    seed : SeedSequence
+        The run's only source of randomness: spawned into the upper-level generator and the lower-level streams.
+    max_ul_evals, max_ll_evals : int, optional
+        Budgets; never exceeded.
+    """
+
+    def __init__(self, problem, engine: LowerEngine, seed: np.random.SeedSequence, max_ul_evals=None,
+                 max_ll_evals=None):
+        self.problem = problem
+        self.engine = engine
+        self.evaluator = Evaluator(problem)
+        self.max_ul_evals = max_ul_evals
+        self.max_ll_evals = max_ll_evals
+        ul_seed, self._ll_seed = seed.spawn(2)
+        #: The algorithm's own generator for upper-level operators.
+        self.rng = np.random.default_rng(ul_seed)
+
+    @property
+    def n_ul_evals(self) -> int:
+        return self.evaluator.n_ul_evals
+
+    @property
+    def n_ll_evals(self) -> int:
+        return self.evaluator.n_ll_evals
+
+    @property
+    def ll_remaining(self) -> float:
+        return np.inf if self.max_ll_evals is None else self.max_ll_evals - self.n_ll_evals
+
+    @property
+    def ul_remaining(self) -> float:
+        return np.inf if self.max_ul_evals is None else self.max_ul_evals - self.n_ul_evals
+
+    def evaluate_upper(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
+        """Counted ``F, G`` at X (n, ul_dim), Y (n, ll_dim); raises :class:`BudgetStop` if the budget is short."""
+        if X.shape[0] > self.ul_remaining:
+            raise BudgetStop(f"upper-level budget of {self.max_ul_evals} evaluations exhausted")
+        return self.evaluator.upper(X, Y)
+
+    def evaluate_lower(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
+        """Counted ``f, g`` at X (n, ul_dim), Y (n, ll_dim), in this process (for a handful of points)."""
+        if X.shape[0] > self.ll_remaining:
+            raise BudgetStop(f"lower-level budget of {self.max_ll_evals} evaluations exhausted")
+        return self.evaluator.lower(X, Y)
+
+    def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
+                    max_evals_per_row: int | None = None) -> LowerSolution:
+        """Solve the lower level at every row of X (n, ul_dim) with ``solver``, through the engine.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, ul_dim)
+        solver : LowerSolver
+        Y0 : ndarray, shape (n, k, ll_dim), optional
+            Warm starts.
+        max_evals_per_row : int, optional
+            The caller's cap per row; the lower-level budget left is also split evenly over the rows.
+
+        Raises
+        ------
+        BudgetStop
+            When the lower-level budget left cannot give every row at least one evaluation.
+        """
+        n = X.shape[0]
+        caps = None
+        if max_evals_per_row is not None:
+            caps = np.full(n, int(max_evals_per_row))
+        if self.max_ll_evals is not None:
+            share = int(self.ll_remaining // n) if n else 0
+            if share < 1:
+                raise BudgetStop(f"lower-level budget of {self.max_ll_evals} evaluations exhausted")
+            caps = np.full(n, share) if caps is None else np.minimum(caps, share)
+        solution, counts = self.engine.solve(self.problem, solver, X, self._ll_seed.spawn(1)[0], Y0=Y0,
+                                             max_evals=caps)
+        self.evaluator.merge(counts)
+        return solution

@@ -1,0 +1,35 @@
+"""Lower-level solvers: batched differential evolution, local refinement and an adapter for pymoo algorithms.
+
+Every solver implements :meth:`LowerSolver.solve` ``(ev, X, rng, Y0=None, max_evals=None) -> LowerSolution``:
+it solves the lower level for each row of ``X`` (n, ul_dim), evaluating only through the counting evaluator
+``ev`` and never spending more than ``max_evals[i]`` evaluations on row i.
+"""
+
+from .base import LowerSolution, LowerSolver
+from .de import DifferentialEvolution
+from .local import LocalRefinement
+from .pymoo_adapter import PymooSolver
+
+__all__ = [
+    "LowerSolution",
+    "LowerSolver",
+    "DifferentialEvolution",
+    "LocalRefinement",
+    "PymooSolver",
+    "default_solver",
+    "check_solver",
+]
+
+
+def default_solver() -> DifferentialEvolution:
+    """The recommended lower-level solver: adaptive batched DE finished by a local refinement."""
+    return DifferentialEvolution()
+
+
+def check_solver() -> DifferentialEvolution:
+    """A stronger, independent lower-level solver for checking a final answer (the lower-level gap).
+
+    Larger population, tighter tolerances and more patience than :func:`default_solver`, polished; no warm start
+    is needed.
+    """
+    return DifferentialEvolution(pop_size=50, max_gens=2000, ftol_abs=1e-10, ftol_rel=1e-10, patience=100)

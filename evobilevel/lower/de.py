@@ -1,0 +1,314 @@
+"""Differential evolution for many lower-level problems at once.
+
+The populations of all rows form one array of shape (rows, pop_size, ll_dim); every generation evaluates the
+trial vectors of all still active rows in a single ``ev.lower`` call. The variant is DE/current-to-pbest/1/bin
+with JADE's per-row adaptation of the scale factor and crossover rate, which adapts the crossover rate down on
+separable multimodal lower levels (Rastrigin) and up on non-separable ones (Rosenbrock) without tuning.
+Constraints are handled by Deb's feasibility rules. An optional local refinement finishes each row.
+
+References: J. Zhang, A. C. Sanderson, "JADE: adaptive differential evolution with optional external archive",
+IEEE Trans. Evol. Comput. 13(5):945-958, 2009; K. Deb, "An efficient constraint handling method for genetic
+algorithms", Comput. Methods Appl. Mech. Eng. 186:311-338, 2000.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..evaluator import Evaluator
+from .base import LowerSolution, LowerSolver, RowBudget, better, prepare, rank
+from .local import LocalRefinement, StartValues
+
+__all__ = ["DifferentialEvolution"]
+
+
+@dataclass
+class DifferentialEvolution(LowerSolver):
+    """Batched adaptive DE (current-to-pbest/1/bin) over the rows of a lower-level batch.
+
+    Parameters
+    ----------
+    pop_size : int, optional
+        Population per row; default ``clip(4 * ll_dim, 16, 50)``.
+    p_best : float
+        Fraction of the population the "pbest" donor is drawn from (at least 2 members).
+    F_init, CR_init : float
+        Initial means of the adapted scale factor and crossover rate.
+    adapt_rate : float
+        JADE's ``c``: weight of the latest generation's successful parameters in the running means.
+    max_gens : int
+        Generations per row at most.
+    ftol_abs, ftol_rel : float
+        A row has converged when all its members are feasible and their objective values lie within
+        ``ftol_abs + ftol_rel * scale`` of the best, or when its best improved by less than that tolerance over
+        ``patience`` generations. ``scale`` is the median absolute deviation of f over the row's initial
+        population: unlike ``|f|`` it ignores terms of f that depend on x only (SMD's ``f1(x_u)``), and unlike
+        the full spread it ignores a few huge values near a singularity (SMD's ``tan``).
+    patience : int
+        Stagnation window in generations.
+    warm_fraction : float
+        With warm starts, this fraction of the population is the warm starts themselves plus Gaussian samples
+        around them; the rest is a Latin-hypercube sample of the box, so a bad warm start cannot trap the search.
+    warm_sigma : float
+        Standard deviation of the samples around a warm start, as a fraction of each variable's range.
+    epsilon_gens, epsilon_quantile : int, float
+        Constrained lower levels only: in the first ``epsilon_gens`` generations a violation up to
+        ``eps = eps0 * (1 - gen / epsilon_gens) ** 5`` counts as feasible, with ``eps0`` the ``epsilon_quantile``
+        quantile of the violations in the initial population (Takahama and Sakai's epsilon-constrained DE).
+        Afterwards, and for the returned point, Deb's rules apply. ``epsilon_gens = 0`` disables it.
+    polish : bool
+        Finish each row with :attr:`local` from the DE best, within the row's remaining budget.
+    local : LocalRefinement
+        The refinement used to polish.
+    """
+
+    pop_size: int | None = None
+    p_best: float = 0.2
+    F_init: float = 0.5
+    CR_init: float = 0.9
+    adapt_rate: float = 0.1
+    max_gens: int = 500
+    ftol_abs: float = 1e-4
+    ftol_rel: float = 1e-5
+    patience: int = 60
+    warm_fraction: float = 0.5
+    warm_sigma: float = 0.05
+    epsilon_gens: int = 60
+    epsilon_quantile: float = 0.2
+    polish: bool = True
+    local: LocalRefinement = field(default_factory=LocalRefinement)
+
+    def population_size(self, ll_dim: int) -> int:
+        """The population per row used for a lower level of ``ll_dim`` variables."""
+        if self.pop_size is not None:
+            return max(4, int(self.pop_size))
+        return int(np.clip(4 * ll_dim, 16, 50))
+
+    def solve(
+        self,
+        ev: Evaluator,
+        X: np.ndarray,
+        rng: np.random.Generator,
+        Y0: np.ndarray | None = None,
+        max_evals: np.ndarray | int | None = None,
+    ) -> LowerSolution:
+        """Solve every row's lower level; see :class:`~evobilevel.lower.base.LowerSolver`."""
+        X, Y0, caps = prepare(ev, X, Y0, max_evals)
+        budget = RowBudget(ev, X, caps)
+        run = _Run(self, budget, rng)
+        run.initialise(Y0)
+        while run.active.any():
+            run.generation()
+        Y, f, cv, g = run.best()
+        success = run.converged & (cv <= 0)
+        if self.polish:
+            # Rows whose DE evaluated nothing have no best to polish; the others start from known values.
+            rows = np.flatnonzero(run.evaluated & (budget.left(np.arange(X.shape[0])) > 0))
+            values = StartValues(np.ones(rows.shape[0], bool), f[rows], g[rows], cv[rows])
+            Yp, fp, cvp, _ = self.local.refine(budget, rows, Y[rows], values)
+            improved = better(fp, cvp, f[rows], cv[rows])
+            take = rows[improved]
+            Y[take], f[take], cv[take] = Yp[improved], fp[improved], cvp[improved]
+            success = run.converged & (cv <= 0)
+        never = ~run.evaluated
+        Y[never] = budget.fallback_points(Y0)[never]
+        return LowerSolution(Y=Y, f=f, cv=cv, success=success, n_evals=budget.used.copy())
+
+
+class _Run:
+    """The state of one batched DE run: populations, adapted parameters, best points, per-row termination.
+
+    Arrays are indexed by row of the batch: ``P`` (n, NP, d) members with values ``Pf``, ``Pcv`` (n, NP) and
+    ``Pg`` (n, NP, m); ``best_*`` the best point evaluated so far per row by Deb's rules (the population can lose
+    it while the epsilon-level comparison is on).
+    """
+
+    def __init__(self, settings: DifferentialEvolution, budget: RowBudget, rng: np.random.Generator):
+        self.s = settings
+        self.budget = budget
+        self.rng = rng
+        problem = budget.ev.problem
+        self.lo, self.hi = problem.ll_bounds
+        n, d, m = budget.X.shape[0], problem.ll_dim, problem.n_ll_constraints
+        self.n, self.d, self.m = n, d, m
+        self.NP = NP = settings.population_size(d)
+        self.P = np.empty((n, NP, d))
+        self.Pf = np.full((n, NP), np.inf)
+        self.Pcv = np.full((n, NP), np.inf)
+        self.Pg = np.full((n, NP, m), np.inf)
+        self.best_y = np.full((n, d), np.nan)
+        self.best_f = np.full(n, np.inf)
+        self.best_cv = np.full(n, np.inf)
+        self.best_g = np.full((n, m), np.inf)
+        self.mu_F = np.full(n, settings.F_init)
+        self.mu_CR = np.full(n, settings.CR_init)
+        self.gen = np.zeros(n, np.int64)
+        self.stall = np.zeros(n, np.int64)
+        # Best f and cv at the last significant progress, for the stagnation test.
+        self.ref_f = np.full(n, np.inf)
+        self.ref_cv = np.full(n, np.inf)
+        self.tol = np.full(n, settings.ftol_abs)
+        self.eps0 = np.zeros(n)
+        self.active = np.ones(n, bool)
+        self.converged = np.zeros(n, bool)
+
+    @property
+    def evaluated(self) -> np.ndarray:
+        """(n,) bool: the row has at least one evaluated point."""
+        return ~np.isnan(self.best_y[:, 0])
+
+    # ------------------------------------------------------------------ start
+    def initialise(self, Y0: np.ndarray | None) -> None:
+        n, NP, d = self.n, self.NP, self.d
+        rng = self.rng
+        width = self.hi - self.lo
+        # Latin hypercube per row: each variable's range is cut into NP strata, one member per stratum.
+        strata = np.argsort(rng.random((n, NP, d)), axis=1)
+        self.P = self.lo + (strata + rng.random((n, NP, d))) / NP * width
+        if Y0 is not None:
+            # Warm starts first (they are evaluated first when the cap is smaller than the population).
+            n_warm = max(1, int(round(self.s.warm_fraction * NP)))
+            for i in np.flatnonzero(~np.isnan(Y0[:, :, 0]).all(axis=1)):
+                W = Y0[i][~np.isnan(Y0[i, :, 0])][:n_warm]
+                centres = W[rng.integers(W.shape[0], size=n_warm - W.shape[0])]
+                cloud = _reflect(centres + rng.normal(size=centres.shape) * self.s.warm_sigma * width, self.lo, self.hi)
+                self.P[i, :n_warm] = np.vstack([W, cloud])
+        rows = np.arange(n)
+        granted = self.budget.grant(rows, NP)
+        mask = np.arange(NP)[None, :] < granted[:, None]
+        self.Pf, self.Pcv, self.Pg = self._evaluate(rows, self.P, mask)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # rows without a finite value give NaN
+            f = np.where(np.isfinite(self.Pf), self.Pf, np.nan)
+            mad = np.nanmedian(np.abs(f - np.nanmedian(f, axis=1, keepdims=True)), axis=1)
+            cv = np.where(np.isfinite(self.Pcv), self.Pcv, np.nan)
+            eps0 = np.nanquantile(cv, self.s.epsilon_quantile, axis=1) if self.m else np.zeros(n)
+        self.tol = self.s.ftol_abs + self.s.ftol_rel * np.where(np.isfinite(mad), mad, 0.0)
+        self.eps0 = np.where(np.isfinite(eps0), eps0, 0.0) if self.s.epsilon_gens > 0 else np.zeros(n)
+        self._check(rows, out_of_budget=granted < NP)
+
+    # ------------------------------------------------------------- generation
+    def generation(self) -> None:
+        rows = np.flatnonzero(self.active)
+        a, NP, d = rows.shape[0], self.NP, self.d
+        rng = self.rng
+        P = self.P[rows]
+        # Adapted parameters: F ~ Cauchy(mu_F, 0.1) redrawn while <= 0, capped at 1; CR ~ N(mu_CR, 0.1) in [0, 1].
+        mu_F = np.repeat(self.mu_F[rows, None], NP, axis=1)
+        F = mu_F + 0.1 * rng.standard_cauchy((a, NP))
+        bad = F <= 0
+        while bad.any():
+            F[bad] = mu_F[bad] + 0.1 * rng.standard_cauchy(int(bad.sum()))
+            bad = F <= 0
+        F = np.minimum(F, 1.0)
+        CR = np.clip(self.mu_CR[rows, None] + 0.1 * rng.standard_normal((a, NP)), 0.0, 1.0)
+        # Early on, violations up to eps count as feasible (epsilon-level comparison), so that the population can
+        # cross infeasible gaps between parts of a disconnected feasible set; eps reaches 0 after epsilon_gens.
+        eps = self.eps0[rows] * np.clip(1.0 - self.gen[rows] / max(self.s.epsilon_gens, 1), 0.0, 1.0) ** 5
+
+        def relaxed(cv):
+            return np.where(cv <= eps[:, None], 0.0, cv)
+
+        # Donors: a pbest member from the top p fraction, and r1 != r2, both != the target.
+        old_f, old_cv = self.Pf[rows], relaxed(self.Pcv[rows])
+        order = rank(old_f, old_cv)
+        n_top = max(2, int(round(self.s.p_best * NP)))
+        pbest = np.take_along_axis(order, rng.integers(n_top, size=(a, NP)), axis=1)
+        i = np.arange(NP)
+        o1 = rng.integers(1, NP, size=(a, NP))
+        o2 = rng.integers(1, NP - 1, size=(a, NP))
+        o2 = o2 + (o2 >= o1)
+        r1, r2 = (i + o1) % NP, (i + o2) % NP
+        ar = np.arange(a)[:, None]
+        V = P + F[..., None] * (P[ar, pbest] - P + P[ar, r1] - P[ar, r2])
+        cross = rng.random((a, NP, d)) < CR[..., None]
+        cross[ar, i[None, :], rng.integers(d, size=(a, NP))] = True  # at least one variable from the mutant
+        U = np.where(cross, V, P)
+        # Out of bounds: uniform between the parent and the violated bound, which keeps optima on a bound
+        # reachable without piling members onto it.
+        u = rng.random((a, NP, d))
+        U = np.where(U < self.lo, self.lo + u * (P - self.lo), U)
+        U = np.where(U > self.hi, self.hi - u * (self.hi - P), U)
+        granted = self.budget.grant(rows, NP)
+        mask = i[None, :] < granted[:, None]
+        f, cv, g = self._evaluate(rows, U, mask)
+        # Selection: the trial replaces its target unless it is worse (ties move, which helps on plateaus).
+        replace = mask & ~better(old_f, old_cv, f, relaxed(cv))
+        win = mask & better(f, relaxed(cv), old_f, old_cv)
+        self.P[rows] = np.where(replace[..., None], U, P)
+        self.Pf[rows] = np.where(replace, f, old_f)
+        self.Pcv[rows] = np.where(replace, cv, self.Pcv[rows])
+        self.Pg[rows] = np.where(replace[..., None], g, self.Pg[rows])
+        self._adapt(rows, win, F, CR)
+        self.gen[rows] += 1
+        self._check(rows, out_of_budget=granted < NP)
+
+    def _evaluate(self, rows, U, mask):
+        """Evaluate ``U[mask]`` (U (a, NP, d), mask (a, NP)) in one call and update the best points.
+
+        Returns f, cv (a, NP) and g (a, NP, m), inf where not evaluated.
+        """
+        a, NP = mask.shape
+        owner = np.broadcast_to(rows[:, None], mask.shape)[mask]
+        f_m, g_m, cv_m = self.budget.evaluate(owner, U[mask])
+        f = np.full((a, NP), np.inf)
+        cv = np.full((a, NP), np.inf)
+        g = np.full((a, NP, self.m), np.inf)
+        f[mask], cv[mask], g[mask] = f_m, cv_m, g_m
+        j = rank(f, cv)[:, 0]
+        ar = np.arange(a)
+        new = mask[ar, j] & (np.isnan(self.best_y[rows, 0]) | better(f[ar, j], cv[ar, j], self.best_f[rows],
+                                                                      self.best_cv[rows]))
+        r, k = rows[new], j[new]
+        self.best_y[r], self.best_f[r] = U[new, k], f[new, k]
+        self.best_cv[r], self.best_g[r] = cv[new, k], g[new, k]
+        return f, cv, g
+
+    def _adapt(self, rows, win, F, CR) -> None:
+        """JADE update: running means towards the arithmetic mean of successful CR, Lehmer mean of successful F."""
+        c = self.s.adapt_rate
+        n_win = win.sum(axis=1)
+        has = n_win > 0
+        if not has.any():
+            return
+        Fw = np.where(win, F, 0.0)
+        lehmer = (Fw**2).sum(axis=1)[has] / Fw.sum(axis=1)[has]
+        mean_cr = np.where(win, CR, 0.0).sum(axis=1)[has] / n_win[has]
+        r = rows[has]
+        self.mu_F[r] = (1 - c) * self.mu_F[r] + c * lehmer
+        self.mu_CR[r] = (1 - c) * self.mu_CR[r] + c * mean_cr
+
+    def _check(self, rows, out_of_budget) -> None:
+        """Per-row termination after a generation of ``rows``."""
+        s = self.s
+        tol = self.tol[rows]
+        f_best, cv_best = self.best_f[rows], self.best_cv[rows]
+        ref_f, ref_cv = self.ref_f[rows], self.ref_cv[rows]
+        with np.errstate(invalid="ignore"):
+            progressed = (cv_best < ref_cv) | ((cv_best == ref_cv) & (ref_f - f_best > tol))
+        self.ref_f[rows] = np.where(progressed, f_best, ref_f)
+        self.ref_cv[rows] = np.where(progressed, cv_best, ref_cv)
+        stall = np.where(progressed, 0, self.stall[rows] + 1)
+        self.stall[rows] = stall
+        Pf = self.Pf[rows]
+        with np.errstate(invalid="ignore"):
+            flat = (self.Pcv[rows].max(axis=1) <= 0) & (Pf.max(axis=1) - Pf.min(axis=1) <= tol)
+        converged = flat | (stall >= s.patience)
+        done = converged | out_of_budget | (self.gen[rows] >= s.max_gens)
+        self.converged[rows] = converged
+        self.active[rows] = ~done & (self.budget.left(rows) > 0)
+
+    # ------------------------------------------------------------------ result
+    def best(self):
+        """Best point evaluated per row: Y (n, d) (NaN if none), f (n,), cv (n,), g (n, m)."""
+        return self.best_y.copy(), self.best_f.copy(), self.best_cv.copy(), self.best_g.copy()
+
+
+def _reflect(Y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Fold points back into the box by reflection at the bounds (then clip what is still outside)."""
+    Y = np.where(Y < lo, 2 * lo - Y, Y)
+    Y = np.where(Y > hi, 2 * hi - Y, Y)
+    return np.clip(Y, lo, hi)

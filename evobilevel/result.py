@@ -1,0 +1,217 @@
+"""Results of a run: :class:`Result`, its :class:`History`, and JSON (de)serialisation with atomic writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Result", "History", "load_result", "write_json_atomic"]
+
+
+class History:
+    """One record per upper-level generation: cumulative evaluations, best values, errors, time.
+
+    Records are dicts with at least ``generation, n_ul_evals, n_ll_evals, best_F, best_f, ul_error, ll_error,
+    elapsed``; algorithms may add their own keys (e.g. how many lower-level solves a model replaced). Only the
+    last ``max_records`` records are kept, thinned evenly beyond that, so long runs use bounded memory.
+    """
+
+    def __init__(self, records: list[dict] | None = None, max_records: int = 10_000):
+        self.records: list[dict] = list(records or [])
+        self.max_records = max_records
+
+    def append(self, record: dict) -> None:
+        self.records.append(record)
+        if len(self.records) > self.max_records:
+            # Keep the first and the newest records and every other one in between: the curve keeps its shape.
+            self.records = self.records[:1] + self.records[1:-1:2] + self.records[-1:]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def __getitem__(self, i):
+        return self.records[i]
+
+    def column(self, key: str) -> np.ndarray:
+        """The values of one key over all records, as a float array (NaN where a record lacks it or is None)."""
+        return np.array([_float_or_nan(r.get(key)) for r in self.records], dtype=float)
+
+    def keys(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.records:
+            seen.update(dict.fromkeys(r))
+        return list(seen)
+
+    def to_columns(self) -> dict[str, list]:
+        """Column-wise form used in JSON: ``{key: [value per record]}``."""
+        return {k: [_jsonable(r.get(k)) for r in self.records] for k in self.keys()}
+
+    @classmethod
+    def from_columns(cls, columns: dict[str, list]) -> History:
+        n = max((len(v) for v in columns.values()), default=0)
+        return cls([{k: v[i] for k, v in columns.items()} for i in range(n)])
+
+
+@dataclass
+class Result:
+    """The outcome of :func:`evobilevel.solve`.
+
+    Attributes
+    ----------
+    x : ndarray, shape (ul_dim,)
+        Best upper-level-feasible point found; ``y`` is the lower-level solution found for it.
+    y : ndarray, shape (ll_dim,)
+    F, f : float
+        Upper- and lower-level objective values at ``(x, y)``.
+    feasible : bool
+        Whether ``(x, y)`` satisfies the constraints of both levels.
+    success : bool
+        ``target`` reached (when given, with a lower-level gap below it) or converged by the algorithm's rule.
+    message : str
+        Why the run stopped.
+    n_ul_evals, n_ll_evals : int
+        Evaluated points per level (surrogate predictions are not evaluations).
+    ll_gap : float or None
+        ``f(x, y) - f(x, y_check)`` clipped at 0, where ``y_check`` comes from an independent, stronger lower-level
+        solve at ``x``; its evaluations are ``n_ll_evals_check``, not counted in ``n_ll_evals``.
+    ul_error, ll_error : float or None
+        ``|F - F*|`` and ``|f - f*|`` when the optimum is known.
+    history : History
+    """
+
+    problem: str
+    problem_settings: dict
+    algorithm: str
+    algorithm_settings: dict
+    seed: int | None
+    n_jobs: int
+    x: np.ndarray
+    y: np.ndarray
+    F: float
+    f: float
+    feasible: bool
+    success: bool
+    message: str
+    n_ul_evals: int
+    n_ll_evals: int
+    n_ll_evals_check: int = 0
+    ll_gap: float | None = None
+    ul_error: float | None = None
+    ll_error: float | None = None
+    target: float | None = None
+    target_reached: bool = False
+    n_ul_failed: int = 0
+    n_ll_failed: int = 0
+    first_error: str | None = None
+    elapsed: float = 0.0
+    version: str = ""
+    history: History = field(default_factory=History)
+
+    def __repr__(self) -> str:
+        errors = ""
+        if self.ul_error is not None:
+            errors = f", ul_error={self.ul_error:.3g}, ll_error={self.ll_error:.3g}"
+        return (
+            f"Result({self.problem}, F={self.F:.6g}, f={self.f:.6g}{errors}, n_ul_evals={self.n_ul_evals}, "
+            f"n_ll_evals={self.n_ll_evals}, success={self.success}, message={self.message!r})"
+        )
+
+    def summary(self) -> str:
+        """A few human-readable lines: the answer, its errors and the evaluation counts."""
+        fmt = np.array2string
+        lines = [
+            f"problem     {self.problem} {self.problem_settings}",
+            f"algorithm   {self.algorithm} (seed {self.seed}, n_jobs {self.n_jobs})",
+            f"x           {fmt(self.x, precision=6)}",
+            f"y           {fmt(self.y, precision=6)}",
+            f"F, f        {self.F:.8g}, {self.f:.8g}   feasible: {self.feasible}",
+        ]
+        if self.ul_error is not None:
+            lines.append(f"errors      |F - F*| = {self.ul_error:.3e}, |f - f*| = {self.ll_error:.3e}")
+        if self.ll_gap is not None:
+            lines.append(f"ll_gap      {self.ll_gap:.3e} (check solve: {self.n_ll_evals_check} LL evaluations)")
+        lines.append(f"evaluations UL {self.n_ul_evals}, LL {self.n_ll_evals}")
+        if self.n_ul_failed or self.n_ll_failed:
+            lines.append(f"failed      UL {self.n_ul_failed}, LL {self.n_ll_failed}; first: {self.first_error}")
+        lines.append(f"status      success={self.success}: {self.message} ({self.elapsed:.2f} s)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {}
+        for fl in fields(self):
+            value = getattr(self, fl.name)
+            d[fl.name] = value.to_columns() if isinstance(value, History) else _jsonable(value)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        known = {fl.name for fl in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        kwargs["x"] = np.asarray(kwargs["x"], dtype=float)
+        kwargs["y"] = np.asarray(kwargs["y"], dtype=float)
+        for key in ("F", "f"):
+            kwargs[key] = _float_or_nan(kwargs[key])
+        kwargs["history"] = History.from_columns(kwargs.get("history") or {})
+        return cls(**kwargs)
+
+    def to_json(self, path) -> None:
+        """Write the result as JSON, atomically (a crash never leaves a half-written file)."""
+        write_json_atomic(path, self.to_dict())
+
+
+def load_result(path) -> Result:
+    """Read a result written by :meth:`Result.to_json`."""
+    with open(path, encoding="utf-8") as fh:
+        return Result.from_dict(json.load(fh))
+
+
+def write_json_atomic(path, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _float_or_nan(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _jsonable(value):
+    """Plain JSON types; non-finite floats become None (strict JSON has no NaN or inf)."""
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if hasattr(value, "__dataclass_fields__"):
+        return _jsonable(asdict(value))
+    return value

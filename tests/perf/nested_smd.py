@@ -1,0 +1,122 @@
+"""Nested EA on SMD1-SMD8 at (5, 5): successes, median evaluations and wall time; and the hand-written baseline.
+
+The baseline is what a user writes by hand: scipy's differential_evolution at the upper level, every upper-level
+evaluation solving the lower level with another differential_evolution (default settings both).
+
+    python tests/perf/nested_smd.py [--runs 11] [--problems SMD1-SMD8] [--baseline-runs 3] [--write-readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from readme_table import markdown_table, write_section
+from scipy.optimize import differential_evolution
+
+import evobilevel as eb
+
+
+def nested_runs(name: str, runs: int, target: float) -> dict:
+    p = eb.benchmarks.get(name, ul_dim=5, ll_dim=5)
+    rows = []
+    for seed in range(runs):
+        r = eb.solve(p, algorithm="nested", seed=seed, target=target)
+        rows.append(r)
+        print(f"  {name} seed {seed}: success={r.success} UL={r.n_ul_evals} LL={r.n_ll_evals} "
+              f"errors={r.ul_error:.1e}/{r.ll_error:.1e} gap={r.ll_gap:.1e} {r.elapsed:.1f}s", flush=True)
+    return {
+        "successes": sum(r.success for r in rows),
+        "ul": statistics.median(r.n_ul_evals for r in rows),
+        "ll": statistics.median(r.n_ll_evals for r in rows),
+        "time": statistics.median(r.elapsed for r in rows),
+    }
+
+
+def scipy_nested(name: str, seed: int) -> dict:
+    """Nested scipy differential_evolution with default settings; counts lower-level evaluations."""
+    p = eb.benchmarks.get(name, ul_dim=5, ll_dim=5)
+    n_ll = 0
+
+    def follower_optimum(x):
+        nonlocal n_ll
+
+        def f(y):
+            nonlocal n_ll
+            n_ll += 1
+            return p.lower(x, y)[0]
+
+        inner = differential_evolution(f, list(zip(*p.ll_bounds)), seed=seed)
+        return inner.x
+
+    n_ul = 0
+
+    def leader(x):
+        nonlocal n_ul
+        n_ul += 1
+        return p.upper(x, follower_optimum(x))[0]
+
+    start = time.perf_counter()
+    outer = differential_evolution(leader, list(zip(*p.ul_bounds)), seed=seed)
+    elapsed = time.perf_counter() - start
+    y = follower_optimum(outer.x)
+    F, f = p.upper(outer.x, y)[0], p.lower(outer.x, y)[0]
+    return {"ul": n_ul, "ll": n_ll, "time": elapsed, "ul_error": abs(F - p.optimum.F),
+            "ll_error": abs(f - p.optimum.f)}
+
+
+def expand(spec: str) -> list[str]:
+    names = []
+    for part in spec.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            prefix = a.rstrip("0123456789")
+            names += [f"{prefix}{i}" for i in range(int(a[len(prefix):]), int(b[len(prefix):]) + 1)]
+        else:
+            names.append(part)
+    return names
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=11)
+    ap.add_argument("--problems", default="SMD1-SMD8")
+    ap.add_argument("--target", type=float, default=1e-2)
+    ap.add_argument("--baseline-runs", type=int, default=3)
+    ap.add_argument("--write-readme", action="store_true")
+    args = ap.parse_args()
+
+    rows = []
+    for name in expand(args.problems):
+        s = nested_runs(name, args.runs, args.target)
+        rows.append([name, f"{s['successes']}/{args.runs}", f"{s['ul']:.0f}", f"{s['ll']:.3g}", f"{s['time']:.2f}"])
+        print(rows[-1], flush=True)
+    table = markdown_table(["problem", "successes", "median UL evals", "median LL evals", "median time (s)"], rows)
+    print(table)
+
+    base = [scipy_nested("SMD1", seed) for seed in range(args.baseline_runs)]
+    for b in base:
+        print(f"  scipy nested DE SMD1: UL={b['ul']} LL={b['ll']} time={b['time']:.1f}s "
+              f"errors={b['ul_error']:.1e}/{b['ll_error']:.1e}", flush=True)
+    ours = next(r for r in rows if r[0] == "SMD1") if any(r[0] == "SMD1" for r in rows) else None
+    base_ll = statistics.median(b["ll"] for b in base)
+    base_time = statistics.median(b["time"] for b in base)
+    text = table + (
+        f"\n\nHand-written nested scipy `differential_evolution` (default settings at both levels) on SMD1 (5, 5), "
+        f"median of {args.baseline_runs} runs: {base_ll:.3g} LL evaluations, {base_time:.1f} s"
+        f" (errors {statistics.median(b['ul_error'] for b in base):.1e} / "
+        f"{statistics.median(b['ll_error'] for b in base):.1e})."
+    )
+    if ours is not None:
+        text += (f" The nested EA needs {base_ll / float(ours[3]):.0f}x fewer LL evaluations and is "
+                 f"{base_time / float(ours[4]):.0f}x faster on SMD1.")
+    print(text)
+    if args.write_readme:
+        write_section("nested-smd", text)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -1,0 +1,168 @@
+"""solve(): determinism across n_jobs, exact budgets and counts, failures that do not crash, results on disk."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import evobilevel as eb
+from evobilevel.algorithms import Nested
+
+
+def quadratic_problem(**kwargs) -> eb.Problem:
+    """A smooth bilevel problem with optimum x = (1, -1), y = x / 2 (the LL response), F* = 0, f* = 0.
+
+    Lower level: f = |y - x/2|^2 -> y*(x) = x/2. Upper level: F = |x - (1, -1)|^2 + |y - (0.5, -0.5)|^2.
+    """
+    target = np.array([1.0, -1.0])
+
+    def upper(X, Y):
+        return ((X - target) ** 2).sum(axis=1) + ((Y - target / 2) ** 2).sum(axis=1)
+
+    def lower(X, Y):
+        return ((Y - X / 2) ** 2).sum(axis=1)
+
+    defaults = dict(ul_bounds=([-3, -3], [3, 3]), ll_bounds=([-2, -2], [2, 2]), vectorized=True,
+                    name="quadratic", optimum=eb.Optimum(target, target / 2, 0.0, 0.0))
+    defaults.update(kwargs)
+    return eb.Problem(upper, lower, **defaults)
+
+
+FAST = dict(pop_size=10, max_generations=15)
+
+
+def test_nested_solves_a_smooth_problem_to_the_target():
+    r = eb.solve(quadratic_problem(), algorithm=Nested(pop_size=12, max_generations=200), seed=1, target=1e-3)
+    assert r.success, r.message
+    assert r.ul_error < 1e-3 and r.ll_error < 1e-3
+    assert np.allclose(r.x, [1, -1], atol=0.05)
+    assert r.ll_gap is not None and r.ll_gap < 1e-3
+    assert r.n_ll_evals_check > 0
+
+
+def test_same_seed_same_result_for_any_n_jobs():
+    p = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
+    runs = [eb.solve(p, algorithm=Nested(**FAST), seed=7, n_jobs=n, chunk_size=3) for n in (1, 2)]
+    a, b = runs
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+    assert (a.F, a.f, a.n_ul_evals, a.n_ll_evals, a.ll_gap) == (b.F, b.f, b.n_ul_evals, b.n_ll_evals, b.ll_gap)
+    assert np.array_equal(a.history.column("best_F"), b.history.column("best_F"))
+    c = eb.solve(p, algorithm=Nested(**FAST), seed=8, chunk_size=3)
+    assert not np.array_equal(a.x, c.x)
+
+
+@pytest.mark.parametrize("budget", [1, 37, 500, 4321])
+def test_lower_budget_is_never_exceeded(budget):
+    r = eb.solve(quadratic_problem(), algorithm=Nested(**FAST), seed=0, max_ll_evals=budget)
+    assert r.n_ll_evals <= budget
+    if budget < 10:  # not even the first generation fits
+        assert "budget" in r.message and not r.success
+
+
+@pytest.mark.parametrize("budget", [5, 10, 55])
+def test_upper_budget_is_never_exceeded(budget):
+    r = eb.solve(quadratic_problem(), algorithm=Nested(**FAST), seed=0, max_ul_evals=budget)
+    assert r.n_ul_evals <= budget
+    assert "upper-level budget" in r.message
+
+
+def test_counts_match_counted_calls():
+    calls = {"upper": 0, "lower": 0}
+    base = quadratic_problem()
+
+    def upper(X, Y):
+        calls["upper"] += len(X)
+        return base.upper(X, Y)[0]
+
+    def lower(X, Y):
+        calls["lower"] += len(X)
+        return base.lower(X, Y)[0]
+
+    p = eb.Problem(upper, lower, base.ul_bounds, base.ll_bounds, vectorized=True)
+    r = eb.solve(p, algorithm=Nested(**FAST), seed=2)
+    assert r.n_ul_evals == calls["upper"]
+    assert r.n_ll_evals + r.n_ll_evals_check == calls["lower"]
+    assert r.history[-1]["n_ll_evals"] == r.n_ll_evals
+
+
+def test_infeasible_lower_level_gives_a_clear_result():
+    p = quadratic_problem(lower_constraints=lambda X, Y: np.ones((len(X), 1)), n_ll_constraints=1, optimum=None)
+    r = eb.solve(p, algorithm=Nested(**FAST), seed=0)
+    assert not r.feasible and not r.success
+    assert r.n_ll_evals > 0
+
+
+def test_nan_objective_region_never_becomes_best():
+    base = quadratic_problem()
+
+    def upper(X, Y):
+        F = base.upper(X, Y)[0]
+        return np.where(X[:, 0] > 0.5, np.nan, F)  # the true optimum region returns NaN
+
+    p = eb.Problem(upper, base._functions["lower"][0], base.ul_bounds, base.ll_bounds, vectorized=True)
+    r = eb.solve(p, algorithm=Nested(**FAST), seed=0)
+    assert r.x[0] <= 0.5 and math.isfinite(r.F)
+    assert r.n_ul_failed > 0 and "objective returned nan" in r.first_error
+
+
+def test_exception_in_user_function_is_counted_not_raised():
+    def lower(x, y):
+        if y[0] > 1.5:
+            raise RuntimeError("simulator diverged")
+        return float(((y - x / 2) ** 2).sum())
+
+    def upper(x, y):
+        return float(((x - [1, -1]) ** 2).sum() + ((y - [0.5, -0.5]) ** 2).sum())
+
+    p = eb.Problem(upper, lower, ([-3, -3], [3, 3]), ([-2, -2], [2, 2]), vectorized=False)
+    r = eb.solve(p, algorithm=Nested(pop_size=6, max_generations=3), seed=0)
+    assert r.n_ll_failed > 0
+    assert r.first_error == "RuntimeError: simulator diverged"
+    assert r.y[0] <= 1.5 and r.feasible
+
+
+def test_callback_sees_records_and_can_stop():
+    seen = []
+
+    def callback(record):
+        seen.append(record["generation"])
+        return record["generation"] >= 3
+
+    r = eb.solve(quadratic_problem(), algorithm=Nested(**FAST), seed=0, callback=callback)
+    assert seen == [0, 1, 2, 3] and r.message == "stopped by callback"
+
+
+def test_keyboard_interrupt_returns_best_so_far():
+    def callback(record):
+        if record["generation"] == 2:
+            raise KeyboardInterrupt
+
+    r = eb.solve(quadratic_problem(), algorithm=Nested(**FAST), seed=0, callback=callback)
+    assert "interrupted" in r.message and math.isfinite(r.F)
+
+
+def test_result_round_trips_through_json(tmp_path):
+    r = eb.solve(quadratic_problem(), algorithm=Nested(**FAST), seed=4)
+    path = tmp_path / "run.json"
+    r.to_json(path)
+    back = eb.load_result(path)
+    for key in ("problem", "algorithm", "seed", "F", "f", "n_ul_evals", "n_ll_evals", "n_ll_evals_check", "ll_gap",
+                "ul_error", "ll_error", "success", "message", "feasible", "algorithm_settings", "version"):
+        assert getattr(back, key) == getattr(r, key), key
+    assert np.array_equal(back.x, r.x) and np.array_equal(back.y, r.y)
+    assert np.array_equal(back.history.column("n_ll_evals"), r.history.column("n_ll_evals"))
+    assert not list(tmp_path.glob(".*tmp"))  # the atomic write left no temporary file
+
+
+def test_bad_arguments_raise_clear_errors():
+    p = quadratic_problem(optimum=None)
+    with pytest.raises(ValueError, match="target needs a known optimum"):
+        eb.solve(p, algorithm="nested", target=1e-2)
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        eb.solve(p, algorithm="no-such")
+    with pytest.raises(ValueError, match="max_ll_evals"):
+        eb.solve(p, algorithm="nested", max_ll_evals=0)
+    with pytest.raises(ValueError, match="n_jobs"):
+        eb.solve(p, algorithm="nested", n_jobs=0)
