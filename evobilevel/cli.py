@@ -1,4 +1,4 @@
-"""The ``evobilevel`` command.
+"""The ``evobilevel`` command: ``list``, ``solve``, ``bench``, ``report`` and ``plot``.
 
 Exit codes: 0 done, 2 bad arguments (with a one-line reason), 1 an unexpected failure (with a traceback).
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 __all__ = ["main"]
 
@@ -41,7 +42,49 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--max-ll-evals", type=int)
     solve.add_argument("--out", help="write the result as JSON to this file")
     solve.add_argument("--quiet", action="store_true", help="no progress display")
+
+    bench = sub.add_parser(
+        "bench", help="run a benchmark grid (problems x sizes x algorithms x runs), resumable",
+        description="Run every problem x size x algorithm x run, one JSON file per run in --out. Running the same "
+                    "command again skips finished runs, so an interrupted grid resumes where it stopped.")
+    bench.add_argument("--problems", required=True, help="names and ranges, e.g. SMD1-SMD12,TP1-TP5")
+    bench.add_argument("--ul-dim", type=_positive_int, help="upper-level variables of the scalable problems")
+    bench.add_argument("--ll-dim", type=_positive_int, help="lower-level variables of the scalable problems")
+    bench.add_argument("--sizes", help="several sizes instead of --ul-dim/--ll-dim, e.g. 2x3,5x5 (default 5x5)")
+    bench.add_argument("--variant", help="benchmark variant where a problem has one, e.g. bleaq2 (SMD12)")
+    bench.add_argument("--algorithms", help="comma-separated algorithm names (default: all)")
+    bench.add_argument("--runs", type=_positive_int, default=11, help="runs per problem and algorithm (default 11)")
+    bench.add_argument("--seed", type=int, default=0, help="base seed; each run's seed is derived from it")
+    bench.add_argument("--target", type=float, help="stop each run when |F-F*| and |f-f*| are below this")
+    bench.add_argument("--max-ul-evals", type=_positive_int, help="upper-level evaluation budget per run")
+    bench.add_argument("--max-ll-evals", type=_positive_int, help="lower-level evaluation budget per run")
+    bench.add_argument("--jobs", type=int, default=1, help="runs at once (-1: all cores); default 1")
+    bench.add_argument("--out", default="results", help="results directory (default: results)")
+    bench.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done; run none")
+    bench.add_argument("--quiet", action="store_true", help="no progress display")
+
+    report = sub.add_parser("report", help="tables (markdown, CSV) and PNG plots from a results directory")
+    report.add_argument("directory", help="results directory (e.g. of `evobilevel bench`)")
+    report.add_argument("--out", help="where to write (default: DIRECTORY/report)")
+    report.add_argument("--target", type=float, help="error threshold (default: the runs' target, else 0.01)")
+    report.add_argument("--no-plots", action="store_true", help="tables only")
+
+    plot = sub.add_parser("plot", help="convergence plot of one run")
+    plot.add_argument("run", help="a run's JSON file")
+    plot.add_argument("-o", "--out", default="convergence.png", help="image file (default: convergence.png)")
+    plot.add_argument("--x", choices=("ul", "ll", "both"), default="both",
+                      help="evaluations on the horizontal axis (default: both, two panels)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +128,149 @@ def _cmd_solve(args) -> int:
     return 0
 
 
-_COMMANDS = {"list": _cmd_list, "solve": _cmd_solve}
+def _bench_sizes(args) -> list[tuple[int, int]]:
+    if args.sizes and (args.ul_dim or args.ll_dim):
+        raise UsageError("give either --sizes or --ul-dim/--ll-dim, not both")
+    if args.sizes:
+        sizes = []
+        for part in args.sizes.split(","):
+            try:
+                ul_dim, ll_dim = (int(v) for v in part.strip().lower().split("x"))
+            except ValueError:
+                raise UsageError(f"--sizes: expected sizes like 2x3,5x5, got {part.strip()!r}") from None
+            sizes.append((ul_dim, ll_dim))
+        return sizes
+    return [(args.ul_dim or 5, args.ll_dim or 5)]
+
+
+def _cmd_bench(args) -> int:
+    from .algorithms import names as algorithm_names
+    from .experiment import Grid, GridConflict, run_grid
+
+    algorithms = [a for a in (args.algorithms or ",".join(algorithm_names())).split(",") if a.strip()]
+    try:
+        grid = Grid(args.problems, sizes=_bench_sizes(args), algorithms=algorithms, runs=args.runs, seed=args.seed,
+                    target=args.target, max_ul_evals=args.max_ul_evals, max_ll_evals=args.max_ll_evals,
+                    variant=args.variant)
+        specs = grid.run_specs()
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.jobs == 0 or args.jobs < -1:
+        raise UsageError(f"--jobs must be a positive integer or -1, got {args.jobs}")
+    if args.dry_run:
+        for spec in specs:
+            path = spec.path(args.out)
+            print(f"{'done' if path.is_file() else 'todo'}  {path}  seed {spec.seed}")
+        return 0
+    progress = _BenchProgress(enabled=not args.quiet and sys.stderr.isatty())
+    progress.begin(len(specs))
+    try:
+        summary = run_grid(grid, args.out, n_jobs=args.jobs, on_run=progress.update)
+    except GridConflict as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        progress.close()
+    print(summary.text())
+    if summary.interrupted:
+        return 130
+    if summary.failed:
+        for outcome in summary.failed[:1]:
+            print(f"\nfirst failure ({outcome.spec.instance} {outcome.spec.algorithm} run {outcome.spec.run}):\n"
+                  f"{outcome.error}", file=sys.stderr)
+        return 1
+    print(f"next: evobilevel report {args.out}")
+    return 0
+
+
+class _BenchProgress:
+    """One line on standard error: a bar, runs finished, failures, time left and the last run; silent when off."""
+
+    def __init__(self, enabled: bool, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self._start = time.monotonic()
+        self._width = 0
+        self._failed = self._success = self._run_now = 0
+
+    def begin(self, n_total: int) -> None:
+        self._draw(f"{self._bar(0, n_total)} 0/{n_total} runs")
+
+    def update(self, outcome, n_finished: int, n_total: int) -> None:
+        self._failed += outcome.status == "failed"
+        self._success += bool(outcome.success)
+        self._run_now += outcome.status != "skipped"
+        elapsed = time.monotonic() - self._start
+        left = ""
+        if self._run_now and n_finished < n_total:
+            # Runs finish at a roughly steady pace once the workers are busy.
+            left = f", ~{_duration(elapsed / self._run_now * (n_total - n_finished))} left"
+        spec = outcome.spec
+        self._draw(f"{self._bar(n_finished, n_total)} {n_finished}/{n_total} runs, {self._success} successful, "
+                   f"{self._failed} failed, {_duration(elapsed)}{left}  "
+                   f"(last: {spec.instance} {spec.algorithm} run {spec.run} {outcome.status})")
+
+    @staticmethod
+    def _bar(n_finished: int, n_total: int, width: int = 20) -> str:
+        filled = round(width * n_finished / max(n_total, 1))
+        return f"[{'#' * filled}{'.' * (width - filled)}]"
+
+    def _draw(self, text: str) -> None:
+        if not self.enabled:
+            return
+        self.stream.write("\r" + text.ljust(self._width))
+        self.stream.flush()
+        self._width = len(text)
+
+    def close(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    if args.target is not None and not args.target > 0:
+        raise UsageError(f"--target must be positive, got {args.target}")
+    try:
+        files = write_report(args.directory, out=args.out, target=args.target, plots=not args.no_plots)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    n_runs = sum(row.n_runs for row in files.rows)
+    print(f"{n_runs} runs, {len(files.rows)} table lines")
+    if files.skipped:
+        print(f"ignored {len(files.skipped)} JSON file(s) that are not run results, e.g. {files.skipped[0]}")
+    print(f"wrote {files.markdown}, {files.csv}" + (f" and {len(files.figures)} PNG files" if files.figures else ""))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .plot import convergence, save_figure
+    from .result import load_result
+
+    try:
+        result = load_result(args.run)
+    except FileNotFoundError:
+        raise UsageError(f"{args.run} does not exist") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{args.run} is not a run result ({type(exc).__name__}: {exc})") from None
+    if not len(result.history):
+        raise UsageError(f"{args.run} has no history to plot")
+    path = save_figure(convergence(result, x=args.x), args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+_COMMANDS = {"list": _cmd_list, "solve": _cmd_solve, "bench": _cmd_bench, "report": _cmd_report, "plot": _cmd_plot}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -163,3 +163,47 @@ def send_module_by_value(module) -> None:
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(module)
+
+
+def _indexed_call(function, index: int, args: tuple):
+    """Run one task and tag its value with the task's position, so unordered completion can be matched up."""
+    return index, function(*args)
+
+
+def run_tasks(function, task_args, n_jobs: int = 1):
+    """Run independent tasks ``function(*args)``, inline or through joblib, yielding each result as it finishes.
+
+    Parameters
+    ----------
+    function : callable
+        A module-level function (worker processes receive it by reference, or by value for file-loaded modules).
+    task_args : sequence of tuple
+        The positional arguments of each task.
+    n_jobs : int
+        1 runs the tasks inline, in order, without joblib; otherwise joblib's ``n_jobs`` (-1 = all cores), with
+        whatever backend joblib is configured with.
+
+    Yields
+    ------
+    index : int
+        The task's position in ``task_args``.
+    value
+        What ``function`` returned.
+
+    Notes
+    -----
+    Results arrive in completion order, so a caller can record each task as soon as it is done; tasks are sent
+    to workers one at a time (``batch_size=1``) so that few tasks are in flight at once. An exception raised by a
+    task stops the iteration; tasks that must not stop the others should catch their own errors.
+    """
+    if int(n_jobs) != n_jobs or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
+    tasks = [tuple(args) for args in task_args]
+    if n_jobs == 1 or len(tasks) <= 1:
+        for index, args in enumerate(tasks):
+            yield index, function(*args)
+        return
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=int(n_jobs), return_as="generator_unordered", batch_size=1, pre_dispatch="n_jobs")
+    yield from parallel(delayed(_indexed_call)(function, index, args) for index, args in enumerate(tasks))

@@ -47,7 +47,7 @@ def make(kind: str, ll_dim: int = 3) -> tuple[eb.Problem, callable]:
         def f(X, Y):
             Z = Y - centre(X, ll_dim) + 1.0
             return np.sum(100 * (Z[:, 1:] - Z[:, :-1] ** 2) ** 2 + (Z[:, :-1] - 1) ** 2, axis=1)
-    elif kind == "constrained":  # unconstrained optimum c + 1 cut off by sum(y) <= sum(c): optimum at c, on g = 0
+    elif kind == "constrained":  # the free optimum c + 1 is cut off by sum(y) <= sum(c): optimum c, on g = 0
         def f(X, Y):
             return np.sum((Y - centre(X, ll_dim) - 1.0) ** 2, axis=1)
 
@@ -58,7 +58,8 @@ def make(kind: str, ll_dim: int = 3) -> tuple[eb.Problem, callable]:
     else:
         raise KeyError(kind)
     problem = eb.Problem(upper, f, (np.full(UL_DIM, -2.0), np.full(UL_DIM, 2.0)), bounds,
-                         lower_constraints=constraints, n_ll_constraints=n_constraints, vectorized=True, name=kind)
+                         lower_constraints=constraints, n_ll_constraints=n_constraints, vectorized=True,
+                         name=kind)
     return problem, lambda X: centre(X, ll_dim)
 
 
@@ -184,6 +185,26 @@ def test_row_caps_are_never_exceeded(name, cap):
     assert np.all(np.isfinite(sol.Y))
     unevaluated = sol.n_evals == 0
     assert np.all(np.isinf(sol.f[unevaluated])) and not np.any(sol.success[unevaluated])
+
+
+@pytest.mark.parametrize("name", ["de", "local"])
+def test_every_call_of_the_black_box_is_counted(name):
+    # The constraint count is not declared, so the problem learns it from the first (counted) evaluation;
+    # the solvers must not make it evaluate an uncounted point to find it out.
+    seen = []
+
+    def g(X, Y):
+        seen.append(len(X))
+        return np.sum(Y, axis=1) - 1.0
+
+    def f(X, Y):
+        return np.sum((Y - 1.0) ** 2, axis=1)
+
+    problem = eb.Problem(upper, f, (np.zeros(UL_DIM), np.ones(UL_DIM)), (np.zeros(2), np.full(2, 3.0)),
+                         lower_constraints=g, vectorized=True, name="counted")
+    sol, ev = solve(SOLVERS[name](), problem, points(3), Y0=np.full((3, 2), 0.25))
+    assert sum(seen) == ev.n_ll_evals == sol.n_evals.sum()
+    assert np.all(np.abs(sol.f - 0.5) < 1e-6)  # optimum (0.5, 0.5) on sum(y) = 1
 
 
 def test_evaluator_budget_is_respected():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .base import Algorithm, Candidate
+from .bleaq import BLEAQ
 from .nested import Nested
 
-__all__ = ["Algorithm", "Candidate", "Nested", "names", "make_algorithm"]
+__all__ = ["Algorithm", "Candidate", "BLEAQ", "Nested", "names", "make_algorithm"]
 
-_REGISTRY: dict[str, type[Algorithm]] = {"nested": Nested}
+_REGISTRY: dict[str, type[Algorithm]] = {"bleaq": BLEAQ, "nested": Nested}
 
 
 def names() -> list[str]:

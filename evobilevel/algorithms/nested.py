@@ -31,7 +31,7 @@ class Nested(Algorithm):
     Parameters
     ----------
     pop_size : int, optional
-        Upper-level population; default ``max(20, 4 * ul_dim)``.
+        Upper-level population; default ``max(30, 6 * ul_dim)`` (smaller ones converge prematurely on SMD7).
     max_generations : int
         Upper-level generations at most.
     crossover_rate, p_best : float
@@ -63,7 +63,7 @@ class Nested(Algorithm):
     def setup(self, ctx) -> None:
         problem = ctx.problem
         self._lo, self._hi = problem.ul_bounds
-        n = self.pop_size or max(20, 4 * problem.ul_dim)
+        n = self.pop_size or max(30, 6 * problem.ul_dim)
         self._archive = SolutionArchive(problem.ul_bounds, problem.ll_dim, self.archive_size)
         self._generation = 0
         self._best_history: list[float] = []
@@ -77,7 +77,7 @@ class Nested(Algorithm):
         sol = ctx.solve_lower(X, self.lower_solver, Y0=Y0)
         ul = ctx.evaluate_upper(X, sol.Y)
         solved = np.isfinite(sol.f)
-        self._archive.add(X[solved], sol.Y[solved], sol.f[solved])
+        self._archive.add(X=X[solved], Y=sol.Y[solved], f=sol.f[solved])
         return {"X": X, "Y": sol.Y, "F": ul.values, "ul_cv": ul.cv, "f": sol.f, "ll_cv": sol.cv}
 
     def step(self, ctx) -> None:

@@ -29,7 +29,7 @@ def default_solver() -> DifferentialEvolution:
 def check_solver() -> DifferentialEvolution:
     """A stronger, independent lower-level solver for checking a final answer (the lower-level gap).
 
-    Larger population, tighter tolerances and more patience than :func:`default_solver`, polished; no warm start
-    is needed.
+    Larger population, tighter tolerances and more patience than :func:`default_solver`, polished; it needs no
+    warm start.
     """
     return DifferentialEvolution(pop_size=50, max_gens=2000, ftol_abs=1e-10, ftol_rel=1e-10, patience=100)

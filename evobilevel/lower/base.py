@@ -27,8 +27,8 @@ class LowerSolution:
     Attributes
     ----------
     Y : ndarray, shape (n, ll_dim)
-        Best ``y`` per row. A row that got no evaluation holds its first warm start (or the centre of the box),
-        with ``f = inf`` and ``cv = inf``.
+        Best ``y`` per row. A row that got no evaluation holds its first warm start (or the centre of the
+        box), with ``f = inf`` and ``cv = inf``.
     f : ndarray, shape (n,)
         ``f(x_i, Y[i])``; ``inf`` if the row was not evaluated or the evaluation failed.
     cv : ndarray, shape (n,)
@@ -135,8 +135,8 @@ class LowerSolver:
 def better(f_a, cv_a, f_b, cv_b) -> np.ndarray:
     """Whether ``a`` is strictly better than ``b`` by Deb's rules.
 
-    A feasible point beats an infeasible one, two infeasible points compare their violation, two feasible points
-    their objective. A failed point (``f = cv = inf``) never beats anything.
+    A feasible point beats an infeasible one, two infeasible points compare their violation, two feasible
+    points their objective. A failed point (``f = cv = inf``) never beats anything.
     """
     return (cv_a < cv_b) | ((cv_a == cv_b) & (f_a < f_b))
 
@@ -187,8 +187,8 @@ class RowBudget:
     """Evaluations of a batch of lower-level problems, counted per row against per-row caps.
 
     Solvers ask :meth:`grant` how many points each row may evaluate, then pass exactly those to
-    :meth:`evaluate`, which makes one ``ev.lower`` call for the whole batch. Besides the row caps it honours the
-    evaluator's own remaining budget, if it has one.
+    :meth:`evaluate`, which makes one ``ev.lower`` call for the whole batch. Besides the row caps it honours
+    the evaluator's own remaining budget, if it has one.
 
     Parameters
     ----------
@@ -203,6 +203,18 @@ class RowBudget:
         self.X = X
         self.cap = caps
         self.used = np.zeros(X.shape[0], np.int64)
+        self._n_constraints: int | None = None
+
+    @property
+    def n_constraints(self) -> int:
+        """Constraint values per point.
+
+        Taken from the first evaluation when possible: asking the problem before its count is known would make
+        it evaluate an uncounted point to learn it.
+        """
+        if self._n_constraints is None:
+            self._n_constraints = self.ev.problem.n_ll_constraints
+        return self._n_constraints
 
     def left(self, rows) -> np.ndarray:
         """Evaluations the rows ``rows`` may still spend (float, ``inf`` without a cap)."""
@@ -220,29 +232,38 @@ class RowBudget:
         return allowed
 
     def evaluate(self, rows: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Evaluate the points ``Y`` (m, ll_dim), point j belonging to row ``rows[j]``, in one call.
+        """Evaluate the points ``Y`` (k, ll_dim), point j belonging to row ``rows[j]``, in one call.
 
         Returns
         -------
-        f : ndarray, shape (m,)
-        g : ndarray, shape (m, n_ll_constraints)
-        cv : ndarray, shape (m,)
+        f : ndarray, shape (k,)
+        g : ndarray, shape (k, n_ll_constraints)
+        cv : ndarray, shape (k,)
             ``inf`` for failed points, also when the problem has no constraints.
         """
-        m = rows.shape[0]
-        if m == 0:
-            n_constraints = self.ev.problem.n_ll_constraints
-            return np.empty(0), np.empty((0, n_constraints)), np.empty(0)
+        k = rows.shape[0]
+        if k == 0:
+            return np.empty(0), np.empty((0, self._n_constraints or 0)), np.empty(0)
         counts = np.bincount(rows, minlength=self.used.shape[0])
         if np.any(self.used + counts > self.cap):
             raise RuntimeError("lower-level solver asked for evaluations beyond a row's cap")  # a solver bug
         result = self.ev.lower(self.X[rows], Y)
         self.used += counts
+        g = result.constraints
+        if self._n_constraints is None:
+            if not result.failed.all():
+                self._n_constraints = g.shape[1]
+        elif g.shape[1] != self._n_constraints:
+            # A batch that failed as a whole before the problem knew its constraint count comes back with no
+            # constraint columns; its points are infeasible in every column.
+            g = np.full((k, self._n_constraints), np.inf)
+        # The evaluator gives failed points cv = 0 when the problem has no constraints; a failed point must
+        # never count as feasible.
         cv = np.where(result.failed, np.inf, result.cv)
-        return result.values, result.constraints, cv
+        return result.values, g, cv
 
     def fallback_points(self, Y0: np.ndarray | None) -> np.ndarray:
-        """(n, ll_dim) points to report for rows that got no evaluation: the first warm start, else the centre."""
+        """(n, ll_dim) points to report for rows without evaluation: the first warm start, else the centre."""
         lo, hi = self.ev.problem.ll_bounds
         Y = np.tile(0.5 * (lo + hi), (self.X.shape[0], 1))
         if Y0 is not None:

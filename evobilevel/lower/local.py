@@ -2,8 +2,8 @@
 
 Each row runs one ``scipy.optimize.minimize``: L-BFGS-B with the box bounds when the lower level has no
 constraints, SLSQP with the bounds and ``g(x, y) <= 0`` when it has. Gradients are forward differences whose
-d (or d + 1) points are evaluated in one ``ev.lower`` call, so a gradient costs one evaluator call. Used to polish
-the result of a global search and to verify a warm start cheaply.
+d (or d + 1) points are evaluated in one ``ev.lower`` call, so a gradient costs one evaluator call. Used to
+polish the result of a global search and to verify a warm start cheaply.
 """
 
 from __future__ import annotations
@@ -44,29 +44,36 @@ class StartValues:
 
     @classmethod
     def unknown(cls, n: int, n_constraints: int) -> StartValues:
-        return cls(np.zeros(n, bool), np.full(n, np.inf), np.full((n, n_constraints), np.inf), np.full(n, np.inf))
+        inf = np.full(n, np.inf)
+        return cls(np.zeros(n, bool), inf.copy(), np.full((n, n_constraints), np.inf), inf.copy())
 
 
 @dataclass
 class LocalRefinement(LowerSolver):
     """Gradient-based local search per row, from the best warm start.
 
+    ``success`` means that the returned point is feasible and that scipy reported convergence or the point
+    passes a first-order (KKT) test: multipliers >= 0 of the active constraints and bounds cancel the
+    finite-difference gradient of f up to ``gtol * max(1, |grad f|)``. The test is tried at the start first,
+    so a warm start at the optimum is verified by one gradient (ll_dim + 1 evaluations in one call;
+    2 * ll_dim + 1 in two calls when only central differences show it, as on steep lower levels).
+
     Parameters
     ----------
     maxiter : int
         Iterations of L-BFGS-B / SLSQP per row.
     ftol : float
-        Stopping tolerance on the change of f (L-BFGS-B: relative to max(|f|, 1); SLSQP: its ``ftol``).
+        Stopping tolerance on the change of f, absolute: scipy sees f minus its value at the start.
     gtol : float
-        L-BFGS-B stops when the largest projected-gradient component is below this.
+        Tolerance of the first-order test; also L-BFGS-B's projected-gradient tolerance.
     fd_step : float
         Forward-difference step as a fraction of each variable's range; the step is flipped to stay in bounds.
     constraint_margin : float
         SLSQP is given ``g + margin <= 0`` so that its final point satisfies ``g <= 0`` exactly rather than
         within rounding; the objective changes by about ``margin * |grad f|``.
     evaluate_starts : bool
-        With several warm starts per row, evaluate them all (one batch) and start from the best; otherwise start
-        from the first one present.
+        With several warm starts per row, evaluate them all (one batch) and start from the best; otherwise
+        start from the first one present.
     """
 
     maxiter: int = 100
@@ -84,7 +91,7 @@ class LocalRefinement(LowerSolver):
         Y0: np.ndarray | None = None,
         max_evals: np.ndarray | int | None = None,
     ) -> LowerSolution:
-        """Refine from the warm starts (a uniform random point for rows without one); see :class:`LowerSolver`."""
+        """Refine from the warm starts (a uniform random point for rows without); see :class:`LowerSolver`."""
         X, Y0, caps = prepare(ev, X, Y0, max_evals)
         budget = RowBudget(ev, X, caps)
         rows = np.arange(X.shape[0])
@@ -95,8 +102,8 @@ class LocalRefinement(LowerSolver):
     def _starts(self, budget: RowBudget, Y0, rng) -> tuple[np.ndarray, StartValues]:
         """(n, ll_dim) start points and whatever is known about them."""
         lo, hi = budget.ev.problem.ll_bounds
-        n, d, m = budget.X.shape[0], lo.shape[0], budget.ev.problem.n_ll_constraints
-        values = StartValues.unknown(n, m)
+        n, d = budget.X.shape[0], lo.shape[0]
+        values = StartValues.unknown(n, 0)
         starts = lo + rng.random((n, d)) * (hi - lo)
         if Y0 is None:
             return starts, values
@@ -114,6 +121,7 @@ class LocalRefinement(LowerSolver):
         pick_rows, pick_k = np.nonzero(chosen)
         rows = several[pick_rows]
         f, g, cv = budget.evaluate(rows, Y0[rows, pick_k])
+        values = StartValues.unknown(n, g.shape[1])
         for j in range(rows.shape[0]):
             r = rows[j]
             if not values.known[r] or better(f[j], cv[j], values.f[r], values.cv[r]):
@@ -123,21 +131,36 @@ class LocalRefinement(LowerSolver):
         return starts, values
 
     def refine(
-        self, budget: RowBudget, rows: np.ndarray, starts: np.ndarray, values: StartValues | None = None
+        self,
+        budget: RowBudget,
+        rows: np.ndarray,
+        starts: np.ndarray,
+        values: StartValues | None = None,
+        verify: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Run the local search on ``rows`` of ``budget`` from ``starts`` (len(rows), ll_dim).
 
+        Parameters
+        ----------
+        budget : RowBudget
+        rows : ndarray of int, shape (r,)
+            Rows of the budget's batch to refine.
+        starts : ndarray, shape (r, ll_dim)
+        values : StartValues, optional
+            What is known at the starts, one entry per element of ``rows``.
+        verify : bool
+            Test the start for optimality with central differences when forward ones do not show it (ll_dim
+            more evaluations): a warm start at the optimum of a steep lower level is then recognised without
+            a search. Polishing, which starts near but not at an optimum, skips it.
+
         Returns
         -------
-        Y : ndarray, shape (len(rows), ll_dim)
+        Y : ndarray, shape (r, ll_dim)
             Best point seen per row (the start if nothing could be evaluated).
-        f, cv : ndarray, shape (len(rows),)
-        converged : ndarray of bool, shape (len(rows),)
-            scipy reported convergence.
+        f, cv : ndarray, shape (r,)
+        converged : ndarray of bool, shape (r,)
         """
-        problem = budget.ev.problem
-        lo, hi = problem.ll_bounds
-        constrained = problem.n_ll_constraints > 0
+        lo, hi = budget.ev.problem.ll_bounds
         steps = self.fd_step * (hi - lo)
         out_Y = np.array(starts, dtype=float)
         out_f = np.full(rows.shape[0], np.inf)
@@ -149,17 +172,16 @@ class LocalRefinement(LowerSolver):
                 known = (values.f[i], values.g[i], values.cv[i])
             y0 = np.clip(starts[i], lo, hi)
             target = _RowTarget(budget, int(row), lo, hi, steps, self.constraint_margin, y0, known)
-            converged[i] = self._search(target, y0, constrained)
+            converged[i] = self._search(target, y0, verify)
             if target.best_y is not None:
                 out_Y[i], out_f[i], out_cv[i] = target.best_y, target.best_f, target.best_cv
         return out_Y, out_f, out_cv, converged
 
-
-    def _search(self, target: _RowTarget, y0: np.ndarray, constrained: bool) -> bool:
+    def _search(self, target: _RowTarget, y0: np.ndarray, verify: bool) -> bool:
         """Run scipy on one row from y0; whether it converged. The best point seen stays in ``target``."""
         try:
-            # The gradient at the start first: if the start is already a feasible first-order point (a warm start
-            # at the optimum), that one evaluator call verifies it. Otherwise scipy reuses it.
+            # The gradient at the start first: if the start is already a feasible first-order point (a warm
+            # start at the optimum), that one evaluator call verifies it. Otherwise scipy reuses it.
             target.gradients(y0)
         except _BudgetStop:
             try:
@@ -167,11 +189,12 @@ class LocalRefinement(LowerSolver):
             except _BudgetStop:
                 pass
             return False
-        if target.best_cv <= 0 and target.stationary(self.gtol):
+        if target.best_cv <= 0 and target.stationary(self.gtol, verify):
             return True
         lo, hi = target.lo, target.hi
         try:
-            if constrained:
+            # Asked after the first evaluation, so that the problem knows its constraint count by then.
+            if target.budget.n_constraints > 0:
                 result = minimize(
                     target.fun,
                     y0,
@@ -191,10 +214,10 @@ class LocalRefinement(LowerSolver):
                     options={"maxiter": self.maxiter, "ftol": self.ftol, "gtol": self.gtol},
                 )
         except _BudgetStop:
-            return False
-        # With finite differences scipy often ends on a failed line search at a point that is optimal up to the
-        # gradient noise; the first-order check at the best point decides then.
-        return bool(result.success) or target.stationary(self.gtol)
+            return target.stationary(self.gtol, verify=False)
+        # With finite differences scipy often ends on a failed line search at a point that is optimal up to
+        # the gradient noise; the first-order test on the forward slopes accepts those.
+        return bool(result.success) or target.stationary(self.gtol, verify=False)
 
 
 class _BudgetStop(Exception):
@@ -202,8 +225,11 @@ class _BudgetStop(Exception):
 
 
 class _RowTarget:
-    """One row's objective and constraints for scipy: evaluations through the row budget, a small cache (scipy
-    asks for f, g and their gradients at the same point separately), and the best point seen by Deb's rules."""
+    """One row's objective and constraints for scipy.
+
+    Evaluates through the row budget, caches values and slopes of recent points (scipy asks for f, g and their
+    gradients at the same point separately) and keeps the best point seen by Deb's rules.
+    """
 
     def __init__(self, budget: RowBudget, row: int, lo, hi, steps, margin: float, start, known=None):
         self.budget = budget
@@ -264,7 +290,7 @@ class _RowTarget:
             self._remember(y, f0, g0)
         failed = np.flatnonzero(~np.isfinite(f_shift) & np.isfinite(f0))
         if failed.size:
-            # A neighbour failed (the start is next to a failing region): try the other side, in one more call.
+            # A neighbour failed (y is next to a failing region): try the other side, in one more call.
             h = h.copy()
             h[failed] = -h[failed]
             try:
@@ -279,30 +305,45 @@ class _RowTarget:
         # A failed neighbour (or a zero-width variable) gives no slope information in that direction.
         df = np.where(np.isfinite(df), df, 0.0)
         dg = np.where(np.isfinite(dg), dg, 0.0)
-        _put(self.slopes, key, (g0, df, dg))
+        _put(self.slopes, key, (f0, g0, df, dg, h))
         return f0, g0, df, dg
 
-    def stationary(self, tol: float) -> bool:
-        """First-order (KKT) check at the best point, if its gradient was computed: some multipliers >= 0 of
-        the active constraints and bounds cancel the objective's gradient up to ``tol * max(1, |grad f|)``."""
+    def stationary(self, tol: float, verify: bool = True) -> bool:
+        """Whether the best point is a first-order (KKT) point up to ``tol``; see :func:`_first_order`.
+
+        Forward differences are tried first. Where they do not show it and ``verify`` is set, the slopes are
+        computed if missing and refined to central differences (d more evaluations, one call): the forward
+        error ``h f''/2`` hides the optimum of steep lower levels (SMD's ``tan`` near pi/2), the central one
+        rarely does.
+        """
         if self.best_y is None or not np.isfinite(self.best_f):
             return False
-        key = self.best_y.tobytes()
-        if key not in self.slopes:
-            return False
-        g, df, dg = self.slopes[key]
         y = self.best_y
-        eps_bound = 1e-9 * (self.hi - self.lo)
-        eye = np.eye(y.shape[0])
-        # Gradients of the active inequalities, each written as c(y) <= 0: constraints near 0, and the bounds.
-        active = [dg[g >= -_ACTIVE_TOL], -eye[y <= self.lo + eps_bound], eye[y >= self.hi - eps_bound]]
-        A = np.vstack(active).T  # (d, n_active)
-        if A.shape[1] == 0:
-            residual = np.abs(df).max()
-        else:
-            multipliers, _ = nnls(A, -df)
-            residual = np.abs(df + A @ multipliers).max()
-        return bool(residual <= tol * max(1.0, np.abs(df).max()))
+        key = y.tobytes()
+        try:
+            if key not in self.slopes:
+                if not verify:
+                    return False
+                self.gradients(y)
+            f0, g0, df, dg, h = self.slopes[key]
+            forward = _first_order(y, g0, df, dg, self.lo, self.hi, tol)
+            if forward or not verify:
+                return forward
+            # Central differences: average the forward slopes with backward ones where y - h is in the box.
+            inside = np.flatnonzero((y - h >= self.lo) & (y - h <= self.hi) & (h != 0))
+            f_back, g_back, _ = self._evaluate(y - np.diag(h)[inside])
+        except _BudgetStop:
+            return False
+        with np.errstate(invalid="ignore"):
+            back_df = (f0 - f_back) / h[inside]
+            back_dg = ((g0 - g_back) / h[inside, None]).T
+        df, dg = df.copy(), dg.copy()
+        ok = np.isfinite(back_df)
+        df[inside[ok]] = 0.5 * (df[inside[ok]] + back_df[ok])
+        ok_g = np.isfinite(back_dg)
+        dg_inside = dg[:, inside]
+        dg[:, inside] = np.where(ok_g, 0.5 * (dg_inside + back_dg), dg_inside)
+        return _first_order(y, g0, df, dg, self.lo, self.hi, tol)
 
     # ------------------------------------------------------- scipy adaptors
     def fun_and_jac(self, y):
@@ -315,8 +356,8 @@ class _RowTarget:
     def _shifted(self, f: float) -> float:
         """f minus its value at the start, as scipy sees it.
 
-        L-BFGS-B's stopping test is relative to ``max(|f|, 1)``: an additive constant in f (terms that depend on
-        x only) would stop it early. Shifting by the start value makes ``ftol`` an absolute tolerance.
+        L-BFGS-B's stopping test is relative to ``max(|f|, 1)``: an additive constant in f (terms that depend
+        on x only) would stop it early. Shifting by the start value makes ``ftol`` an absolute tolerance.
         """
         if not np.isfinite(f):
             return _PENALTY
@@ -339,3 +380,21 @@ def _put(cache: dict, key: bytes, value, size: int = 16) -> None:
     if len(cache) >= size:
         del cache[next(iter(cache))]
     cache[key] = value
+
+
+def _first_order(y, g, df, dg, lo, hi, tol: float) -> bool:
+    """KKT test at y (ll_dim,) from its constraint values g (m,) and slopes df (d,), dg (m, d).
+
+    True when multipliers >= 0 of the active constraints and bounds cancel the objective's slope up to
+    ``tol * max(1, max |df|)`` (a nonnegative least-squares fit).
+    """
+    eps_bound = 1e-9 * (hi - lo)
+    eye = np.eye(y.shape[0])
+    # Gradients of the active inequalities, each written as c(y) <= 0: constraints near 0, then the bounds.
+    A = np.vstack([dg[g >= -_ACTIVE_TOL], -eye[y <= lo + eps_bound], eye[y >= hi - eps_bound]]).T  # (d, k)
+    if A.shape[1] == 0:
+        residual = np.abs(df).max()
+    else:
+        multipliers, _ = nnls(A, -df)
+        residual = np.abs(df + A @ multipliers).max()
+    return bool(residual <= tol * max(1.0, np.abs(df).max()))

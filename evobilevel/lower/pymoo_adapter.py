@@ -1,8 +1,8 @@
 """Any pymoo single-objective algorithm as a lower-level solver.
 
-Each row is one ``pymoo.optimize.minimize`` run, so this costs pymoo's per-generation overhead for every row
-(the batched :class:`~evobilevel.lower.de.DifferentialEvolution` avoids that); it exists to compare against, and
-to use pymoo's algorithms as they are.
+Each row is one ``pymoo.optimize.minimize`` run, so this costs pymoo's per-generation overhead for every
+row (the batched :class:`~evobilevel.lower.de.DifferentialEvolution` avoids that); it exists to compare
+against, and to use pymoo's algorithms as they are.
 """
 
 from __future__ import annotations
@@ -38,17 +38,19 @@ class PymooSolver(LowerSolver):
     algorithm : pymoo Algorithm
         Copied for every row, never modified.
     termination : pymoo Termination or tuple, optional
-        E.g. ``("n_gen", 100)``. Default: the algorithm's own, else pymoo's default single-objective termination
-        (objective, design-space and violation tolerances, or 1000 generations). The row's cap is always added.
+        E.g. ``("n_gen", 100)``. Default: the algorithm's own, else pymoo's default single-objective
+        termination (objective, design-space and violation tolerances, or 1000 generations). The row's cap
+        is always added.
     warm_start : bool
         Put the row's warm starts into the initial population (the rest sampled by the algorithm's sampling).
 
     Notes
     -----
-    Each pymoo problem carries one constraint more than the lower level: 0 for evaluated points, 1 for points
-    that were not evaluated because the row's cap was reached, so that those can never be selected.
-    ``success`` means that the run was stopped by a convergence criterion of pymoo's default termination (not
-    by a generation, evaluation or cap limit), or by the given ``termination`` before the cap, and is feasible.
+    Each pymoo problem carries one constraint more than the lower level: 0 for evaluated points, a huge value
+    for failed points and for points not evaluated because the row's cap was reached, so that those are
+    never selected. ``success`` means that the run was stopped by a convergence criterion of pymoo's default
+    termination (not by its generation or evaluation limits, nor by the cap), or by the given ``termination``
+    before the cap, and that the best point is feasible.
     """
 
     algorithm: Any
@@ -71,14 +73,15 @@ class PymooSolver(LowerSolver):
         out.Y[:] = budget.fallback_points(Y0)
         seeds = rng.integers(2**31 - 1, size=n)
         for i in range(n):
-            if budget.left(i) < 1:
+            if budget.grant(np.array([i]), 1)[0] < 1:
                 continue
             target = _RowProblem(budget, i)
             algorithm = copy.deepcopy(self.algorithm)
-            if self.warm_start and Y0 is not None and callable(algorithm.initialization.sampling):
+            initialization = getattr(algorithm, "initialization", None)
+            if self.warm_start and Y0 is not None and callable(getattr(initialization, "sampling", None)):
                 W = Y0[i][~np.isnan(Y0[i, :, 0])]
                 if W.shape[0]:
-                    algorithm.initialization.sampling = _WarmSampling(algorithm.initialization.sampling, W)
+                    initialization.sampling = _WarmSampling(initialization.sampling, W)
             termination = self._termination(algorithm, budget.left(i))
             result = minimize(target, algorithm, termination, seed=int(seeds[i]), verbose=False,
                               copy_algorithm=False)
@@ -91,7 +94,9 @@ class PymooSolver(LowerSolver):
 
     def _termination(self, algorithm, row_left: float):
         base = self.termination if self.termination is not None else algorithm.termination
-        base = DefaultSingleObjectiveTermination() if base is None else termination_from_tuple(copy.deepcopy(base))
+        if base is None:
+            base = DefaultSingleObjectiveTermination()
+        base = termination_from_tuple(copy.deepcopy(base))
         if not np.isfinite(row_left):
             return base
         return TerminationCollection(base, MaximumFunctionCallTermination(int(row_left)))
@@ -110,14 +115,14 @@ def _stopped_by_convergence(termination) -> bool:
 
 
 class _RowProblem(PymooProblem):
-    """One row's lower level as a pymoo problem, evaluating through the row budget and tracking the best point.
+    """One row's lower level as a pymoo problem; evaluates through the row budget, keeps the best point.
 
-    The last constraint column is 1 for points not evaluated (cap reached) or failed, else 0.
+    The last constraint column is huge for points not evaluated (cap reached) or failed, else 0.
     """
 
     def __init__(self, budget: RowBudget, row: int):
         lo, hi = budget.ev.problem.ll_bounds
-        super().__init__(n_var=lo.shape[0], n_obj=1, n_ieq_constr=budget.ev.problem.n_ll_constraints + 1,
+        super().__init__(n_var=lo.shape[0], n_obj=1, n_ieq_constr=budget.n_constraints + 1,
                          xl=np.array(lo), xu=np.array(hi))
         self.budget = budget
         self.row = np.array([row])
@@ -130,7 +135,7 @@ class _RowProblem(PymooProblem):
         n_ok = int(self.budget.grant(self.row, k)[0])
         f = np.full(k, _NOT_EVALUATED)
         G = np.zeros((k, m + 1))
-        G[n_ok:, m] = 1.0
+        G[n_ok:, m] = _NOT_EVALUATED
         if n_ok:
             f_ok, g_ok, cv_ok = self.budget.evaluate(np.repeat(self.row, n_ok), Y[:n_ok])
             for j in range(n_ok):
@@ -139,7 +144,7 @@ class _RowProblem(PymooProblem):
             failed = ~np.isfinite(cv_ok) | ~np.isfinite(f_ok)
             f[:n_ok] = np.where(failed, _NOT_EVALUATED, f_ok)
             G[:n_ok, :m] = np.clip(g_ok, -_NOT_EVALUATED, _NOT_EVALUATED)
-            G[:n_ok, m] = failed
+            G[:n_ok, m] = np.where(failed, _NOT_EVALUATED, 0.0)
         out["F"] = f[:, None]
         out["G"] = G
 

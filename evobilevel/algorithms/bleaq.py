@@ -1,0 +1,398 @@
+"""BLEAQ: bilevel evolutionary algorithm with quadratic approximations of the lower level.
+
+The upper level evolves a population of ``(x, y)`` pairs whose ``y`` is lower-level optimal for ``x``. Every
+pair ever solved goes into an archive, on which local quadratic models of the lower-level optimal response
+``psi: x -> y*`` and optimal value ``phi: x -> f*`` are fitted. A new candidate's lower level is then settled
+by the cheapest route that can be trusted:
+
+1. *prediction*: where the models are trustworthy (the candidate lies inside the box of the model's training
+   points and ``phi`` predicted held-out points well), ``y = psi(x)`` is evaluated once and accepted if it is
+   feasible and ``f(x, psi(x)) <= phi(x) + tol``: since ``f(x, y) >= f*(x)`` for every feasible ``y``, that
+   proves ``y`` is ``tol``-optimal as far as ``phi`` is right;
+2. *local refinement* (quasi-Newton with batched finite differences) from the prediction, from the
+   recombined lower-level vectors of the parents and from the nearest archived optimum;
+3. *global search* (batched differential evolution, warm-started) when the refinement fails.
+
+Besides the evolutionary offspring, every generation proposes one point that minimises a quadratic model of
+``F(x, y*(x))`` (and of the upper-level constraints) around the best member. The best member's lower level is
+re-solved globally from time to time, and always before the run ends, so that a lower-level solution that was
+only locally optimal cannot stay the answer.
+
+Differences from BLEAQ/BLEAQ2 (Sinha et al.): DE/current-to-pbest/1 instead of PCX at the upper level, the
+prediction accepted by the psi/phi consistency test above instead of by a mean-squared-error threshold alone,
+the model form chosen per output with that form's own coefficients, and a quasi-Newton refinement instead of
+a quadratic-programming phase.
+
+References: A. Sinha, P. Malo, K. Deb, "Evolutionary algorithm for bilevel optimization using approximations
+of the lower level optimal solution mapping", Eur. J. Oper. Res. 257(2):395-411, 2017; A. Sinha, Z. Lu,
+K. Deb, P. Malo, "Bilevel optimization based on iterative approximation of multiple mappings",
+J. Heuristics 26:151-185, 2020.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ..lower import DifferentialEvolution, LocalRefinement, default_solver
+from ..surrogates import fit_local, fit_quadratic, n_coefficients
+from .base import Algorithm, Candidate, rank_key
+from .operators import RingBuffer, SolutionArchive, de_current_to_pbest, repair_midpoint
+
+__all__ = ["BLEAQ"]
+
+# How a candidate's lower level was settled.
+PREDICTED, REFINED, GLOBAL = 0, 1, 2
+
+
+def _default_local() -> LocalRefinement:
+    return LocalRefinement(maxiter=40)
+
+
+@dataclass
+class BLEAQ(Algorithm):
+    """BLEAQ with psi/phi quadratic models, local refinement and global fall-back at the lower level.
+
+    Parameters
+    ----------
+    pop_size : int, optional
+        Upper-level population; default ``max(24, 5 * ul_dim + 5)``.
+    n_offspring : int, optional
+        Evolutionary offspring per generation; default ``max(2, pop_size // 4)``.
+    max_generations : int
+    ftol, stall_generations : float, int
+        Convergence: the best ``F`` improved by less than ``ftol * (1 + |F|)`` in ``stall_generations``
+        generations and the feasible members' ``F`` values lie within that tolerance (or the stall lasted twice
+        as long); the best member's lower level is re-solved globally before the run stops.
+    n_initial_global : int
+        Initial members whose lower level is solved from scratch; the others start from their solutions.
+    accept_tol : float
+        A prediction is accepted when ``f(x, psi(x)) <= phi(x) + accept_tol * (1 + |phi(x)|)`` and ``phi``'s
+        held-out error is below the same tolerance.
+    psi_tol : float
+        A component of ``psi`` counts as determined when its held-out error is below this fraction of the
+        variable's range; other components of a prediction come from the candidate's own lower-level vector.
+    model_search : bool
+        Propose one candidate per generation from a quadratic model of the upper level.
+    recheck_every : int
+        Generations between global re-solves of the best member's lower level.
+    restarts : int
+        When the population has converged, start again this many times at most from a fresh sample (keeping
+        the archive and the best member), as long as the previous restart improved the best ``F``; guards
+        against a premature convergence on a multimodal upper level.
+    global_solver, local_solver : LowerSolver
+    archive_size : int
+        Lower-level optima kept for the models.
+    """
+
+    name: ClassVar[str] = "bleaq"
+
+    pop_size: int | None = None
+    n_offspring: int | None = None
+    max_generations: int = 1000
+    ftol: float = 1e-6
+    stall_generations: int = 25
+    n_initial_global: int = 3
+    accept_tol: float = 1e-6
+    psi_tol: float = 1e-3
+    model_search: bool = True
+    recheck_every: int = 15
+    restarts: int = 2
+    global_solver: DifferentialEvolution = field(default_factory=default_solver)
+    local_solver: LocalRefinement = field(default_factory=_default_local)
+    archive_size: int = 2000
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, ctx) -> None:
+        problem = ctx.problem
+        d = problem.ul_dim
+        self._lo, self._hi = problem.ul_bounds
+        self._width = np.where(self._hi > self._lo, self._hi - self._lo, 1.0)
+        n = self.pop_size or max(24, 5 * d + 5)
+        self._n_offspring = self.n_offspring or max(2, n // 4)
+        # Points for a local psi/phi model: enough for the full quadratic plus slack, and d held out.
+        self._n_train = n_coefficients(d, "quadratic") + 2 * d
+        self._n_valid = d
+        self._archive = SolutionArchive(problem.ul_bounds, problem.ll_dim, self.archive_size)
+        # Upper-level values of the evaluated pairs whose lower level was solved, for the upper-level model.
+        self._evaluated = RingBuffer(self.archive_size, X=d, F=None, G=problem.n_ul_constraints)
+        self._generation = 0
+        self._best_history: list[float] = []
+        self._last_recheck = 0
+        self._checked_x: np.ndarray | None = None
+        self.converged, self.stop_message = False, ""
+        self._counts = {"predicted": 0, "refined": 0, "global": 0, "model_candidates": 0, "rechecks": 0,
+                        "recheck_corrections": 0, "restarts": 0}
+        self._restart_from: float = np.inf
+        self._pop = None
+        self._start_population(ctx, n)
+
+    def _start_population(self, ctx, n: int) -> None:
+        """A Latin-hypercube population; the lower levels of the first few are solved from scratch (when the
+        archive is empty), the others from the nearest archived optima. The best member so far survives."""
+        X = _latin_hypercube(n, self._lo, self._hi, ctx.rng)
+        first = min(n, self.n_initial_global) if self._archive.size == 0 else 0
+        parts = []
+        if first:
+            head = self._settle_globally(ctx, X[:first], None)
+            self._archive_add(head)
+            parts.append(head)
+        if first < n:
+            Y0 = self._archive.warm_starts(X[first:], 2)
+            parts.append(self._settle(ctx, X[first:], Y0, allow_prediction=False))
+        pop = self._evaluate_upper(ctx, parts[0] if len(parts) == 1 else _concat(*parts))
+        if self._pop is not None:
+            best = int(np.argmin(rank_key(self._pop["F"], self._pop["ul_cv"], self._pop["ll_cv"])))
+            for k in pop:
+                pop[k][0] = self._pop[k][best]
+        self._pop = pop
+        self._best_history = []
+
+    # ------------------------------------------------------------------- step
+    def step(self, ctx) -> None:
+        pop = self._pop
+        ranks = rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])
+        n = len(ranks)
+        targets = ctx.rng.choice(n, size=min(self._n_offspring, n), replace=False)
+        # DE on the joint (x, y) vector: y's part gives each child a recombined lower-level start, which carries
+        # the lower level's free directions (where several y are optimal) through selection.
+        joint = np.hstack([pop["X"], pop["Y"]])
+        trial = de_current_to_pbest(joint, ranks, ctx.rng)[targets]
+        d = ctx.problem.ul_dim
+        X = repair_midpoint(trial[:, :d], pop["X"][targets], self._lo, self._hi)
+        lo_y, hi_y = ctx.problem.ll_bounds
+        Y_start = np.clip(trial[:, d:], lo_y, hi_y)
+        parents = targets
+        if self.model_search:
+            x_model = self._model_candidate(ctx)
+            if x_model is not None:
+                X = np.vstack([X, x_model])
+                Y_start = np.vstack([Y_start, pop["Y"][int(np.argmin(ranks))]])
+                parents = np.append(parents, -1)
+                self._counts["model_candidates"] += 1
+        starts = np.concatenate([Y_start[:, None, :], self._archive.warm_starts(X, 1)], axis=1)
+        children = self._evaluate_upper(ctx, self._settle(ctx, X, starts))
+        self._select(children, parents)
+        self._generation += 1
+        if self._generation - self._last_recheck >= self.recheck_every:
+            self._recheck_best(ctx)
+        self._check_convergence(ctx)
+
+    def _select(self, children: dict, parents: np.ndarray) -> None:
+        """Each evolutionary child against its parent; the model candidate against the worst member."""
+        pop = self._pop
+        for j, parent in enumerate(parents):
+            if parent < 0:
+                parent = int(np.argmax(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
+            pair = {k: np.stack([pop[k][parent], children[k][j]]) for k in pop}
+            if np.argmin(rank_key(pair["F"], pair["ul_cv"], pair["ll_cv"])) == 1:
+                for k in pop:
+                    pop[k][parent] = children[k][j]
+
+    # ------------------------------------------------------------ lower level
+    def _settle(self, ctx, X: np.ndarray, starts: np.ndarray | None, allow_prediction: bool = True) -> dict:
+        """Lower-level solutions for the rows of X (n, ul_dim), by the cheapest trustworthy route.
+
+        ``starts`` (n, k, ll_dim) are starting points for the refinement, the first one the candidate's own
+        (recombined) lower-level vector. Returns a dict of arrays ``X, Y, f, ll_cv, route``.
+        """
+        n = X.shape[0]
+        out = {"X": X, "Y": np.full((n, ctx.problem.ll_dim), np.nan), "f": np.full(n, np.inf),
+               "ll_cv": np.full(n, np.inf), "route": np.full(n, GLOBAL)}
+        todo = np.ones(n, bool)
+        predictions = self._predict(ctx, X) if allow_prediction else None
+        if predictions is not None:
+            Y_hat, phi_hat, trusted, determined = predictions
+            if starts is not None:
+                # Where psi does not determine y (held-out error not small: the lower level is indifferent
+                # along that direction, or the model is poor), keep the candidate's own value, so that
+                # the leader's selection, not the model's average, decides among equally optimal answers.
+                Y_hat = np.where(determined, Y_hat, starts[:, 0])
+            rows = np.flatnonzero(trusted)
+            if rows.size:
+                ev = ctx.evaluate_lower(X[rows], Y_hat[rows])
+                ok = (ev.cv == 0) & (ev.values <= phi_hat[rows] + self.accept_tol * (1 + np.abs(phi_hat[rows])))
+                out["Y"][rows], out["f"][rows], out["ll_cv"][rows] = Y_hat[rows], ev.values, ev.cv
+                acc = rows[ok]
+                out["route"][acc] = PREDICTED
+                todo[acc] = False
+                self._counts["predicted"] += acc.size
+            # The prediction is also the first refinement start where there is one.
+            has = np.isfinite(Y_hat).all(axis=1)
+            first = Y_hat[:, None, :].copy()
+            first[~has] = np.nan
+            starts = first if starts is None else np.concatenate([first, starts], axis=1)
+        rows = np.flatnonzero(todo)
+        if rows.size:
+            sol = ctx.solve_lower(X[rows], self.local_solver, Y0=None if starts is None else starts[rows])
+            good = sol.success & (sol.cv == 0)
+            out["Y"][rows], out["f"][rows], out["ll_cv"][rows] = sol.Y, sol.f, sol.cv
+            out["route"][rows[good]] = REFINED
+            todo[rows[good]] = False
+            self._counts["refined"] += int(good.sum())
+        rows = np.flatnonzero(todo)
+        if rows.size:
+            Y0 = np.concatenate([out["Y"][rows, None, :], starts[rows]], axis=1) if starts is not None else None
+            glob = self._settle_globally(ctx, X[rows], Y0)
+            for key in ("Y", "f", "ll_cv"):
+                out[key][rows] = glob[key]
+        self._archive_add(out)
+        return out
+
+    def _settle_globally(self, ctx, X: np.ndarray, Y0: np.ndarray | None) -> dict:
+        sol = ctx.solve_lower(X, self.global_solver, Y0=Y0)
+        self._counts["global"] += X.shape[0]
+        return {"X": X, "Y": sol.Y, "f": sol.f, "ll_cv": sol.cv, "route": np.full(X.shape[0], GLOBAL)}
+
+    def _predict(self, ctx, X: np.ndarray):
+        """psi/phi predictions for the rows of X, or None while the archive is too small.
+
+        Returns ``Y_hat`` (n, ll_dim), ``phi_hat`` (n,), ``trusted`` (n,) bool (inside the training box, phi
+        accurate) and ``determined`` (n, ll_dim) bool (psi's held-out error below ``psi_tol``).
+        """
+        archive = self._archive
+        if archive.size < self._n_train + self._n_valid:
+            return None
+        lo_y, hi_y = ctx.problem.ll_bounds
+        n, m = X.shape[0], ctx.problem.ll_dim
+        Y_hat = np.full((n, m), np.nan)
+        phi_hat = np.full(n, np.nan)
+        trusted = np.zeros(n, bool)
+        determined = np.zeros((n, m), bool)
+        y_tol = self.psi_tol * (hi_y - lo_y)
+        T = np.hstack([archive.Y, archive.f[:, None]])
+        for i in range(n):
+            model = fit_local(archive.X, T, X[i], self._n_train, self._n_valid, ctx.rng, self._width)
+            t = model.predict(X[i])[0]
+            Y_hat[i] = np.clip(t[:m], lo_y, hi_y)
+            phi_hat[i] = t[m]
+            tol = self.accept_tol * (1 + abs(t[m]))
+            trusted[i] = bool(model.inside(X[i])[0]) and model.valid_error[m] <= tol
+            determined[i] = model.valid_error[:m] <= y_tol
+        return Y_hat, phi_hat, trusted, determined
+
+    def _archive_add(self, solved: dict) -> None:
+        ok = (solved["ll_cv"] == 0) & np.isfinite(solved["f"])
+        self._archive.add(X=solved["X"][ok], Y=solved["Y"][ok], f=solved["f"][ok])
+
+    # ------------------------------------------------------------ upper level
+    def _evaluate_upper(self, ctx, solved: dict) -> dict:
+        ul = ctx.evaluate_upper(solved["X"], solved["Y"])
+        ok = (solved["ll_cv"] == 0) & ~ul.failed
+        self._evaluated.add(X=solved["X"][ok], F=ul.values[ok], G=ul.constraints[ok])
+        return {"X": solved["X"].copy(), "Y": solved["Y"].copy(), "F": ul.values.copy(), "ul_cv": ul.cv.copy(),
+                "f": solved["f"].copy(), "ll_cv": solved["ll_cv"].copy()}
+
+    def _model_candidate(self, ctx) -> np.ndarray | None:
+        """Minimise quadratic models of F(x, y*(x)) and of the upper-level constraints near the best member."""
+        pop = self._pop
+        feasible = (pop["ul_cv"] == 0) & (pop["ll_cv"] == 0)
+        d = ctx.problem.ul_dim
+        n_fit = n_coefficients(d, "quadratic") + d
+        if feasible.sum() == 0 or self._evaluated.size < n_fit:
+            return None
+        best = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
+        x_best = pop["X"][best]
+        Xe, Fe, Ge = self._evaluated.X, self._evaluated.F, self._evaluated.G
+        d2 = (((Xe - x_best) / self._width) ** 2).sum(axis=1)
+        near = np.argsort(d2)[:n_fit]
+        lo = np.maximum(self._lo, Xe[near].min(axis=0))
+        hi = np.minimum(self._hi, Xe[near].max(axis=0))
+        if np.any(hi - lo <= 1e-12 * self._width):
+            return None
+        model = fit_quadratic(Xe[near], np.hstack([Fe[near, None], Ge[near]]))
+        constraints = []
+        if Ge.shape[1]:
+            constraints = [{"type": "ineq", "fun": lambda x: -model.predict(x)[0, 1:]}]
+        res = minimize(lambda x: model.predict(x)[0, 0], x_best, method="SLSQP", bounds=list(zip(lo, hi)),
+                       constraints=constraints, options={"maxiter": 100})
+        x = np.clip(res.x, lo, hi)
+        if not np.all(np.isfinite(x)) or np.allclose(x, x_best, rtol=0, atol=1e-12):
+            return None
+        return x
+
+    def _recheck_best(self, ctx) -> None:
+        """Re-solve the best member's lower level globally; replace its y if a better one turns up."""
+        self._last_recheck = self._generation
+        pop = self._pop
+        best = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
+        x = pop["X"][best]
+        if self._checked_x is not None and np.array_equal(x, self._checked_x):
+            return
+        self._counts["rechecks"] += 1
+        glob = self._settle_globally(ctx, x[None, :], pop["Y"][best][None, None, :])
+        self._checked_x = x.copy()
+        f_old, cv_old = pop["f"][best], pop["ll_cv"][best]
+        f_new, cv_new = glob["f"][0], glob["ll_cv"][0]
+        tol = 10 * self.accept_tol * (1 + abs(f_new))
+        if (cv_new < cv_old) or (cv_new == cv_old == 0 and f_new < f_old - tol):
+            self._counts["recheck_corrections"] += 1
+            self._archive.replace(x, glob["Y"][0], f_new)
+            corrected = self._evaluate_upper(ctx, glob)
+            for k in pop:
+                pop[k][best] = corrected[k][0]
+            self._checked_x = None
+
+    def _check_convergence(self, ctx) -> None:
+        best = self.best()
+        self._best_history.append(best.F if best.feasible else np.inf)
+        if self._generation >= self.max_generations:
+            self._finish(ctx, f"maximum of {self.max_generations} generations")
+            return
+        k = self.stall_generations
+        hist = self._best_history
+        if len(hist) <= k or not np.isfinite(hist[-1]):
+            return
+        now = hist[-1]
+        tol = self.ftol * (1 + abs(now))
+        if hist[-1 - k] - now >= tol:
+            return
+        feasible = (self._pop["ul_cv"] == 0) & (self._pop["ll_cv"] == 0)
+        spread = np.ptp(self._pop["F"][feasible]) if feasible.any() else np.inf
+        if spread < tol or (len(hist) > 2 * k and hist[-1 - 2 * k] - now < tol):
+            self._finish(ctx, f"best F improved by less than {self.ftol:g} (relative) in {k} generations")
+
+    def _finish(self, ctx, message: str) -> None:
+        """Stop or restart, after a global check of the best member's lower level (which may revive the run)."""
+        before = self.best()
+        self._recheck_best(ctx)
+        after = self.best()
+        revived = not (np.array_equal(before.x, after.x) and before.f == after.f)
+        if self._generation >= self.max_generations:
+            self.converged, self.stop_message = True, message
+        elif revived:
+            return
+        elif self._counts["restarts"] < self.restarts and after.F < self._restart_from:
+            # Premature convergence on a multimodal upper level is the common failure: sample afresh, keeping
+            # the archive (cheap lower levels) and the best member.
+            self._counts["restarts"] += 1
+            self._restart_from = after.F
+            self._start_population(ctx, len(self._pop["F"]))
+        else:
+            self.converged, self.stop_message = True, message
+
+    # ------------------------------------------------------------- reporting
+    def best(self) -> Candidate | None:
+        pop = getattr(self, "_pop", None)
+        if pop is None:
+            return None
+        i = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
+        return Candidate(pop["X"][i].copy(), pop["Y"][i].copy(), float(pop["F"][i]), float(pop["f"][i]),
+                         float(pop["ul_cv"][i]), float(pop["ll_cv"][i]))
+
+    def record(self) -> dict:
+        return dict(getattr(self, "_counts", {}))
+
+
+def _latin_hypercube(n: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """n points (n, d) in the box, one in each of n equal slices of every coordinate."""
+    d = lo.shape[0]
+    strata = np.argsort(rng.random((n, d)), axis=0)
+    return lo + (strata + rng.random((n, d))) / n * (hi - lo)
+
+
+def _concat(a: dict, b: dict) -> dict:
+    return {k: np.concatenate([a[k], b[k]]) for k in a}
