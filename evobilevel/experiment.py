@@ -461,8 +461,8 @@ def run_grid(
     Raises
     ------
     GridConflict
-        When a finished run in ``directory`` was made with other settings (seed, target, budgets or algorithm
-        settings): mixing them would make the tables meaningless, so nothing runs.
+        When a finished run in ``directory`` was made with other settings (seed, target, budgets, algorithm
+        settings or evobilevel version): mixing them would make the tables meaningless, so nothing runs.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -512,7 +512,7 @@ def _run_one(spec: RunSpec, algorithm: Algorithm, protocol: dict, path: str) -> 
         problem = benchmarks.get(spec.problem, **dict(spec.problem_kwargs))
         result = solve(problem, algorithm=algorithm, seed=spec.seed, n_jobs=1, target=protocol["target"],
                        max_ul_evals=protocol["max_ul_evals"], max_ll_evals=protocol["max_ll_evals"])
-        if "KeyboardInterrupt" in result.message:
+        if result.interrupted:
             # solve() returns its best-so-far on Ctrl-C; a cut-short run must not be stored as finished.
             raise KeyboardInterrupt
         data = result.to_dict()
@@ -544,6 +544,9 @@ def _stored_run(path: Path, spec: RunSpec, protocol: dict, algorithm_name: str, 
         differences.append("seed")
     if data.get("algorithm") != algorithm_name or _canonical(data.get("algorithm_settings")) != settings:
         differences.append("algorithm settings")
+    if data.get("version") != __version__:
+        # Another release may give other numbers for the same seed: one table must not mix them.
+        differences.append(f"evobilevel {data.get('version')}, now {__version__}")
     if differences:
         raise GridConflict(f"{path} was made with other settings ({', '.join(differences)}); "
                            "use a new results directory for this grid")

@@ -17,7 +17,7 @@ import numpy as np
 from .evaluator import Evaluator, LevelCounts
 from .lower.base import LowerSolution
 
-__all__ = ["LowerEngine", "ProblemNotPicklable", "send_module_by_value"]
+__all__ = ["LowerEngine", "ProblemNotPicklable", "send_module_by_value", "run_tasks"]
 
 
 class ProblemNotPicklable(ValueError):

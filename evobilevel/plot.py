@@ -28,6 +28,7 @@ __all__ = [
     "ecdf_evals_to_target",
     "error_band",
     "save_figure",
+    "ERROR_FLOOR",
 ]
 
 _EVALS = {"ul": ("n_ul_evals", "upper-level evaluations"), "ll": ("n_ll_evals", "lower-level evaluations")}
@@ -103,20 +104,17 @@ def convergence(result_or_results, ax=None, x: str = "ul", target: float | None 
     Notes
     -----
     Each history record is the incumbent after one upper-level generation; the curve is a step function that
-    holds until the next record. Errors use a log scale (0 is drawn at ``ERROR_FLOOR``). For a problem with no
-    known optimum the best objective values of both levels are drawn instead, on a linear scale.
+    holds until the next record, and a dot marks the end of the run. Errors use a log scale (0 is drawn at
+    ``ERROR_FLOOR``). For a problem with no known optimum the incumbent's ``F`` (left axis) and ``f`` (right
+    axis) are drawn instead, each on a log scale when it is positive and spans more than a decade.
+
+    A title goes above the figure when this function made it; into given axes, only an explicit ``title`` is
+    drawn (above the first of them).
     """
     results = _as_results(result_or_results)
     _check_choice("x", x, ("ul", "ll", "both"))
     panels = ("ul", "ll") if x == "both" else (x,)
-    if ax is None:
-        fig, axes = _figure(1, len(panels), width=5.2 * len(panels), height=4.0)
-        axes = list(axes[0])
-    else:
-        axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
-        if len(axes) != len(panels):
-            raise ValueError(f"x={x!r} draws {len(panels)} panel(s) but {len(axes)} axes were given")
-        fig = axes[0].figure
+    fig, axes = _panel_axes(ax, x, panels)
     target = target if target is not None else _run_target(results)
     for axis, panel in zip(axes, panels):
         _draw_runs(axis, results, panel, target)
@@ -124,8 +122,27 @@ def convergence(result_or_results, ax=None, x: str = "ul", target: float | None 
     default = f"{first.problem} {_size_label(first)} · {first.algorithm}"
     if len(results) > 1:
         default += f" · {len(results)} runs"
-    fig.suptitle(title if title is not None else default)
+    _title(fig, axes, ax is None, title, default)
     return fig
+
+
+def _panel_axes(ax, x: str, panels: tuple[str, ...]):
+    """The figure and one axes per panel: new ones side by side, or the ones given (checked)."""
+    if ax is None:
+        fig, axes = _figure(1, len(panels), width=5.2 * len(panels), height=4.0)
+        return fig, list(axes[0])
+    axes = list(np.ravel(ax)) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+    if len(axes) != len(panels):
+        raise ValueError(f"x={x!r} draws {len(panels)} panel(s) but {len(axes)} axes were given")
+    return axes[0].figure, axes
+
+
+def _title(fig, axes, own_figure: bool, title: str | None, default: str) -> None:
+    """The figure's title when the figure is ours; a user's figure keeps its own unless a title is asked for."""
+    if own_figure:
+        fig.suptitle(title if title is not None else default)
+    elif title is not None:
+        axes[0].set_title(title)
 
 
 def _draw_runs(ax, results: Sequence[Result], x: str, target: float | None) -> None:
@@ -389,12 +406,7 @@ def ecdf_evals_to_target(results_by_algorithm: Mapping[str, Sequence[Result]], a
         raise ValueError("no results to plot")
     _check_choice("x", x, ("ul", "ll", "both"))
     panels = ("ul", "ll") if x == "both" else (x,)
-    if ax is None:
-        fig, axes = _figure(1, len(panels), width=5.2 * len(panels), height=4.0)
-        axes = list(axes[0])
-    else:
-        axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
-        fig = axes[0].figure
+    fig, axes = _panel_axes(ax, x, panels)
     reached = {}
     for label, runs in results_by_algorithm.items():
         runs = _as_results(runs)
@@ -413,11 +425,12 @@ def ecdf_evals_to_target(results_by_algorithm: Mapping[str, Sequence[Result]], a
             axis.step(X, Y, where="post", color=f"C{i % 10}", lw=1.8,
                       label=f"{label}: {len(values)}/{n_runs} reached")
         _log_x(axis)
+        axis.set_yscale("linear")
         axis.set_ylim(-0.02, 1.02)
         axis.set_xlabel(_EVALS[panel][1] + " to target")
         axis.set_ylabel("share of runs at target")
         axis.grid(True, which="major", alpha=0.3)
-        axis.legend(fontsize="small", loc="lower right")
-    fig.suptitle(title if title is not None else f"Runs reaching the target {target:g}")
+        axis.legend(fontsize="small", loc="best")
+    _title(fig, axes, ax is None, title, f"Runs reaching the target {target:g}")
     return fig
 

@@ -252,7 +252,9 @@ class Problem:
         if Y.ndim != 2 or Y.shape[1] != self.ll_dim:
             raise ValueError(f"{self.name}: Y must have shape (n, {self.ll_dim}), got {Y.shape}")
         if X.shape[0] != Y.shape[0]:
-            raise ValueError(f"{self.name}: X and Y must have the same number of rows, got {X.shape[0]} and {Y.shape[0]}")
+            raise ValueError(
+                f"{self.name}: X and Y must have the same number of rows, got {X.shape[0]} and {Y.shape[0]}"
+            )
         return X, Y
 
     def _evaluate(self, level: str, X: np.ndarray, Y: np.ndarray, log: _FailureLog | None = None):
@@ -349,7 +351,9 @@ class Problem:
         m = self._n_constraints[level]
         if constraints.ndim != 2 or constraints.shape[0] != n or (m is not None and constraints.shape[1] != m):
             expected = f"({n}, {m})" if m is not None else f"({n}, m)"
-            raise ProblemDefinitionError(f"{self.name}: {label} returned shape {constraints.shape}, expected {expected}")
+            raise ProblemDefinitionError(
+                f"{self.name}: {label} returned shape {constraints.shape}, expected {expected}"
+            )
         self._n_constraints[level] = constraints.shape[1]
         return constraints
 

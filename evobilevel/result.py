@@ -86,6 +86,10 @@ class Result:
         solve at ``x``; its evaluations are ``n_ll_evals_check``, not counted in ``n_ll_evals``.
     ul_error, ll_error : float or None
         ``|F - F*|`` and ``|f - f*|`` when the optimum is known.
+    interrupted : bool
+        The run was stopped by ``KeyboardInterrupt``.
+    max_ul_evals, max_ll_evals : int or None
+        The budgets the run was given.
     history : History
     """
 
@@ -110,6 +114,9 @@ class Result:
     ll_error: float | None = None
     target: float | None = None
     target_reached: bool = False
+    interrupted: bool = False
+    max_ul_evals: int | None = None
+    max_ll_evals: int | None = None
     n_ul_failed: int = 0
     n_ll_failed: int = 0
     first_error: str | None = None

@@ -88,7 +88,7 @@ def solve(
     history = History(max_records=history_limit)
     display = ProgressLine(enabled=progress)
     start = time.perf_counter()
-    message, target_reached = "", False
+    message, target_reached, interrupted = "", False, False
 
     with LowerEngine(n_jobs=n_jobs, chunk_size=chunk_size) as engine:
         ctx = RunContext(problem, engine, run_seed, max_ul_evals, max_ll_evals)
@@ -114,7 +114,7 @@ def solve(
             message = str(stop)
             history.append(_record(generation, ctx, algo, optimum, time.perf_counter() - start))
         except KeyboardInterrupt:
-            message = "interrupted (KeyboardInterrupt); best result so far"
+            message, interrupted = "interrupted (KeyboardInterrupt); best result so far", True
         finally:
             display.close()
 
@@ -122,7 +122,8 @@ def solve(
     if best is None:
         best = _nothing_found(problem)
     result = _result(problem, algo, seed_seq, n_jobs, best, ctx, optimum, target, message, history)
-    result.target_reached = target_reached
+    result.target_reached, result.interrupted = target_reached, interrupted
+    result.max_ul_evals, result.max_ll_evals = max_ul_evals, max_ll_evals
     if check_ll and best is not None and math.isfinite(best.f):
         result.ll_gap, result.n_ll_evals_check = _ll_gap(problem, best, check_seed)
     result.success = _success(result, algo, target)

@@ -112,6 +112,13 @@ def test_a_run_made_with_other_settings_is_not_reused(tmp_path):
         run_grid(other, tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["problems"] == ["SMD1"] and manifest["max_ul_evals"] == 20
+    # A run made by another release of evobilevel is not mixed in either.
+    path = grid.run_specs()[0].path(tmp_path)
+    data = json.loads(path.read_text())
+    data["version"] = "0.0.1"
+    path.write_text(json.dumps(data))
+    with pytest.raises(GridConflict, match="evobilevel 0.0.1"):
+        run_grid(grid, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ acceptance: kill + resume
@@ -195,9 +202,9 @@ def test_bench_dry_run_lists_runs(tmp_path, capsys):
 
 
 class _Broken(eb.algorithms.Nested):
-    """Fails at its first generation, as a buggy algorithm would."""
+    """Fails before its first evaluation, as a buggy algorithm would."""
 
-    def step(self, ctx):
+    def setup(self, ctx):
         raise RuntimeError("broken on purpose")
 
 

@@ -127,12 +127,12 @@ class BLEAQ(Algorithm):
         self._counts = {"predicted": 0, "refined": 0, "global": 0, "model_candidates": 0, "rechecks": 0,
                         "recheck_corrections": 0, "restarts": 0}
         self._restart_from: float = np.inf
-        self._pop = None
+        self._kept: Candidate | None = None
         self._start_population(ctx, n)
 
     def _start_population(self, ctx, n: int) -> None:
         """A Latin-hypercube population; the lower levels of the first few are solved from scratch (when the
-        archive is empty), the others from the nearest archived optima. The best member so far survives."""
+        archive is empty), the others from the nearest archived optima."""
         X = _latin_hypercube(n, self._lo, self._hi, ctx.rng)
         first = min(n, self.n_initial_global) if self._archive.size == 0 else 0
         parts = []
@@ -143,12 +143,7 @@ class BLEAQ(Algorithm):
         if first < n:
             Y0 = self._archive.warm_starts(X[first:], 2)
             parts.append(self._settle(ctx, X[first:], Y0, allow_prediction=False))
-        pop = self._evaluate_upper(ctx, parts[0] if len(parts) == 1 else _concat(*parts))
-        if self._pop is not None:
-            best = int(np.argmin(rank_key(self._pop["F"], self._pop["ul_cv"], self._pop["ll_cv"])))
-            for k in pop:
-                pop[k][0] = self._pop[k][best]
-        self._pop = pop
+        self._pop = self._evaluate_upper(ctx, parts[0] if len(parts) == 1 else _concat(*parts))
         self._best_history = []
 
     # ------------------------------------------------------------------- step
@@ -337,7 +332,7 @@ class BLEAQ(Algorithm):
             self._checked_x = None
 
     def _check_convergence(self, ctx) -> None:
-        best = self.best()
+        best = self._population_best()
         self._best_history.append(best.F if best.feasible else np.inf)
         if self._generation >= self.max_generations:
             self._finish(ctx, f"maximum of {self.max_generations} generations")
@@ -357,9 +352,9 @@ class BLEAQ(Algorithm):
 
     def _finish(self, ctx, message: str) -> None:
         """Stop or restart, after a global check of the best member's lower level (which may revive the run)."""
-        before = self.best()
+        before = self._population_best()
         self._recheck_best(ctx)
-        after = self.best()
+        after = self._population_best()
         revived = not (np.array_equal(before.x, after.x) and before.f == after.f)
         if self._generation >= self.max_generations:
             self.converged, self.stop_message = True, message
@@ -370,18 +365,31 @@ class BLEAQ(Algorithm):
             # the archive (cheap lower levels) and the best member.
             self._counts["restarts"] += 1
             self._restart_from = after.F
+            # The best so far is kept aside, not in the new population, whose search it would otherwise pull
+            # back into the same basin.
+            self._kept = self.best()
             self._start_population(ctx, len(self._pop["F"]))
         else:
             self.converged, self.stop_message = True, message
 
     # ------------------------------------------------------------- reporting
-    def best(self) -> Candidate | None:
-        pop = getattr(self, "_pop", None)
-        if pop is None:
-            return None
+    def _population_best(self) -> Candidate:
+        pop = self._pop
         i = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
         return Candidate(pop["X"][i].copy(), pop["Y"][i].copy(), float(pop["F"][i]), float(pop["f"][i]),
                          float(pop["ul_cv"][i]), float(pop["ll_cv"][i]))
+
+    def best(self) -> Candidate | None:
+        if getattr(self, "_pop", None) is None:
+            return None
+        best = self._population_best()
+        kept = getattr(self, "_kept", None)
+        if kept is not None:
+            both = rank_key(np.array([kept.F, best.F]), np.array([kept.ul_cv, best.ul_cv]),
+                            np.array([kept.ll_cv, best.ll_cv]))
+            if both[0] == 0:
+                return kept
+        return best
 
     def record(self) -> dict:
         return dict(getattr(self, "_counts", {}))
