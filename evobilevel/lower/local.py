@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, minimize, nnls
+from threadpoolctl import threadpool_limits
 
 from ..evaluator import Evaluator
 from .base import LowerSolution, LowerSolver, RowBudget, better, prepare
@@ -166,15 +167,18 @@ class LocalRefinement(LowerSolver):
         out_f = np.full(rows.shape[0], np.inf)
         out_cv = np.full(rows.shape[0], np.inf)
         converged = np.zeros(rows.shape[0], bool)
-        for i, row in enumerate(rows):
-            known = None
-            if values is not None and values.known[i]:
-                known = (values.f[i], values.g[i], values.cv[i])
-            y0 = np.clip(starts[i], lo, hi)
-            target = _RowTarget(budget, int(row), lo, hi, steps, self.constraint_margin, y0, known)
-            converged[i] = self._search(target, y0, verify)
-            if target.best_y is not None:
-                out_Y[i], out_f[i], out_cv[i] = target.best_y, target.best_f, target.best_cv
+        # scipy's quasi-Newton updates call BLAS on vectors of ll_dim entries: threads only add synchronisation,
+        # which costs several times the work itself when the other cores are busy.
+        with threadpool_limits(limits=1, user_api="blas"):
+            for i, row in enumerate(rows):
+                known = None
+                if values is not None and values.known[i]:
+                    known = (values.f[i], values.g[i], values.cv[i])
+                y0 = np.clip(starts[i], lo, hi)
+                target = _RowTarget(budget, int(row), lo, hi, steps, self.constraint_margin, y0, known)
+                converged[i] = self._search(target, y0, verify)
+                if target.best_y is not None:
+                    out_Y[i], out_f[i], out_cv[i] = target.best_y, target.best_f, target.best_cv
         return out_Y, out_f, out_cv, converged
 
     def _search(self, target: _RowTarget, y0: np.ndarray, verify: bool) -> bool:

@@ -1,0 +1,119 @@
+"""BLEAQ and its quadratic response models: exact fits, model selection, predictions that save evaluations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import evobilevel as eb
+from evobilevel.algorithms import BLEAQ, Nested
+from evobilevel.surrogates import fit_local, fit_quadratic, n_coefficients
+
+
+# ----------------------------------------------------------------------------------------- surrogates
+def test_full_quadratic_is_recovered_exactly():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 3, (40, 3))
+    t = 1.5 + X @ [1.0, -2.0, 0.5] + 0.7 * X[:, 0] * X[:, 1] - 0.3 * X[:, 2] ** 2
+    model = fit_quadratic(X, t)
+    assert model.kinds == ["quadratic"]
+    Xq = rng.uniform(-2, 3, (10, 3))
+    tq = 1.5 + Xq @ [1.0, -2.0, 0.5] + 0.7 * Xq[:, 0] * Xq[:, 1] - 0.3 * Xq[:, 2] ** 2
+    np.testing.assert_allclose(model.predict(Xq)[:, 0], tq, atol=1e-9)
+
+
+def test_form_is_chosen_per_output_and_its_own_coefficients_are_used():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, (30, 4))
+    linear = 2 + X @ [1, 2, 3, 4]
+    pure = X[:, 0] ** 2 + 3 * X[:, 3] ** 2 - X[:, 1]
+    model = fit_quadratic(X, np.c_[linear, pure])
+    assert model.kinds == ["linear", "pure_quadratic"]
+    assert len(model.coefs[0]) == n_coefficients(4, "linear")
+    assert len(model.coefs[1]) == n_coefficients(4, "pure_quadratic")
+    Xq = rng.uniform(-1, 1, (5, 4))
+    np.testing.assert_allclose(model.predict(Xq), np.c_[2 + Xq @ [1, 2, 3, 4],
+                                                        Xq[:, 0] ** 2 + 3 * Xq[:, 3] ** 2 - Xq[:, 1]], atol=1e-9)
+
+
+def test_too_few_points_is_a_clear_error():
+    with pytest.raises(ValueError, match="too few"):
+        fit_quadratic(np.zeros((3, 4)), np.zeros(3))
+
+
+def test_local_model_measures_its_error_on_held_out_points_and_knows_its_box():
+    rng = np.random.default_rng(2)
+    X = rng.uniform(0, 1, (200, 2))
+    smooth = np.c_[X[:, 0] ** 2 + X[:, 1], np.arctan(5 * X[:, 0])]
+    model = fit_local(X, smooth, np.array([0.5, 0.5]), n_train=15, n_valid=5, rng=rng)
+    assert model.valid_error[0] < 1e-10  # exactly quadratic
+    assert 0 < model.valid_error[1] < 0.05  # smooth, not quadratic: small but not zero
+    assert model.inside(np.array([0.5, 0.5]))[0] and not model.inside(np.array([5.0, 0.5]))[0]
+    assert fit_local(X[:10], smooth[:10], X[0], 15, 5, rng) is None
+
+
+# ---------------------------------------------------------------------------------------------- BLEAQ
+def test_bleaq_reaches_the_target_with_far_fewer_lower_level_evaluations_than_nested():
+    p = eb.benchmarks.get("SMD2", ul_dim=2, ll_dim=3)
+    b = eb.solve(p, algorithm="bleaq", seed=0, target=1e-2)
+    n = eb.solve(p, algorithm=Nested(pop_size=20), seed=0, target=1e-2)
+    assert b.success and n.success
+    assert b.ll_gap < 1e-2
+    assert b.n_ll_evals < n.n_ll_evals / 5
+    assert b.n_ul_evals < n.n_ul_evals
+
+
+def test_predictions_replace_lower_level_solves_and_are_counted():
+    # Without the upper-level model step the population converges by evolution, and the psi/phi models take
+    # over the lower level as the archive fills.
+    p = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
+    r = eb.solve(p, algorithm=BLEAQ(model_search=False), seed=3, target=1e-3)
+    assert r.success, r.message
+    last = r.history[-1]
+    assert last["predicted"] > 0 and last["refined"] > 0 and last["global"] >= 3
+    # Every settled lower level is counted once: initial population + offspring (no model candidates here).
+    assert last["predicted"] + last["refined"] + last["global"] - last["rechecks"] == r.n_ul_evals
+    # Predictions cost one lower-level evaluation each, so they are cheaper than the refinements around them.
+    assert r.n_ll_evals < 200 * r.n_ul_evals
+
+
+def test_bleaq_is_deterministic_across_n_jobs():
+    p = eb.benchmarks.get("SMD6", ul_dim=2, ll_dim=3)
+    a = eb.solve(p, algorithm=BLEAQ(max_generations=15), seed=5, n_jobs=1)
+    b = eb.solve(p, algorithm=BLEAQ(max_generations=15), seed=5, n_jobs=2)
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+    assert (a.n_ul_evals, a.n_ll_evals, a.F, a.f) == (b.n_ul_evals, b.n_ll_evals, b.F, b.f)
+    columns_a, columns_b = a.history.to_columns(), b.history.to_columns()
+    del columns_a["elapsed"], columns_b["elapsed"]
+    assert columns_a == columns_b
+
+
+def test_bleaq_stops_by_its_own_rule_with_a_good_answer():
+    p = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
+    r = eb.solve(p, algorithm="bleaq", seed=1)
+    assert r.success and "improved by less than" in r.message
+    assert r.ul_error < 1e-4 and r.ll_error < 1e-4 and r.ll_gap < 1e-6
+
+
+def test_bleaq_respects_budgets():
+    p = eb.benchmarks.get("SMD3", ul_dim=2, ll_dim=3)
+    r = eb.solve(p, algorithm="bleaq", seed=0, max_ll_evals=3000)
+    assert r.n_ll_evals <= 3000 and "budget" in r.message
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+@pytest.mark.parametrize("name", ["SMD1", "SMD6", "SMD8"])
+def test_bleaq_converges_on_smd_5x5(name):
+    p = eb.benchmarks.get(name, ul_dim=5, ll_dim=5)
+    r = eb.solve(p, algorithm="bleaq", seed=0, target=1e-2)
+    assert r.success, r.message
+    assert r.ll_gap < 1e-2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [f"SMD{i}" for i in range(1, 9)])
+def test_bleaq_converges_on_all_unconstrained_smd_5x5(name):
+    p = eb.benchmarks.get(name, ul_dim=5, ll_dim=5)
+    r = eb.solve(p, algorithm="bleaq", seed=1, target=1e-2)
+    assert r.success, r.message
