@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-__all__ = ["Algorithm", "Candidate", "rank_key"]
+__all__ = ["Algorithm", "Candidate", "rank_key", "stalled", "population_best"]
 
 
 @dataclass
@@ -45,6 +45,36 @@ def rank_key(F: np.ndarray, ul_cv: np.ndarray, ll_cv: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(F), dtype=int)
     ranks[order] = np.arange(len(F))
     return ranks
+
+
+def population_best(pop: dict) -> Candidate:
+    """The best member of a population held as arrays ``X, Y, F, f, ul_cv, ll_cv`` (feasibility first)."""
+    i = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
+    return Candidate(pop["X"][i].copy(), pop["Y"][i].copy(), float(pop["F"][i]), float(pop["f"][i]),
+                     float(pop["ul_cv"][i]), float(pop["ll_cv"][i]))
+
+
+def stalled(best_history: list[float], pop: dict, ftol: float, window: int) -> bool:
+    """Whether the search has converged: the best feasible ``F`` improved by less than ``ftol * (1 + |F|)`` over
+    ``window`` generations, and either the feasible members' ``F`` lie within that tolerance of each other or
+    the stall has lasted twice as long.
+
+    Parameters
+    ----------
+    best_history : list of float
+        Best feasible ``F`` after each generation (``inf`` while there is none).
+    pop : dict
+        The population's arrays (``F``, ``ul_cv``, ``ll_cv``).
+    """
+    if len(best_history) <= window or not np.isfinite(best_history[-1]):
+        return False
+    now = best_history[-1]
+    tol = ftol * (1 + abs(now))
+    if best_history[-1 - window] - now >= tol:
+        return False
+    feasible = (pop["ul_cv"] == 0) & (pop["ll_cv"] == 0)
+    spread = np.ptp(pop["F"][feasible]) if feasible.any() else np.inf
+    return bool(spread < tol or (len(best_history) > 2 * window and best_history[-1 - 2 * window] - now < tol))
 
 
 class Algorithm(ABC):

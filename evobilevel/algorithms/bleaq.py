@@ -39,7 +39,7 @@ from scipy.optimize import minimize
 
 from ..lower import DifferentialEvolution, LocalRefinement, default_solver
 from ..surrogates import fit_local, fit_quadratic, n_coefficients
-from .base import Algorithm, Candidate, rank_key
+from .base import Algorithm, Candidate, population_best, rank_key, stalled
 from .operators import RingBuffer, SolutionArchive, de_current_to_pbest, repair_midpoint
 
 __all__ = ["BLEAQ"]
@@ -122,6 +122,7 @@ class BLEAQ(Algorithm):
         self._generation = 0
         self._best_history: list[float] = []
         self._last_recheck = 0
+        self._recheck_interval = self.recheck_every
         self._checked_x: np.ndarray | None = None
         self.converged, self.stop_message = False, ""
         self._counts = {"predicted": 0, "refined": 0, "global": 0, "model_candidates": 0, "rechecks": 0,
@@ -172,7 +173,7 @@ class BLEAQ(Algorithm):
         children = self._evaluate_upper(ctx, self._settle(ctx, X, starts))
         self._select(children, parents)
         self._generation += 1
-        if self._generation - self._last_recheck >= self.recheck_every:
+        if self._generation - self._last_recheck >= self._recheck_interval:
             self._recheck_best(ctx)
         self._check_convergence(ctx)
 
@@ -310,45 +311,50 @@ class BLEAQ(Algorithm):
         return x
 
     def _recheck_best(self, ctx) -> None:
-        """Re-solve the best member's lower level globally; replace its y if a better one turns up."""
+        """Re-solve the best member's lower level globally; replace its y if a better one turns up.
+
+        A correction means the cheaper routes produced a lower-level answer that was only locally optimal,
+        so the new best member is checked at once too (a few times at most), and the next check comes sooner;
+        a confirmation lets the interval grow back to ``recheck_every``.
+        """
         self._last_recheck = self._generation
+        for _ in range(3):
+            if not self._recheck_once(ctx):
+                self._recheck_interval = min(self.recheck_every, 2 * self._recheck_interval)
+                return
+            self._recheck_interval = max(1, self._recheck_interval // 2)
+
+    def _recheck_once(self, ctx) -> bool:
+        """Check the current best member; whether its lower-level answer had to be corrected."""
         pop = self._pop
         best = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
         x = pop["X"][best]
         if self._checked_x is not None and np.array_equal(x, self._checked_x):
-            return
+            return False
         self._counts["rechecks"] += 1
         glob = self._settle_globally(ctx, x[None, :], pop["Y"][best][None, None, :])
         self._checked_x = x.copy()
         f_old, cv_old = pop["f"][best], pop["ll_cv"][best]
         f_new, cv_new = glob["f"][0], glob["ll_cv"][0]
         tol = 10 * self.accept_tol * (1 + abs(f_new))
-        if (cv_new < cv_old) or (cv_new == cv_old == 0 and f_new < f_old - tol):
-            self._counts["recheck_corrections"] += 1
-            self._archive.replace(x, glob["Y"][0], f_new)
-            corrected = self._evaluate_upper(ctx, glob)
-            for k in pop:
-                pop[k][best] = corrected[k][0]
-            self._checked_x = None
+        if not ((cv_new < cv_old) or (cv_new == cv_old == 0 and f_new < f_old - tol)):
+            return False
+        self._counts["recheck_corrections"] += 1
+        self._archive.replace(x, glob["Y"][0], f_new)
+        corrected = self._evaluate_upper(ctx, glob)
+        for k in pop:
+            pop[k][best] = corrected[k][0]
+        self._checked_x = None
+        return True
 
     def _check_convergence(self, ctx) -> None:
         best = self._population_best()
         self._best_history.append(best.F if best.feasible else np.inf)
         if self._generation >= self.max_generations:
             self._finish(ctx, f"maximum of {self.max_generations} generations")
-            return
-        k = self.stall_generations
-        hist = self._best_history
-        if len(hist) <= k or not np.isfinite(hist[-1]):
-            return
-        now = hist[-1]
-        tol = self.ftol * (1 + abs(now))
-        if hist[-1 - k] - now >= tol:
-            return
-        feasible = (self._pop["ul_cv"] == 0) & (self._pop["ll_cv"] == 0)
-        spread = np.ptp(self._pop["F"][feasible]) if feasible.any() else np.inf
-        if spread < tol or (len(hist) > 2 * k and hist[-1 - 2 * k] - now < tol):
-            self._finish(ctx, f"best F improved by less than {self.ftol:g} (relative) in {k} generations")
+        elif stalled(self._best_history, self._pop, self.ftol, self.stall_generations):
+            self._finish(ctx, f"best F improved by less than {self.ftol:g} (relative) in "
+                              f"{self.stall_generations} generations")
 
     def _finish(self, ctx, message: str) -> None:
         """Stop or restart, after a global check of the best member's lower level (which may revive the run)."""
@@ -374,10 +380,7 @@ class BLEAQ(Algorithm):
 
     # ------------------------------------------------------------- reporting
     def _population_best(self) -> Candidate:
-        pop = self._pop
-        i = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
-        return Candidate(pop["X"][i].copy(), pop["Y"][i].copy(), float(pop["F"][i]), float(pop["f"][i]),
-                         float(pop["ul_cv"][i]), float(pop["ll_cv"][i]))
+        return population_best(self._pop)
 
     def best(self) -> Candidate | None:
         if getattr(self, "_pop", None) is None:

@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..lower import default_solver
-from .base import Algorithm, Candidate, rank_key
+from .base import Algorithm, Candidate, population_best, rank_key, stalled
 from .operators import SolutionArchive, de_current_to_pbest, repair_midpoint
 
 __all__ = ["Nested"]
@@ -101,26 +101,14 @@ class Nested(Algorithm):
         self._best_history.append(best.F if best.feasible else np.inf)
         if self._generation >= self.max_generations:
             self.converged, self.stop_message = True, f"maximum of {self.max_generations} generations"
-            return
-        k = self.stall_generations
-        if len(self._best_history) <= k or not np.isfinite(self._best_history[-1]):
-            return
-        now, before = self._best_history[-1], self._best_history[-1 - k]
-        tol = self.ftol * (1 + abs(now))
-        if before - now < tol:
-            feasible = (self._pop["ul_cv"] == 0) & (self._pop["ll_cv"] == 0)
-            spread = np.ptp(self._pop["F"][feasible]) if feasible.any() else np.inf
-            if spread < tol or len(self._best_history) > 2 * k and self._best_history[-1 - 2 * k] - now < tol:
-                self.converged = True
-                self.stop_message = f"best F improved by less than {self.ftol:g} (relative) in {k} generations"
+        elif stalled(self._best_history, self._pop, self.ftol, self.stall_generations):
+            self.converged = True
+            self.stop_message = (f"best F improved by less than {self.ftol:g} (relative) "
+                                 f"in {self.stall_generations} generations")
 
     def best(self) -> Candidate | None:
         pop = getattr(self, "_pop", None)
-        if pop is None:
-            return None
-        i = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
-        return Candidate(pop["X"][i].copy(), pop["Y"][i].copy(), float(pop["F"][i]), float(pop["f"][i]),
-                         float(pop["ul_cv"][i]), float(pop["ll_cv"][i]))
+        return None if pop is None else population_best(pop)
 
     def record(self) -> dict:
         return {"archive_size": self._archive.size if hasattr(self, "_archive") else 0}
