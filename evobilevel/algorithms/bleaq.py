@@ -79,10 +79,11 @@ class BLEAQ(Algorithm):
         Propose one candidate per generation from a quadratic model of the upper level.
     recheck_every : int
         Generations between global re-solves of the best member's lower level.
-    restarts : int
-        When the population has converged, start again this many times at most from a fresh sample (keeping
-        the archive and the best member), as long as the previous restart improved the best ``F``; guards
-        against a premature convergence on a multimodal upper level.
+    restarts, restart_patience : int
+        When the population has converged, start again from a fresh sample (keeping the archive and, aside,
+        the best member), at most ``restarts`` times and until ``restart_patience`` restarts in a row found
+        nothing better: a guard against premature convergence on a multimodal upper level, paid for in
+        evaluations by runs that had already found the optimum.
     global_solver, local_solver : LowerSolver
     archive_size : int
         Lower-level optima kept for the models.
@@ -100,7 +101,8 @@ class BLEAQ(Algorithm):
     psi_tol: float = 1e-3
     model_search: bool = True
     recheck_every: int = 15
-    restarts: int = 2
+    restarts: int = 12
+    restart_patience: int = 5
     global_solver: DifferentialEvolution = field(default_factory=default_solver)
     local_solver: LocalRefinement = field(default_factory=_default_local)
     archive_size: int = 2000
@@ -127,8 +129,8 @@ class BLEAQ(Algorithm):
         self.converged, self.stop_message = False, ""
         self._counts = {"predicted": 0, "refined": 0, "global": 0, "model_candidates": 0, "rechecks": 0,
                         "recheck_corrections": 0, "restarts": 0}
-        self._restart_from: float = np.inf
         self._kept: Candidate | None = None
+        self._fruitless_restarts = 0
         self._start_population(ctx, n)
 
     def _start_population(self, ctx, n: int) -> None:
@@ -362,18 +364,20 @@ class BLEAQ(Algorithm):
         self._recheck_best(ctx)
         after = self._population_best()
         revived = not (np.array_equal(before.x, after.x) and before.f == after.f)
-        if self._generation >= self.max_generations:
-            self.converged, self.stop_message = True, message
-        elif revived:
+        if revived and self._generation < self.max_generations:
             return
-        elif self._counts["restarts"] < self.restarts and after.F < self._restart_from:
+        kept = self._kept
+        if kept is None or (after.feasible and (not kept.feasible or after.F < kept.F)):
+            self._fruitless_restarts = 0
+        else:
+            self._fruitless_restarts += 1
+        self._kept = self.best()
+        if (self._generation < self.max_generations and self._counts["restarts"] < self.restarts
+                and self._fruitless_restarts < self.restart_patience):
             # Premature convergence on a multimodal upper level is the common failure: sample afresh, keeping
-            # the archive (cheap lower levels) and the best member.
+            # the archive (cheap lower levels). The best so far is kept aside, not in the new population,
+            # whose search it would otherwise pull back into the same basin.
             self._counts["restarts"] += 1
-            self._restart_from = after.F
-            # The best so far is kept aside, not in the new population, whose search it would otherwise pull
-            # back into the same basin.
-            self._kept = self.best()
             self._start_population(ctx, len(self._pop["F"]))
         else:
             self.converged, self.stop_message = True, message
