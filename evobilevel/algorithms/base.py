@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-__all__ = ["Algorithm", "Candidate", "rank_key", "stalled", "population_best"]
+__all__ = ["Algorithm", "Candidate", "Restarts", "rank_key", "stalled", "population_best"]
 
 
 @dataclass
@@ -75,6 +75,44 @@ def stalled(best_history: list[float], pop: dict, ftol: float, window: int) -> b
     feasible = (pop["ul_cv"] == 0) & (pop["ll_cv"] == 0)
     spread = np.ptp(pop["F"][feasible]) if feasible.any() else np.inf
     return bool(spread < tol or (len(best_history) > 2 * window and best_history[-1 - 2 * window] - now < tol))
+
+
+def better_candidate(a: Candidate | None, b: Candidate) -> Candidate:
+    """The better of two candidates, feasibility first (``a`` may be None)."""
+    if a is None:
+        return b
+    ranks = rank_key(np.array([a.F, b.F]), np.array([a.ul_cv, b.ul_cv]), np.array([a.ll_cv, b.ll_cv]))
+    return a if ranks[0] == 0 else b
+
+
+@dataclass
+class Restarts:
+    """Restarts after convergence, a guard against premature convergence on a multimodal upper level.
+
+    The best candidate of the finished attempts is kept aside (not in the new population, whose search it
+    would pull back into the same basin). Restarting stops after ``limit`` restarts or once ``patience``
+    attempts in a row found nothing better.
+    """
+
+    limit: int
+    patience: int
+    kept: Candidate | None = None
+    n_restarts: int = 0
+    n_fruitless: int = 0
+
+    def after_attempt(self, attempt_best: Candidate) -> bool:
+        """Record a finished attempt's best; whether to restart (counted when True)."""
+        improved = self.kept is None or better_candidate(self.kept, attempt_best) is attempt_best  # ties: no
+        self.n_fruitless = 0 if improved else self.n_fruitless + 1
+        self.kept = better_candidate(self.kept, attempt_best)
+        if self.n_restarts < self.limit and self.n_fruitless < self.patience:
+            self.n_restarts += 1
+            return True
+        return False
+
+    def best(self, current: Candidate) -> Candidate:
+        """The better of the current population's best and the kept one."""
+        return better_candidate(self.kept, current)
 
 
 class Algorithm(ABC):

@@ -39,7 +39,7 @@ from scipy.optimize import minimize
 
 from ..lower import DifferentialEvolution, LocalRefinement, default_solver
 from ..surrogates import fit_local, fit_quadratic, n_coefficients
-from .base import Algorithm, Candidate, population_best, rank_key, stalled
+from .base import Algorithm, Candidate, Restarts, population_best, rank_key, stalled
 from .operators import RingBuffer, SolutionArchive, de_current_to_pbest, repair_midpoint
 
 __all__ = ["BLEAQ"]
@@ -128,9 +128,8 @@ class BLEAQ(Algorithm):
         self._checked_x: np.ndarray | None = None
         self.converged, self.stop_message = False, ""
         self._counts = {"predicted": 0, "refined": 0, "global": 0, "model_candidates": 0, "rechecks": 0,
-                        "recheck_corrections": 0, "restarts": 0}
-        self._kept: Candidate | None = None
-        self._fruitless_restarts = 0
+                        "recheck_corrections": 0}
+        self._restarts = Restarts(self.restarts, self.restart_patience)
         self._start_population(ctx, n)
 
     def _start_population(self, ctx, n: int) -> None:
@@ -366,18 +365,7 @@ class BLEAQ(Algorithm):
         revived = not (np.array_equal(before.x, after.x) and before.f == after.f)
         if revived and self._generation < self.max_generations:
             return
-        kept = self._kept
-        if kept is None or (after.feasible and (not kept.feasible or after.F < kept.F)):
-            self._fruitless_restarts = 0
-        else:
-            self._fruitless_restarts += 1
-        self._kept = self.best()
-        if (self._generation < self.max_generations and self._counts["restarts"] < self.restarts
-                and self._fruitless_restarts < self.restart_patience):
-            # Premature convergence on a multimodal upper level is the common failure: sample afresh, keeping
-            # the archive (cheap lower levels). The best so far is kept aside, not in the new population,
-            # whose search it would otherwise pull back into the same basin.
-            self._counts["restarts"] += 1
+        if self._generation < self.max_generations and self._restarts.after_attempt(after):
             self._start_population(ctx, len(self._pop["F"]))
         else:
             self.converged, self.stop_message = True, message
@@ -389,17 +377,13 @@ class BLEAQ(Algorithm):
     def best(self) -> Candidate | None:
         if getattr(self, "_pop", None) is None:
             return None
-        best = self._population_best()
-        kept = getattr(self, "_kept", None)
-        if kept is not None:
-            both = rank_key(np.array([kept.F, best.F]), np.array([kept.ul_cv, best.ul_cv]),
-                            np.array([kept.ll_cv, best.ll_cv]))
-            if both[0] == 0:
-                return kept
-        return best
+        return self._restarts.best(self._population_best())
 
     def record(self) -> dict:
-        return dict(getattr(self, "_counts", {}))
+        counts = dict(getattr(self, "_counts", {}))
+        if hasattr(self, "_restarts"):
+            counts["restarts"] = self._restarts.n_restarts
+        return counts
 
 
 def _latin_hypercube(n: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:

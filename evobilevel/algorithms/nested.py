@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..lower import default_solver
-from .base import Algorithm, Candidate, population_best, rank_key, stalled
+from .base import Algorithm, Candidate, Restarts, population_best, rank_key, stalled
 from .operators import SolutionArchive, de_current_to_pbest, repair_midpoint
 
 __all__ = ["Nested"]
@@ -46,6 +46,8 @@ class Nested(Algorithm):
         Solves each candidate's lower level.
     archive_size : int
         Lower-level solutions kept for warm starts.
+    restarts, restart_patience : int
+        After convergence, start again from a fresh population (see :class:`~evobilevel.algorithms.base.Restarts`).
     """
 
     name: ClassVar[str] = "nested"
@@ -59,6 +61,8 @@ class Nested(Algorithm):
     n_warm_starts: int = 2
     lower_solver: object = field(default_factory=default_solver)
     archive_size: int = 5000
+    restarts: int = 12
+    restart_patience: int = 5
 
     def setup(self, ctx) -> None:
         problem = ctx.problem
@@ -66,10 +70,14 @@ class Nested(Algorithm):
         n = self.pop_size or max(30, 6 * problem.ul_dim)
         self._archive = SolutionArchive(problem.ul_bounds, problem.ll_dim, self.archive_size)
         self._generation = 0
-        self._best_history: list[float] = []
         self.converged, self.stop_message = False, ""
-        X = self._lo + ctx.rng.random((n, problem.ul_dim)) * (self._hi - self._lo)
+        self._restarts = Restarts(self.restarts, self.restart_patience)
+        self._start_population(ctx, n)
+
+    def _start_population(self, ctx, n: int) -> None:
+        X = self._lo + ctx.rng.random((n, len(self._lo))) * (self._hi - self._lo)
         self._pop = self._evaluate(ctx, X)
+        self._best_history = []
 
     def _evaluate(self, ctx, X: np.ndarray) -> dict:
         """Solve the lower level at X (n, ul_dim), evaluate the upper level, archive the solutions."""
@@ -94,21 +102,26 @@ class Nested(Algorithm):
         self._pop = {k: np.where(child_wins.reshape((-1,) + (1,) * (pop[k].ndim - 1)), children[k], pop[k])
                      for k in pop}
         self._generation += 1
-        self._check_convergence()
+        self._check_convergence(ctx)
 
-    def _check_convergence(self) -> None:
-        best = self.best()
+    def _check_convergence(self, ctx) -> None:
+        best = population_best(self._pop)
         self._best_history.append(best.F if best.feasible else np.inf)
         if self._generation >= self.max_generations:
             self.converged, self.stop_message = True, f"maximum of {self.max_generations} generations"
         elif stalled(self._best_history, self._pop, self.ftol, self.stall_generations):
+            if self._restarts.after_attempt(best):
+                self._start_population(ctx, len(self._pop["F"]))
+                return
             self.converged = True
             self.stop_message = (f"best F improved by less than {self.ftol:g} (relative) "
                                  f"in {self.stall_generations} generations")
 
     def best(self) -> Candidate | None:
         pop = getattr(self, "_pop", None)
-        return None if pop is None else population_best(pop)
+        return None if pop is None else self._restarts.best(population_best(pop))
 
     def record(self) -> dict:
-        return {"archive_size": self._archive.size if hasattr(self, "_archive") else 0}
+        if not hasattr(self, "_archive"):
+            return {}
+        return {"archive_size": self._archive.size, "restarts": self._restarts.n_restarts}
