@@ -90,8 +90,9 @@ class Restarts:
     """Restarts after convergence, a guard against premature convergence on a multimodal upper level.
 
     The best candidate of the finished attempts is kept aside (not in the new population, whose search it
-    would pull back into the same basin). Restarting stops after ``limit`` restarts or once ``patience``
-    attempts in a row found nothing better.
+    would pull back into the same basin). Each restart doubles the population, up to ``max_growth`` times the
+    first one (a larger population sees more basins before it commits to one). Restarting stops after
+    ``limit`` restarts or once ``patience`` attempts in a row found nothing better.
     """
 
     limit: int
@@ -99,6 +100,11 @@ class Restarts:
     kept: Candidate | None = None
     n_restarts: int = 0
     n_fruitless: int = 0
+    max_growth: int = 4
+
+    def population_size(self, initial: int) -> int:
+        """The population for the current attempt."""
+        return initial * min(2**self.n_restarts, self.max_growth)
 
     def after_attempt(self, attempt_best: Candidate) -> bool:
         """Record a finished attempt's best; whether to restart (counted when True)."""

@@ -130,6 +130,7 @@ class BLEAQ(Algorithm):
         self._counts = {"predicted": 0, "refined": 0, "global": 0, "model_candidates": 0, "rechecks": 0,
                         "recheck_corrections": 0}
         self._restarts = Restarts(self.restarts, self.restart_patience)
+        self._initial_size = n
         self._start_population(ctx, n)
 
     def _start_population(self, ctx, n: int) -> None:
@@ -366,7 +367,7 @@ class BLEAQ(Algorithm):
         if revived and self._generation < self.max_generations:
             return
         if self._generation < self.max_generations and self._restarts.after_attempt(after):
-            self._start_population(ctx, len(self._pop["F"]))
+            self._start_population(ctx, self._restarts.population_size(self._initial_size))
         else:
             self.converged, self.stop_message = True, message
 

@@ -72,6 +72,7 @@ class Nested(Algorithm):
         self._generation = 0
         self.converged, self.stop_message = False, ""
         self._restarts = Restarts(self.restarts, self.restart_patience)
+        self._initial_size = n
         self._start_population(ctx, n)
 
     def _start_population(self, ctx, n: int) -> None:
@@ -111,7 +112,7 @@ class Nested(Algorithm):
             self.converged, self.stop_message = True, f"maximum of {self.max_generations} generations"
         elif stalled(self._best_history, self._pop, self.ftol, self.stall_generations):
             if self._restarts.after_attempt(best):
-                self._start_population(ctx, len(self._pop["F"]))
+                self._start_population(ctx, self._restarts.population_size(self._initial_size))
                 return
             self.converged = True
             self.stop_message = (f"best F improved by less than {self.ftol:g} (relative) "
