@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .evaluator import Evaluation, Evaluator
+from .evaluator import Evaluation, Evaluator, LevelCounts
 from .lower.base import LowerSolution
 from .parallel import LowerEngine
 
@@ -54,6 +54,32 @@ class RunContext:
     @property
     def ul_remaining(self) -> float:
         return np.inf if self.max_ul_evals is None else self.max_ul_evals - self.n_ul_evals
+
+    def state(self) -> dict:
+        """Everything of the context that changes during a run, as plain picklable values.
+
+        Returns
+        -------
+        dict
+            ``ul_counts`` and ``ll_counts`` (:class:`~evobilevel.evaluator.LevelCounts`: evaluations, failures, first
+            error), ``rng`` (the upper-level generator's ``bit_generator.state``) and ``ll_seed`` (the state of the
+            lower-level :class:`~numpy.random.SeedSequence`, with how many children it has spawned, so that the
+            next lower-level solve gets the same stream as in an uninterrupted run).
+        """
+        counts = self.evaluator.counts()
+        return {
+            "ul_counts": counts["ul"],
+            "ll_counts": counts["ll"],
+            "rng": self.rng.bit_generator.state,
+            "ll_seed": dict(self._ll_seed.state),
+        }
+
+    def restore(self, state: dict) -> None:
+        """Put the context back into a state returned by :meth:`state` (of a run of the same problem and seed)."""
+        self.evaluator.ul = LevelCounts(**vars(state["ul_counts"]))
+        self.evaluator.ll = LevelCounts(**vars(state["ll_counts"]))
+        self.rng.bit_generator.state = state["rng"]
+        self._ll_seed = np.random.SeedSequence(**state["ll_seed"])
 
     def evaluate_upper(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         """Counted ``F, G`` at X (n, ul_dim), Y (n, ll_dim); raises :class:`BudgetStop` if the budget is short."""

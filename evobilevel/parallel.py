@@ -10,6 +10,7 @@ counters incremented inside worker processes would otherwise be lost.
 from __future__ import annotations
 
 import pickle
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from .evaluator import Evaluator, LevelCounts
 from .lower.base import LowerSolution
 
-__all__ = ["LowerEngine", "ProblemNotPicklable", "send_module_by_value", "run_tasks"]
+__all__ = ["LowerEngine", "ProblemNotPicklable", "send_module_by_value", "run_tasks", "cluster_backend"]
 
 
 class ProblemNotPicklable(ValueError):
@@ -64,9 +65,7 @@ class LowerEngine:
 
     def __enter__(self) -> LowerEngine:
         if self.n_jobs != 1:
-            from joblib import Parallel
-
-            self._parallel = Parallel(n_jobs=self.n_jobs)
+            self._parallel = _chunk_parallel(self.n_jobs)
             self._parallel.__enter__()
         return self
 
@@ -130,27 +129,57 @@ class LowerEngine:
         return LowerSolution.concat([r.solution for r in results]), total
 
     def _run_parallel(self, tasks) -> list[_ChunkResult]:
-        from joblib import Parallel, delayed
+        from joblib import delayed
 
         if not self._checked_pickle:
             _check_picklable(tasks[0][0], tasks[0][1])
             self._checked_pickle = True
-        parallel = self._parallel if self._parallel is not None else Parallel(n_jobs=self.n_jobs)
+        parallel = self._parallel if self._parallel is not None else _chunk_parallel(self.n_jobs)
         return parallel(delayed(_solve_chunk)(*task) for task in tasks)
+
+
+def _chunk_parallel(n_jobs: int):
+    """A joblib ``Parallel`` for the chunks of a generation.
+
+    Every chunk is its own task (``batch_size=1``): the rows are already batched into chunks, and joblib's
+    automatic batching would pair chunks of one generation into fixed groups, so a worker that finished early
+    could not take over the work of a slow one. All chunks are submitted at once (``pre_dispatch="all"``): with
+    dask, a task submitted only when another finishes waits for the backend's completion polling (about 10 ms
+    each), which idles workers at every generation.
+    """
+    from joblib import Parallel
+
+    return Parallel(n_jobs=n_jobs, batch_size=1, pre_dispatch="all")
 
 
 def _check_picklable(problem, solver) -> None:
     """Fail early, with the fix named, when the problem cannot travel to worker processes."""
     import cloudpickle
 
+    # What pickling raises for an object that cannot travel (locks, files: TypeError; local classes: others).
+    errors = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
     for what, obj in (("problem", problem), ("lower-level solver", solver)):
         try:
             cloudpickle.dumps(obj)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        except errors as exc:
+            # Name the user function that does not pickle, when it is one of them.
+            culprit = ""
+            if what == "problem":
+                functions = getattr(obj, "_functions", {})
+                for level, pair in functions.items():
+                    for label, function in zip((level, f"{level}_constraints"), pair):
+                        if function is None or culprit:
+                            continue
+                        try:
+                            cloudpickle.dumps(function)
+                        except errors:
+                            culprit = f" (its {label} function {getattr(function, '__qualname__', function)!r})"
             raise ProblemNotPicklable(
-                f"the {what} {getattr(obj, 'name', type(obj).__name__)!r} cannot be sent to worker processes "
-                f"for n_jobs != 1 ({type(exc).__name__}: {exc}). Define its functions at module level without "
-                "open files, locks or connections, or run with n_jobs=1."
+                f"the {what} {getattr(obj, 'name', type(obj).__name__)!r}{culprit} cannot be sent to worker "
+                f"processes for n_jobs != 1 ({type(exc).__name__}: {exc}). Its functions must pickle with "
+                "cloudpickle: module-level functions, lambdas and closures over plain data do; a function that "
+                "captures a lock, an open file, a connection or a thread does not. Create such an object inside "
+                "the function (or once per process, in a module-level cache), or run with n_jobs=1."
             ) from exc
 
 
@@ -207,3 +236,43 @@ def run_tasks(function, task_args, n_jobs: int = 1):
 
     parallel = Parallel(n_jobs=int(n_jobs), return_as="generator_unordered", batch_size=1, pre_dispatch="n_jobs")
     yield from parallel(delayed(_indexed_call)(function, index, args) for index, args in enumerate(tasks))
+
+
+@contextmanager
+def cluster_backend(address: str):
+    """Send the joblib work done inside the ``with`` block to the dask cluster whose scheduler is at ``address``.
+
+    Connects a ``dask.distributed.Client`` and makes dask joblib's backend for the block, so that
+    :func:`evobilevel.solve` with ``n_jobs != 1`` solves its lower levels on the cluster's workers and
+    :func:`run_tasks` (benchmark grids) runs its tasks there. The workers need evobilevel (and the problem's
+    modules) installed; problems loaded from a file travel by value.
+
+    Parameters
+    ----------
+    address : str
+        The scheduler's address, e.g. ``"tcp://scheduler:8786"``.
+
+    Yields
+    ------
+    dask.distributed.Client
+
+    Raises
+    ------
+    ImportError
+        When dask.distributed is not installed (the ``distributed`` extra).
+    OSError
+        When no scheduler answers at ``address``.
+    """
+    try:
+        from dask.distributed import Client
+    except ImportError as exc:
+        raise ImportError("running on a dask cluster needs dask.distributed, the 'distributed' extra: "
+                          "pip install 'evobilevel[distributed]'") from exc
+    from joblib import parallel_config
+
+    try:
+        client = Client(address, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise OSError(f"cannot connect to the dask scheduler at {address!r} ({type(exc).__name__}: {exc})") from exc
+    with client, parallel_config(backend="dask", client=client):
+        yield client

@@ -352,6 +352,7 @@ class BLEAQ(Algorithm):
     def _check_convergence(self, ctx) -> None:
         best = self._population_best()
         self._best_history.append(best.F if best.feasible else np.inf)
+        del self._best_history[: -(2 * self.stall_generations + 1)]  # all the convergence test looks at
         if self._generation >= self.max_generations:
             self._finish(ctx, f"maximum of {self.max_generations} generations")
         elif stalled(self._best_history, self._pop, self.ftol, self.stall_generations):

@@ -108,6 +108,7 @@ class Nested(Algorithm):
     def _check_convergence(self, ctx) -> None:
         best = population_best(self._pop)
         self._best_history.append(best.F if best.feasible else np.inf)
+        del self._best_history[: -(2 * self.stall_generations + 1)]  # all the convergence test looks at
         if self._generation >= self.max_generations:
             self.converged, self.stop_message = True, f"maximum of {self.max_generations} generations"
         elif stalled(self._best_history, self._pop, self.ftol, self.stall_generations):

@@ -1,0 +1,107 @@
+"""A dask cluster as joblib's backend: same results as inline, from the API and the command line.
+
+The cluster is a local one with two worker processes; everything that needs it is skipped when dask.distributed
+(the ``distributed`` extra) is not installed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+
+import numpy as np
+import pytest
+
+import evobilevel as eb
+from evobilevel.algorithms import BLEAQ, Nested
+from evobilevel.cli import main
+from evobilevel.parallel import cluster_backend
+
+SMALL = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
+SIZE_ARGS = ["--ul-dim", "2", "--ll-dim", "3"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None) as local:
+        yield local
+
+
+def assert_same(a: eb.Result, b: eb.Result) -> None:
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+    assert (a.F, a.f, a.n_ul_evals, a.n_ll_evals, a.ll_gap) == (b.F, b.f, b.n_ul_evals, b.n_ll_evals, b.ll_gap)
+    for key in ("best_F", "best_f", "n_ul_evals", "n_ll_evals"):
+        assert np.array_equal(a.history.column(key), b.history.column(key), equal_nan=True), key
+
+
+def test_solve_under_joblib_dask_backend_equals_inline(cluster):
+    """The user's way: a Client and ``joblib.parallel_config(backend="dask")`` around solve."""
+    from distributed import Client
+    from joblib import parallel_config
+
+    algo = Nested(pop_size=10, max_generations=6)
+    inline = eb.solve(SMALL, algorithm=algo, seed=3, chunk_size=3)
+    with Client(cluster.scheduler_address) as client, parallel_config(backend="dask"):
+        distributed = eb.solve(SMALL, algorithm=algo, seed=3, n_jobs=2, chunk_size=3)
+        assert len(client.scheduler_info()["workers"]) == 2
+    assert_same(inline, distributed)
+
+
+def test_bleaq_through_cluster_backend_equals_inline(cluster):
+    algo = BLEAQ(pop_size=12, max_generations=15)
+    inline = eb.solve(SMALL, algorithm=algo, seed=5)
+    with cluster_backend(cluster.scheduler_address) as client:
+        distributed = eb.solve(SMALL, algorithm=algo, seed=5, n_jobs=-1)
+        assert sum(client.ncores().values()) == 2
+    assert_same(inline, distributed)
+
+
+def test_cli_solve_and_bench_with_scheduler(cluster, tmp_path, capsys):
+    solve_args = ["solve", "SMD1", *SIZE_ARGS, "--algorithm", "nested", "--seed", "2", "--max-ul-evals", "120",
+                  "--quiet"]
+    assert main([*solve_args, "--out", str(tmp_path / "inline.json")]) == 0
+    assert main([*solve_args, "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "dask.json")]) == 0
+    inline, distributed = eb.load_result(tmp_path / "inline.json"), eb.load_result(tmp_path / "dask.json")
+    assert_same(inline, distributed)
+    assert distributed.n_jobs == -1  # --scheduler without --jobs: every worker of the cluster
+
+    bench_args = ["bench", "--problems", "SMD1-SMD2", *SIZE_ARGS, "--algorithms", "nested", "--runs", "2",
+                  "--max-ul-evals", "40", "--max-ll-evals", "10000", "--quiet"]
+    assert main([*bench_args, "--out", str(tmp_path / "inline")]) == 0
+    assert main([*bench_args, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]) == 0
+    assert "4 run now" in capsys.readouterr().out
+    runs = sorted(p.relative_to(tmp_path / "inline") for p in (tmp_path / "inline").rglob("run*.json"))
+    assert len(runs) == 4
+    for run in runs:
+        a, b = (json.loads((tmp_path / side / run).read_text()) for side in ("inline", "dask"))
+        assert (a["x"], a["F"], a["n_ll_evals"], a["history"]["best_F"]) == \
+               (b["x"], b["F"], b["n_ll_evals"], b["history"]["best_F"])
+
+
+def test_unreachable_scheduler_is_a_usage_error(tmp_path, capsys):
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main(["solve", "SMD1", *SIZE_ARGS, "--algorithm", "nested", "--max-ul-evals", "20", "--quiet",
+                     "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2
+    assert "cannot connect to the dask scheduler at 'tcp://127.0.0.1:9'" in capsys.readouterr().err
+
+
+def test_missing_distributed_extra_is_named(monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def without_dask(name, *args, **kwargs):
+        if name == "dask" or name.startswith(("dask.", "distributed")):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_dask)
+    with pytest.raises(ImportError, match=r"pip install 'evobilevel\[distributed\]'"):
+        with cluster_backend("tcp://127.0.0.1:8786"):
+            pass
+    assert main(["bench", "--problems", "SMD1", "--runs", "1", "--quiet", "--scheduler", "tcp://127.0.0.1:8786",
+                 "--out", "unused"]) == 2
+    assert "the 'distributed' extra" in capsys.readouterr().err
