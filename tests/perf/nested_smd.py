@@ -4,13 +4,18 @@ The baseline is what a user writes by hand: scipy's differential_evolution at th
 evaluation solving the lower level with another differential_evolution (default settings both).
 
     python tests/perf/nested_smd.py [--runs 11] [--problems SMD1-SMD8] [--baseline-runs 3] [--write-readme]
+
+Rows are kept in ``--cache`` (JSON): a later call with ``--problems SMD7 --baseline-runs 0`` measures SMD7 again
+and reuses the other rows and the baseline, so one problem can be re-measured after a change to what it needs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 from readme_table import markdown_table, write_section
@@ -67,9 +72,16 @@ def scipy_nested(name: str, seed: int) -> dict:
             "ll_error": abs(f - p.optimum.f)}
 
 
+def _save(path: Path, cache: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cache, indent=1))
+    tmp.replace(path)
+
+
 def expand(spec: str) -> list[str]:
     names = []
-    for part in spec.split(","):
+    for part in filter(None, spec.split(",")):
         if "-" in part:
             a, b = part.split("-")
             prefix = a.rstrip("0123456789")
@@ -86,32 +98,43 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=1e-2)
     ap.add_argument("--baseline-runs", type=int, default=3)
     ap.add_argument("--write-readme", action="store_true")
+    ap.add_argument("--cache", default="results/nested_smd.json")
     args = ap.parse_args()
 
-    rows = []
+    cache_path = Path(args.cache)
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {"rows": {}, "baseline": None}
     for name in expand(args.problems):
         s = nested_runs(name, args.runs, args.target)
-        rows.append([name, f"{s['successes']}/{args.runs}", f"{s['ul']:.0f}", f"{s['ll']:.3g}", f"{s['time']:.2f}"])
-        print(rows[-1], flush=True)
+        cache["rows"][name] = [name, f"{s['successes']}/{args.runs}", f"{s['ul']:.0f}", f"{s['ll']:.3g}",
+                               f"{s['time']:.2f}"]
+        print(cache["rows"][name], flush=True)
+        _save(cache_path, cache)
+    rows = [cache["rows"][k] for k in sorted(cache["rows"], key=lambda k: int(k[3:]))]
     table = markdown_table(["problem", "successes", "median UL evals", "median LL evals", "median time (s)"], rows)
     print(table)
 
-    base = [scipy_nested("SMD1", seed) for seed in range(args.baseline_runs)]
-    for b in base:
-        print(f"  scipy nested DE SMD1: UL={b['ul']} LL={b['ll']} time={b['time']:.1f}s "
-              f"errors={b['ul_error']:.1e}/{b['ll_error']:.1e}", flush=True)
-    ours = next(r for r in rows if r[0] == "SMD1") if any(r[0] == "SMD1" for r in rows) else None
-    base_ll = statistics.median(b["ll"] for b in base)
-    base_time = statistics.median(b["time"] for b in base)
-    text = table + (
-        f"\n\nHand-written nested scipy `differential_evolution` (default settings at both levels) on SMD1 (5, 5), "
-        f"median of {args.baseline_runs} runs: {base_ll:.3g} LL evaluations, {base_time:.1f} s"
-        f" (errors {statistics.median(b['ul_error'] for b in base):.1e} / "
-        f"{statistics.median(b['ll_error'] for b in base):.1e})."
-    )
-    if ours is not None:
-        text += (f" The nested EA needs {base_ll / float(ours[3]):.0f}x fewer LL evaluations and is "
-                 f"{base_time / float(ours[4]):.0f}x faster on SMD1.")
+    if args.baseline_runs:
+        base = [scipy_nested("SMD1", seed) for seed in range(args.baseline_runs)]
+        for b in base:
+            print(f"  scipy nested DE SMD1: UL={b['ul']} LL={b['ll']} time={b['time']:.1f}s "
+                  f"errors={b['ul_error']:.1e}/{b['ll_error']:.1e}", flush=True)
+        cache["baseline"] = {"runs": args.baseline_runs, "ll": statistics.median(b["ll"] for b in base),
+                             "time": statistics.median(b["time"] for b in base),
+                             "ul_error": statistics.median(b["ul_error"] for b in base),
+                             "ll_error": statistics.median(b["ll_error"] for b in base)}
+        _save(cache_path, cache)
+    base = cache["baseline"]
+    text = table
+    if base is not None:
+        text += (
+            f"\n\nHand-written nested scipy `differential_evolution` (default settings at both levels) on SMD1 "
+            f"(5, 5), median of {base['runs']} runs: {base['ll']:.3g} LL evaluations, {base['time']:.1f} s "
+            f"(errors {base['ul_error']:.1e} / {base['ll_error']:.1e})."
+        )
+        if "SMD1" in cache["rows"]:
+            ours = cache["rows"]["SMD1"]
+            text += (f" The nested EA needs {base['ll'] / float(ours[3]):.1f}x fewer LL evaluations and is "
+                     f"{base['time'] / float(ours[4]):.1f}x faster on SMD1.")
     print(text)
     if args.write_readme:
         write_section("nested-smd", text)
