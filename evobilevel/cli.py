@@ -6,6 +6,7 @@ Exit codes: 0 done, 2 bad arguments (with a one-line reason), 1 an unexpected fa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -36,12 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_problem_arguments(solve)
     solve.add_argument("--algorithm", default=None, help="algorithm name (default: the library's default)")
     solve.add_argument("--seed", type=int, default=0)
-    solve.add_argument("--jobs", type=int, default=1, help="processes for lower-level solves (-1: all cores)")
+    solve.add_argument("--jobs", type=int, default=None,
+                       help="processes for lower-level solves (-1: all cores); default 1, or -1 with --scheduler")
     solve.add_argument("--target", type=float, help="stop when |F-F*| and |f-f*| are below this")
     solve.add_argument("--max-ul-evals", type=int)
     solve.add_argument("--max-ll-evals", type=int)
     solve.add_argument("--out", help="write the result as JSON to this file")
     solve.add_argument("--quiet", action="store_true", help="no progress display")
+    solve.add_argument("--checkpoint", metavar="PATH", help="write the run's state to this file as it goes")
+    solve.add_argument("--checkpoint-every", type=_positive_int, default=10, metavar="K",
+                       help="generations between checkpoints (default 10)")
+    solve.add_argument("--resume", metavar="PATH",
+                       help="continue the run saved in this checkpoint (give the same problem and options)")
+    _add_scheduler_argument(solve, "lower-level solves")
 
     bench = sub.add_parser(
         "bench", help="run a benchmark grid (problems x sizes x algorithms x runs), resumable",
@@ -58,10 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--target", type=float, help="stop each run when |F-F*| and |f-f*| are below this")
     bench.add_argument("--max-ul-evals", type=_positive_int, help="upper-level evaluation budget per run")
     bench.add_argument("--max-ll-evals", type=_positive_int, help="lower-level evaluation budget per run")
-    bench.add_argument("--jobs", type=int, default=1, help="runs at once (-1: all cores); default 1")
+    bench.add_argument("--jobs", type=int, default=None,
+                       help="runs at once (-1: all cores); default 1, or -1 with --scheduler")
     bench.add_argument("--out", default="results", help="results directory (default: results)")
     bench.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done; run none")
     bench.add_argument("--quiet", action="store_true", help="no progress display")
+    _add_scheduler_argument(bench, "runs")
 
     report = sub.add_parser("report", help="tables (markdown, CSV) and PNG plots from a results directory")
     report.add_argument("directory", help="results directory (e.g. of `evobilevel bench`)")
@@ -75,6 +85,33 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--x", choices=("ul", "ll", "both"), default="both",
                       help="evaluations on the horizontal axis (default: both, two panels)")
     return parser
+
+
+def _add_scheduler_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help=f"run the {what} on the dask cluster with this scheduler, e.g. tcp://scheduler:8786 "
+                             "(needs the 'distributed' extra)")
+
+
+def _jobs(args) -> int:
+    """``--jobs``, defaulting to every worker of the cluster with ``--scheduler`` and to 1 without."""
+    if args.jobs is None:
+        return -1 if args.scheduler else 1
+    if args.jobs == 0 or args.jobs < -1:
+        raise UsageError(f"--jobs must be a positive integer or -1, got {args.jobs}")
+    return args.jobs
+
+
+def _enter_backend(stack: contextlib.ExitStack, args) -> None:
+    """With ``--scheduler``, make the dask cluster joblib's backend until ``stack`` closes."""
+    if not args.scheduler:
+        return
+    from .parallel import cluster_backend
+
+    try:
+        stack.enter_context(cluster_backend(args.scheduler))
+    except (ImportError, OSError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -115,17 +152,29 @@ def _cmd_solve(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     kwargs = {} if args.algorithm is None else {"algorithm": args.algorithm}
+    n_jobs = _jobs(args)
     try:
-        result = solve(problem, seed=args.seed, n_jobs=args.jobs, target=args.target,
-                       max_ul_evals=args.max_ul_evals, max_ll_evals=args.max_ll_evals,
-                       progress=not args.quiet and sys.stderr.isatty(), **kwargs)
+        with contextlib.ExitStack() as stack:
+            _enter_backend(stack, args)
+            result = solve(problem, seed=args.seed, n_jobs=n_jobs, target=args.target,
+                           max_ul_evals=args.max_ul_evals, max_ll_evals=args.max_ll_evals,
+                           progress=not args.quiet and sys.stderr.isatty(), checkpoint=args.checkpoint,
+                           checkpoint_every=args.checkpoint_every, resume=args.resume, **kwargs)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise UsageError(f"{exc.filename or args.resume} does not exist") from None
+    except KeyboardInterrupt:
+        # Ctrl-C outside the generations (e.g. during the final lower-level check) leaves no result to show.
+        print("evobilevel: interrupted before a result was available", file=sys.stderr)
+        return 130
     print(result.summary())
     if args.out:
         result.to_json(args.out)
         print(f"result written to {args.out}")
-    return 0
+    # Ctrl-C still prints and writes the best result so far, then exits as interrupted programs do (128 + SIGINT),
+    # so that a script does not carry on as if the run had finished.
+    return 130 if result.interrupted else 0
 
 
 def _bench_sizes(args) -> list[tuple[int, int]]:
@@ -155,8 +204,7 @@ def _cmd_bench(args) -> int:
         specs = grid.run_specs()
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
-    if args.jobs == 0 or args.jobs < -1:
-        raise UsageError(f"--jobs must be a positive integer or -1, got {args.jobs}")
+    n_jobs = _jobs(args)
     if args.dry_run:
         for spec in specs:
             path = spec.path(args.out)
@@ -165,7 +213,9 @@ def _cmd_bench(args) -> int:
     progress = _BenchProgress(enabled=not args.quiet and sys.stderr.isatty())
     progress.begin(len(specs))
     try:
-        summary = run_grid(grid, args.out, n_jobs=args.jobs, on_run=progress.update)
+        with contextlib.ExitStack() as stack:
+            _enter_backend(stack, args)
+            summary = run_grid(grid, args.out, n_jobs=n_jobs, on_run=progress.update)
     except GridConflict as exc:
         raise UsageError(str(exc)) from None
     finally:

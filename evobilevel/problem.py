@@ -14,6 +14,10 @@ benchmark suites are subclasses that pass their own vectorised methods.
 
 from __future__ import annotations
 
+import math
+import signal
+import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -123,11 +127,25 @@ class Problem:
         Used in messages and results.
     optimum : Optimum, optional
         A known optimal solution, enabling ``target`` and error reporting in :func:`evobilevel.solve`.
+    timeout : float, optional
+        Wall-clock seconds allowed for each call of a user function: per point with ``vectorized=False``, per
+        batch otherwise, and separately for an objective and its constraint function. A call that takes longer
+        is abandoned and counts as a failed evaluation (``"TimeoutError: upper took more than 2 s"``); the run
+        goes on. ``None`` (the default) never interrupts a call.
 
     Notes
     -----
     Problems are sent to worker processes when ``n_jobs > 1``, so the functions must be picklable by cloudpickle
     (module-level functions, lambdas and closures are; open files, locks and live connections are not).
+
+    The timeout is a ``SIGALRM`` interval timer (``signal.setitimer``), which only the main thread of a process
+    can use, on POSIX systems. That covers ``n_jobs=1`` and joblib's default process workers (loky runs tasks in
+    the main thread of each worker). Elsewhere (Windows, a thread pool, dask's threaded workers, or while another
+    real-time interval timer is armed) calls run without a timeout and a ``RuntimeWarning`` says so. The alarm
+    interrupts Python code, ``time.sleep`` and most blocking I/O, but not a C extension that never returns to the
+    interpreter: a black box that can hang inside native code is safer run as a subprocess with its own timeout
+    (``subprocess.run(..., timeout=...)``) from within the objective. The timeout arrives as a ``TimeoutError``
+    raised inside the user's function, so a function that catches every exception and carries on defeats it.
     """
 
     def __init__(
@@ -144,6 +162,7 @@ class Problem:
         vectorized: bool = False,
         name: str = "problem",
         optimum: Optimum | None = None,
+        timeout: float | None = None,
     ):
         for label, fn in (("upper", upper), ("lower", lower)):
             if not callable(fn):
@@ -159,6 +178,11 @@ class Problem:
             "lower": 0 if lower_constraints is None else _check_count(n_ll_constraints, name, "n_ll_constraints"),
         }
         self._optimum = optimum
+        self.timeout = _check_timeout(timeout, name)
+
+    # Benchmark subclasses and pickles made before the option existed have no instance attribute.
+    timeout: float | None = None
+    _timeout_warned: bool = False
 
     # ------------------------------------------------------------------ space
     def _init_space(self, name: str, ul_bounds, ll_bounds) -> None:
@@ -269,8 +293,8 @@ class Problem:
         if not self.vectorized:
             return self._evaluate_rows(level, X, Y, log)
         try:
-            values = objective(X, Y)
-            constraints = None if constraint_fn is None else constraint_fn(X, Y)
+            values = self._call(level, objective, X, Y)
+            constraints = None if constraint_fn is None else self._call(f"{level}_constraints", constraint_fn, X, Y)
         except ProblemDefinitionError:
             raise
         except Exception as exc:  # noqa: BLE001 - a black box may raise anything
@@ -289,9 +313,10 @@ class Problem:
         rows: list[np.ndarray | None] = [None] * n
         for i in range(n):
             try:
-                values[i] = _as_scalar(objective(X[i], Y[i]), self.name, level)
+                values[i] = _as_scalar(self._call(level, objective, X[i], Y[i]), self.name, level)
                 if constraint_fn is not None:
-                    rows[i] = np.atleast_1d(np.asarray(constraint_fn(X[i], Y[i]), dtype=float))
+                    g = self._call(f"{level}_constraints", constraint_fn, X[i], Y[i])
+                    rows[i] = np.atleast_1d(np.asarray(g, dtype=float))
             except ProblemDefinitionError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -323,6 +348,26 @@ class Problem:
             if r is not None:
                 constraints[i] = r
         return values, constraints
+
+    def _call(self, label: str, function: Callable, X, Y):
+        """``function(X, Y)`` under this problem's timeout; a call over time raises :class:`TimeoutError`.
+
+        ``label`` names the function in the message (``"upper"``, ``"lower_constraints"``, ...).
+        """
+        if self.timeout is None:
+            return function(X, Y)
+        reason = _alarm_unavailable()
+        if reason is not None:
+            if not self._timeout_warned:
+                self._timeout_warned = True
+                warnings.warn(
+                    f"{self.name}: timeout={self.timeout:g} s is not applied because {reason}; calls of the "
+                    "problem's functions run to completion",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            return function(X, Y)
+        return _call_with_alarm(function, (X, Y), self.timeout, label)
 
     def _check_values(self, level: str, values, n: int) -> np.ndarray:
         label = "upper" if level == "upper" else "lower"
@@ -356,6 +401,58 @@ class Problem:
             )
         self._n_constraints[level] = constraints.shape[1]
         return constraints
+
+
+def _check_timeout(timeout, name: str) -> float | None:
+    if timeout is None:
+        return None
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        raise ProblemDefinitionError(f"{name}: timeout must be a number of seconds or None, got {timeout!r}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ProblemDefinitionError(f"{name}: timeout must be a positive, finite number of seconds, got {timeout!r}")
+    return seconds
+
+
+def _alarm_unavailable() -> str | None:
+    """Why a SIGALRM timer cannot guard a call here, or ``None`` when it can."""
+    if not (hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")):
+        return "this platform has no SIGALRM interval timer"
+    if threading.current_thread() is not threading.main_thread():
+        return "the functions run outside the main thread (only it can receive SIGALRM)"
+    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        # Re-arming it would cancel someone else's alarm (e.g. a test runner's own timeout).
+        return "another real-time interval timer (SIGALRM) is already armed"
+    return None
+
+
+def _call_with_alarm(function: Callable, args: tuple, seconds: float, label: str):
+    """``function(*args)``, interrupted by :class:`TimeoutError` after ``seconds`` of wall-clock time.
+
+    Only for the main thread (see :func:`_alarm_unavailable`). The previous SIGALRM handler is restored after
+    the call, however it ends.
+    """
+    armed = [True]
+
+    def on_alarm(signum, frame):
+        # The flag drops as soon as the call is over: an alarm that fires while the timer is being disarmed
+        # must not escape into the caller's code.
+        if armed[0]:
+            armed[0] = False
+            raise TimeoutError(f"{label} took more than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            return function(*args)
+        finally:
+            armed[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    finally:
+        # None: the previous handler was not installed from Python; the default is the best stand-in.
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
 
 
 def _check_count(count, name: str, label: str) -> int | None:

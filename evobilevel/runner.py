@@ -229,7 +229,11 @@ def solve(
     result.target_reached, result.interrupted = target_reached, interrupted
     result.max_ul_evals, result.max_ll_evals = max_ul_evals, max_ll_evals
     if check_ll and best is not None and math.isfinite(best.f):
-        result.ll_gap, result.n_ll_evals_check = _ll_gap(problem, best, check_seed)
+        try:
+            result.ll_gap, result.n_ll_evals_check = _ll_gap(problem, best, check_seed)
+        except KeyboardInterrupt:
+            result.interrupted = True
+            result.message += "; lower-level check interrupted (no ll_gap)"
     result.success = _success(result, algo, target)
     if not result.success and target_reached:
         result.message += f"; but the lower-level gap {result.ll_gap:.3g} exceeds the target"
@@ -431,7 +435,7 @@ def _result(problem, algo, seed_seq, n_jobs, best, ctx, optimum, target, message
         target=target,
         n_ul_failed=ev.ul.n_failed,
         n_ll_failed=ev.ll.n_failed,
-        first_error=ev.ul.first_error or ev.ll.first_error,
+        first_error="; ".join(e for e in (ev.ul.first_error, ev.ll.first_error) if e) or None,  # both levels
         version=__version__,
         history=history,
     )

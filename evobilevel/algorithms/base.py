@@ -92,7 +92,8 @@ class Restarts:
     The best candidate of the finished attempts is kept aside (not in the new population, whose search it
     would pull back into the same basin). Each restart doubles the population, up to ``max_growth`` times the
     first one (a larger population sees more basins before it commits to one). Restarting stops after
-    ``limit`` restarts or once ``patience`` attempts in a row found nothing better.
+    ``limit`` restarts or once ``patience`` attempts in a row found nothing better by more than
+    ``tol * (1 + |F|)``.
     """
 
     limit: int
@@ -101,6 +102,7 @@ class Restarts:
     n_restarts: int = 0
     n_fruitless: int = 0
     max_growth: int = 4
+    tol: float = 1e-4
 
     def population_size(self, initial: int) -> int:
         """The population for the current attempt."""
@@ -108,7 +110,10 @@ class Restarts:
 
     def after_attempt(self, attempt_best: Candidate) -> bool:
         """Record a finished attempt's best; whether to restart (counted when True)."""
-        improved = self.kept is None or better_candidate(self.kept, attempt_best) is attempt_best  # ties: no
+        kept = self.kept
+        # Progress means a real gain: tiny ones (an attempt polishing the same optimum) do not reset patience.
+        improved = kept is None or (better_candidate(kept, attempt_best) is attempt_best and not (
+            attempt_best.feasible and kept.feasible and kept.F - attempt_best.F <= self.tol * (1 + abs(kept.F))))
         self.n_fruitless = 0 if improved else self.n_fruitless + 1
         self.kept = better_candidate(self.kept, attempt_best)
         if self.n_restarts < self.limit and self.n_fruitless < self.patience:
