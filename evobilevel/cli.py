@@ -10,6 +10,8 @@ import contextlib
 import sys
 import time
 
+from .progress import ProgressLine
+
 __all__ = ["main"]
 
 
@@ -232,18 +234,16 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-class _BenchProgress:
+class _BenchProgress(ProgressLine):
     """One line on standard error: a bar, runs finished, failures, time left and the last run; silent when off."""
 
     def __init__(self, enabled: bool, stream=None):
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
+        super().__init__(enabled, stream)
         self._start = time.monotonic()
-        self._width = 0
         self._failed = self._success = self._run_now = 0
 
     def begin(self, n_total: int) -> None:
-        self._draw(f"{self._bar(0, n_total)} 0/{n_total} runs")
+        self.draw(f"{self._bar(0, n_total)} 0/{n_total} runs")
 
     def update(self, outcome, n_finished: int, n_total: int) -> None:
         self._failed += outcome.status == "failed"
@@ -255,7 +255,7 @@ class _BenchProgress:
             # Runs finish at a roughly steady pace once the workers are busy.
             left = f", ~{_duration(elapsed / self._run_now * (n_total - n_finished))} left"
         spec = outcome.spec
-        self._draw(f"{self._bar(n_finished, n_total)} {n_finished}/{n_total} runs, {self._success} successful, "
+        self.draw(f"{self._bar(n_finished, n_total)} {n_finished}/{n_total} runs, {self._success} successful, "
                    f"{self._failed} failed, {_duration(elapsed)}{left}  "
                    f"(last: {spec.instance} {spec.algorithm} run {spec.run} {outcome.status})")
 
@@ -263,18 +263,6 @@ class _BenchProgress:
     def _bar(n_finished: int, n_total: int, width: int = 20) -> str:
         filled = round(width * n_finished / max(n_total, 1))
         return f"[{'#' * filled}{'.' * (width - filled)}]"
-
-    def _draw(self, text: str) -> None:
-        if not self.enabled:
-            return
-        self.stream.write("\r" + text.ljust(self._width))
-        self.stream.flush()
-        self._width = len(text)
-
-    def close(self) -> None:
-        if self.enabled and self._width:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _duration(seconds: float) -> str:

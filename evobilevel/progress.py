@@ -30,6 +30,12 @@ class ProgressLine:
         )
         if record.get("ul_error") is not None:
             text += f"  errors {record['ul_error']:.2e} {record['ll_error']:.2e}"
+        self.draw(text)
+
+    def draw(self, text: str) -> None:
+        """Replace the line with ``text`` (nothing when disabled)."""
+        if not self.enabled:
+            return
         self.stream.write("\r" + text.ljust(self._width))
         self.stream.flush()
         self._width = len(text)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Result", "History", "load_result", "write_json_atomic"]
+__all__ = ["Result", "History", "load_result", "write_json_atomic", "write_bytes_atomic"]
 
 
 class History:
@@ -184,12 +184,17 @@ def load_result(path) -> Result:
 
 def write_json_atomic(path, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` via a temporary file in the same folder and a rename."""
+    write_bytes_atomic(path, json.dumps(data, indent=1, allow_nan=False).encode("utf-8"))
+
+
+def write_bytes_atomic(path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temporary file in the same folder and a rename: never half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, allow_nan=False)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

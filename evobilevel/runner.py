@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import pickle
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from .lower import check_solver
 from .parallel import LowerEngine
 from .problem import Problem
 from .progress import ProgressLine
-from .result import History, Result
+from .result import History, Result, write_bytes_atomic
 
 __all__ = ["solve", "load_checkpoint", "CHECKPOINT_FORMAT_VERSION"]
 
@@ -292,21 +290,7 @@ def _write_checkpoint(path, state: dict) -> None:
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise ValueError(f"cannot write the checkpoint {path}: the run's state does not pickle "
                          f"({type(exc).__name__}: {exc})") from exc
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_bytes_atomic(path, payload)
 
 
 def _problem_identity(problem: Problem) -> dict:
