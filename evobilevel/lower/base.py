@@ -11,6 +11,7 @@ spends more than its cap ``max_evals[i]``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,13 +96,14 @@ class LowerSolution:
 _FIELDS = ("Y", "f", "cv", "success", "n_evals")
 
 
-class LowerSolver:
+class LowerSolver(ABC):
     """Interface of a lower-level solver.
 
     Subclasses are dataclasses of plain settings, so that they pickle (they are sent to worker processes), and
     draw random numbers only from the ``rng`` they are given.
     """
 
+    @abstractmethod
     def solve(
         self,
         ev: Evaluator,
@@ -129,7 +131,6 @@ class LowerSolver:
         -------
         LowerSolution
         """
-        raise NotImplementedError
 
 
 def better(f_a, cv_a, f_b, cv_b) -> np.ndarray:
