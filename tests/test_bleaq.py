@@ -117,3 +117,79 @@ def test_bleaq_converges_on_all_unconstrained_smd_5x5(name):
     p = eb.benchmarks.get(name, ul_dim=5, ll_dim=5)
     r = eb.solve(p, algorithm="bleaq", seed=1, target=1e-2)
     assert r.success, r.message
+
+
+def _context(problem):
+    from evobilevel.context import RunContext
+    from evobilevel.parallel import LowerEngine
+
+    return RunContext(problem, LowerEngine(n_jobs=1), np.random.SeedSequence(0))
+
+
+def _start(problem, x, y):
+    """The LeaderChoice of the pair (x, y), evaluated outside any run, and its lower-level value."""
+    from evobilevel.algorithms.optimistic import LeaderChoice
+    from evobilevel.evaluator import Evaluator
+
+    ev = Evaluator(problem)
+    upper, lower = ev.upper(x[None], y[None]), ev.lower(x[None], y[None])
+    assert lower.cv[0] == 0
+    f = float(lower.values[0])
+    return LeaderChoice(y, float(upper.values[0]), float(upper.cv[0]), f, 0.0), f
+
+
+def test_leader_choice_finds_the_one_lower_level_optimum_the_upper_level_accepts():
+    # SMD11: at x* the follower's optima form a circle, z = x_u2 - log(y_l2) with |z| = 1; only z = (1, 1)/sqrt(2)
+    # satisfies the leader's constraints z_i >= 1/sqrt(2). Start on the circle at 30 degrees.
+    from evobilevel.algorithms.optimistic import choose_for_leader
+
+    p = eb.benchmarks.get("SMD11", ul_dim=5, ll_dim=5)
+    ctx = _context(p)
+    x = p.optimum.x
+    z = np.array([np.cos(np.pi / 6), np.sin(np.pi / 6)])
+    y = np.concatenate([np.zeros(3), np.exp(x[3:] - z)])
+    start, f0 = _start(p, x, y)
+    assert start.ul_cv > 0.1 and f0 == pytest.approx(p.optimum.f)
+    f_limit = f0 + 1e-6 * (1 + abs(f0))
+    choice = choose_for_leader(ctx, x, start, f_limit)
+    assert choice.ul_cv == 0 and choice.f <= f_limit
+    assert abs(choice.F - p.optimum.F) < 1e-5
+    assert np.allclose(choice.y, p.optimum.y, atol=1e-2)
+    # Every point tried was evaluated at both levels and counted.
+    assert ctx.n_ul_evals == ctx.n_ll_evals > 0
+
+
+def test_leader_choice_gives_up_after_one_gradient_when_the_violation_does_not_depend_on_y():
+    from evobilevel.algorithms.optimistic import choose_for_leader
+
+    p = eb.benchmarks.get("SMD10", ul_dim=5, ll_dim=5)  # upper-level constraints bind x alone
+    ctx = _context(p)
+    x = np.full(5, 0.9)  # violates them
+    start, f0 = _start(p, x, p.optimum.y)
+    assert start.ul_cv > 0
+    assert choose_for_leader(ctx, x, start, f0 + 1e-6) is start
+    assert ctx.n_ul_evals == p.ll_dim + 1
+
+
+def test_epsilon_level_falls_to_zero_and_can_be_switched_off():
+    p = eb.benchmarks.get("SMD10", ul_dim=2, ll_dim=3)
+    levels = []
+    eb.solve(p, algorithm=BLEAQ(eps_generations=10, eps_exponent=2.0, restarts=0), seed=0, max_ul_evals=300,
+             callback=lambda record: levels.append(record["eps_level"]))
+    assert levels[0] > 0
+    assert all(a >= b for a, b in zip(levels, levels[1:11]))
+    assert levels[10:] and set(levels[10:]) == {0.0}
+    off = []
+    eb.solve(p, algorithm=BLEAQ(eps_generations=0), seed=0, max_ul_evals=100,
+             callback=lambda record: off.append(record["eps_level"]))
+    assert off and set(off) == {0.0}
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+@pytest.mark.parametrize("name", ["SMD10", "SMD11"])
+def test_bleaq_converges_on_constrained_smd_5x5(name):
+    p = eb.benchmarks.get(name, ul_dim=5, ll_dim=5)
+    r = eb.solve(p, algorithm="bleaq", seed=5, target=1e-2, max_ll_evals=1_000_000)
+    assert r.success, r.message
+    assert r.feasible and r.ll_gap < 1e-2

@@ -13,10 +13,18 @@ by the cheapest route that can be trusted:
    recombined lower-level vectors of the parents and from the nearest archived optimum;
 3. *global search* (batched differential evolution, warm-started) when the refinement fails.
 
+A refined answer whose ``f`` lies clearly above the ``phi`` prediction is taken for a local optimum and sent on
+to the global search.
+
 Besides the evolutionary offspring, every generation proposes one point that minimises a quadratic model of
 ``F(x, y*(x))`` (and of the upper-level constraints) around the best member. The best member's lower level is
-re-solved globally from time to time, and always before the run ends, so that a lower-level solution that was
-only locally optimal cannot stay the answer.
+re-solved globally, from scratch, from time to time and always before the run ends, so that a lower-level
+solution that was only locally optimal cannot stay the answer.
+
+Upper-level constraints are handled by epsilon-level comparisons that tighten to feasibility-first ranking over
+the first generations of each (re)start, so that the first feasible region found does not capture the population
+(SMD10, SMD12). Where the follower has a set of optimal answers and only some of them satisfy the leader's
+constraints (SMD11), the leader chooses among them (:mod:`~evobilevel.algorithms.optimistic`).
 
 Differences from BLEAQ/BLEAQ2 (Sinha et al.): DE/current-to-pbest/1 instead of PCX at the upper level, the
 prediction accepted by the psi/phi consistency test above instead of by a mean-squared-error threshold alone,
@@ -41,6 +49,7 @@ from ..lower import DifferentialEvolution, LocalRefinement, default_solver
 from ..surrogates import fit_local, fit_quadratic, n_coefficients
 from .base import Algorithm, Candidate, Restarts, population_best, rank_key, stalled
 from .operators import RingBuffer, SolutionArchive, de_current_to_pbest, repair_midpoint
+from .optimistic import LeaderChoice, choose_for_leader
 
 __all__ = ["BLEAQ"]
 
@@ -72,6 +81,9 @@ class BLEAQ(Algorithm):
     accept_tol : float
         A prediction is accepted when ``f(x, psi(x)) <= phi(x) + accept_tol * (1 + |phi(x)|)`` and ``phi``'s
         held-out error is below the same tolerance.
+    refine_tol : float
+        A refined lower-level solution is sent on to the global search when its ``f`` exceeds the ``phi``
+        prediction by more than three held-out errors plus ``refine_tol * (1 + |phi|)``.
     psi_tol : float
         A component of ``psi`` counts as determined when its held-out error is below this fraction of the
         variable's range; other components of a prediction come from the candidate's own lower-level vector.
@@ -79,6 +91,22 @@ class BLEAQ(Algorithm):
         Propose one candidate per generation from a quadratic model of the upper level.
     recheck_every : int
         Generations between global re-solves of the best member's lower level.
+    eps_generations, eps_exponent, eps_quantile : int, float, float
+        Epsilon-level comparison of upper-level constraint violations (Takahama and Sakai): for
+        ``eps_generations`` generations after each (re)start, members whose violation is at most
+        ``eps = eps0 * (1 - t / eps_generations) ** eps_exponent`` compete on ``F`` as if feasible, ``eps0`` being
+        the ``eps_quantile`` quantile of the first population's violations. Feasibility-first ranking alone lets
+        the first feasible region found capture the population; on a disconnected feasible region (SMD10,
+        SMD12) that is often not the one holding the optimum. ``eps_generations=0`` switches it off.
+    leader_choice : bool
+        When the best member is infeasible at the upper level only, search its follower's near-optimal answers
+        (``f <= f + leader_tol * (1 + |f|)``) for one the leader prefers, once per member (see
+        :mod:`~evobilevel.algorithms.optimistic`). Needed where the lower level has a set of optima and only part
+        of it is feasible for the leader (SMD11, SMD12). Attempts that leave the member infeasible are spaced
+        out exponentially. Members feasible at both levels are left alone: a search for a lower ``F`` within the
+        tolerance would reward the follower's inexactness (on an ill-conditioned lower level ``F`` moves a lot
+        where ``f`` hardly does).
+    leader_tol : float
     restarts, restart_patience : int
         When the population has converged, start again from a fresh sample (keeping the archive and, aside,
         the best member), at most ``restarts`` times and until ``restart_patience`` restarts in a row found
@@ -99,8 +127,14 @@ class BLEAQ(Algorithm):
     n_initial_global: int = 3
     accept_tol: float = 1e-6
     psi_tol: float = 1e-3
+    refine_tol: float = 1e-3
     model_search: bool = True
     recheck_every: int = 15
+    eps_generations: int = 60
+    eps_exponent: float = 4.0
+    eps_quantile: float = 0.2
+    leader_choice: bool = True
+    leader_tol: float = 1e-6
     restarts: int = 12
     restart_patience: int = 5
     global_solver: DifferentialEvolution = field(default_factory=default_solver)
@@ -128,7 +162,10 @@ class BLEAQ(Algorithm):
         self._checked_x: np.ndarray | None = None
         self.converged, self.stop_message = False, ""
         self._counts = {"predicted": 0, "refined": 0, "global": 0, "model_candidates": 0, "rechecks": 0,
-                        "recheck_corrections": 0}
+                        "recheck_corrections": 0, "leader_choices": 0, "leader_improvements": 0}
+        self._leader_tried: dict[bytes, None] = {}
+        # Leader choices that do not make their member feasible are spaced out exponentially (see _leader_choice).
+        self._leader_next, self._leader_misses = 0, 0
         self._restarts = Restarts(self.restarts, self.restart_patience)
         self._initial_size = n
         self._start_population(ctx, n)
@@ -148,11 +185,27 @@ class BLEAQ(Algorithm):
             parts.append(self._settle(ctx, X[first:], Y0, allow_prediction=False))
         self._pop = self._evaluate_upper(ctx, parts[0] if len(parts) == 1 else _concat(*parts))
         self._best_history = []
+        ul_cv = self._pop["ul_cv"][np.isfinite(self._pop["ul_cv"]) & (self._pop["ll_cv"] == 0)]
+        self._eps0 = float(np.quantile(ul_cv, self.eps_quantile)) if ul_cv.size else 0.0
+        self._eps_start = self._generation
+
+    def _eps(self) -> float:
+        """The current epsilon level of upper-level constraint violation (0: feasibility first)."""
+        t = self._generation - self._eps_start
+        if t >= self.eps_generations or self._eps0 <= 0:
+            return 0.0
+        return self._eps0 * (1 - t / self.eps_generations) ** self.eps_exponent
+
+    def _ranks(self, pop: dict) -> np.ndarray:
+        """Ranks under the current epsilon level (violations up to it count as none)."""
+        eps = self._eps()
+        ul_cv = pop["ul_cv"] if eps == 0 else np.where(pop["ul_cv"] <= eps, 0.0, pop["ul_cv"])
+        return rank_key(pop["F"], ul_cv, pop["ll_cv"])
 
     # ------------------------------------------------------------------- step
     def step(self, ctx) -> None:
         pop = self._pop
-        ranks = rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])
+        ranks = self._ranks(pop)
         n = len(ranks)
         targets = ctx.rng.choice(n, size=min(self._n_offspring, n), replace=False)
         # DE on the joint (x, y) vector: y's part gives each child a recombined lower-level start, which carries
@@ -174,6 +227,10 @@ class BLEAQ(Algorithm):
         starts = np.concatenate([Y_start[:, None, :], self._archive.warm_starts(X, 1)], axis=1)
         children = self._evaluate_upper(ctx, self._settle(ctx, X, starts))
         self._select(children, parents)
+        if self.leader_choice and self._generation >= self._leader_next:
+            best = int(np.argmin(self._ranks(self._pop)))
+            if self._pop["ul_cv"][best] > 0:
+                self._leader_choice(ctx, best)
         self._generation += 1
         if self._generation - self._last_recheck >= self._recheck_interval:
             self._recheck_best(ctx)
@@ -184,9 +241,9 @@ class BLEAQ(Algorithm):
         pop = self._pop
         for j, parent in enumerate(parents):
             if parent < 0:
-                parent = int(np.argmax(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
+                parent = int(np.argmax(self._ranks(pop)))
             pair = {k: np.stack([pop[k][parent], children[k][j]]) for k in pop}
-            if np.argmin(rank_key(pair["F"], pair["ul_cv"], pair["ll_cv"])) == 1:
+            if np.argmin(self._ranks(pair)) == 1:
                 for k in pop:
                     pop[k][parent] = children[k][j]
 
@@ -203,7 +260,7 @@ class BLEAQ(Algorithm):
         todo = np.ones(n, bool)
         predictions = self._predict(ctx, X) if allow_prediction else None
         if predictions is not None:
-            Y_hat, phi_hat, trusted, determined = predictions
+            Y_hat, phi_hat, trusted, determined, f_bound = predictions
             if starts is not None:
                 # Where psi does not determine y (held-out error not small: the lower level is indifferent
                 # along that direction, or the model is poor), keep the candidate's own value, so that
@@ -227,6 +284,10 @@ class BLEAQ(Algorithm):
         if rows.size:
             sol = ctx.solve_lower(X[rows], self.local_solver, Y0=None if starts is None else starts[rows])
             good = sol.success & (sol.cv == 0)
+            if predictions is not None:
+                # A refinement ends at a local optimum; one clearly above what phi predicts for this x (SMD9's
+                # rings, SMD12's disconnected constraint set) is sent on to the global search.
+                good &= sol.f <= f_bound[rows]
             out["Y"][rows], out["f"][rows], out["ll_cv"][rows] = sol.Y, sol.f, sol.cv
             out["route"][rows[good]] = REFINED
             todo[rows[good]] = False
@@ -249,7 +310,9 @@ class BLEAQ(Algorithm):
         """psi/phi predictions for the rows of X, or None while the archive is too small.
 
         Returns ``Y_hat`` (n, ll_dim), ``phi_hat`` (n,), ``trusted`` (n,) bool (inside the training box, phi
-        accurate) and ``determined`` (n, ll_dim) bool (psi's held-out error below ``psi_tol``).
+        accurate), ``determined`` (n, ll_dim) bool (psi's held-out error below ``psi_tol``) and ``f_bound`` (n,):
+        the largest lower-level value a local search may end at and still be taken for optimal (phi plus three
+        held-out errors and ``refine_tol``, inside the training box; inf elsewhere).
         """
         archive = self._archive
         if archive.size < self._n_train + self._n_valid:
@@ -260,6 +323,7 @@ class BLEAQ(Algorithm):
         phi_hat = np.full(n, np.nan)
         trusted = np.zeros(n, bool)
         determined = np.zeros((n, m), bool)
+        f_bound = np.full(n, np.inf)
         y_tol = self.psi_tol * (hi_y - lo_y)
         T = np.hstack([archive.Y, archive.f[:, None]])
         for i in range(n):
@@ -268,9 +332,12 @@ class BLEAQ(Algorithm):
             Y_hat[i] = np.clip(t[:m], lo_y, hi_y)
             phi_hat[i] = t[m]
             tol = self.accept_tol * (1 + abs(t[m]))
-            trusted[i] = bool(model.inside(X[i])[0]) and model.valid_error[m] <= tol
+            inside = bool(model.inside(X[i])[0])
+            trusted[i] = inside and model.valid_error[m] <= tol
             determined[i] = model.valid_error[:m] <= y_tol
-        return Y_hat, phi_hat, trusted, determined
+            if inside and np.isfinite(model.valid_error[m]):
+                f_bound[i] = t[m] + 3 * model.valid_error[m] + self.refine_tol * (1 + abs(t[m]))
+        return Y_hat, phi_hat, trusted, determined, f_bound
 
     def _archive_add(self, solved: dict) -> None:
         ok = (solved["ll_cv"] == 0) & np.isfinite(solved["f"])
@@ -292,7 +359,7 @@ class BLEAQ(Algorithm):
         n_fit = n_coefficients(d, "quadratic") + d
         if feasible.sum() == 0 or self._evaluated.size < n_fit:
             return None
-        best = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
+        best = int(np.argmin(self._ranks(pop)))
         x_best = pop["X"][best]
         Xe, Fe, Ge = self._evaluated.X, self._evaluated.F, self._evaluated.G
         d2 = (((Xe - x_best) / self._width) ** 2).sum(axis=1)
@@ -311,6 +378,30 @@ class BLEAQ(Algorithm):
         if not np.all(np.isfinite(x)) or np.allclose(x, x_best, rtol=0, atol=1e-12):
             return None
         return x
+
+    def _leader_choice(self, ctx, i: int) -> None:
+        """Let the leader pick member i's lower-level answer among the follower's near-optimal ones."""
+        pop = self._pop
+        x = pop["X"][i]
+        if pop["ll_cv"][i] != 0 or not np.isfinite(pop["f"][i]) or x.tobytes() in self._leader_tried:
+            return
+        self._leader_tried[x.tobytes()] = None
+        if len(self._leader_tried) > self.archive_size:
+            del self._leader_tried[next(iter(self._leader_tried))]
+        self._counts["leader_choices"] += 1
+        start = LeaderChoice(pop["Y"][i].copy(), float(pop["F"][i]), float(pop["ul_cv"][i]), float(pop["f"][i]), 0.0)
+        f_limit = start.f + self.leader_tol * (1 + abs(start.f))
+        choice = choose_for_leader(ctx, x, start, f_limit)
+        # Where the violated constraints hardly depend on the follower's choice (or the choice cannot satisfy
+        # them yet), each attempt costs upper-level evaluations for nothing: after k misses in a row, wait 2**k
+        # generations.
+        self._leader_misses = 0 if choice.ul_cv == 0 else self._leader_misses + 1
+        self._leader_next = self._generation + (2 ** min(self._leader_misses, 6) if self._leader_misses else 0)
+        if choice is start:
+            return
+        self._counts["leader_improvements"] += 1
+        pop["Y"][i], pop["F"][i], pop["ul_cv"][i], pop["f"][i] = choice.y, choice.F, choice.ul_cv, choice.f
+        self._archive.replace(x, choice.y, choice.f)
 
     def _recheck_best(self, ctx) -> None:
         """Re-solve the best member's lower level globally; replace its y if a better one turns up.
@@ -334,7 +425,8 @@ class BLEAQ(Algorithm):
         if self._checked_x is not None and np.array_equal(x, self._checked_x):
             return False
         self._counts["rechecks"] += 1
-        glob = self._settle_globally(ctx, x[None, :], pop["Y"][best][None, None, :])
+        # From scratch: a search warm-started at the answer being checked tends to confirm it.
+        glob = self._settle_globally(ctx, x[None, :], None)
         self._checked_x = x.copy()
         f_old, cv_old = pop["f"][best], pop["ll_cv"][best]
         f_new, cv_new = glob["f"][0], glob["ll_cv"][0]
@@ -355,7 +447,7 @@ class BLEAQ(Algorithm):
         del self._best_history[: -(2 * self.stall_generations + 1)]  # all the convergence test looks at
         if self._generation >= self.max_generations:
             self._finish(ctx, f"maximum of {self.max_generations} generations")
-        elif stalled(self._best_history, self._pop, self.ftol, self.stall_generations):
+        elif self._eps() == 0 and stalled(self._best_history, self._pop, self.ftol, self.stall_generations):
             self._finish(ctx, f"best F improved by less than {self.ftol:g} (relative) in "
                               f"{self.stall_generations} generations")
 
@@ -385,6 +477,8 @@ class BLEAQ(Algorithm):
         counts = dict(getattr(self, "_counts", {}))
         if hasattr(self, "_restarts"):
             counts["restarts"] = self._restarts.n_restarts
+        if hasattr(self, "_eps0"):
+            counts["eps_level"] = self._eps()
         return counts
 
 

@@ -1,0 +1,153 @@
+"""The leader's choice among the follower's optimal answers (the optimistic tie-break).
+
+Where the lower level has a set of optimal answers for one ``x`` (SMD11 and SMD12: a sphere; SMD6: lines), the
+point a lower-level solver returns is arbitrary, yet the upper level's value and feasibility may depend on it:
+on SMD11 exactly one point of the sphere satisfies the upper-level constraints. The optimistic formulation lets
+the leader choose::
+
+    minimise_y  F(x, y)   subject to   G(x, y) <= 0,   g(x, y) <= 0,   f(x, y) <= f_limit
+
+with ``f_limit`` the follower's optimal value plus a small tolerance. :func:`choose_for_leader` solves that
+with SLSQP and forward differences; each gradient costs ``ll_dim + 1`` evaluations of both levels, in one
+batch per level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import Bounds, minimize
+from threadpoolctl import threadpool_limits
+
+__all__ = ["LeaderChoice", "choose_for_leader"]
+
+# What SLSQP sees in place of a failed evaluation (see lower/local.py).
+_PENALTY = 1e30
+
+
+@dataclass
+class LeaderChoice:
+    """The best pair found by :func:`choose_for_leader`.
+
+    Attributes
+    ----------
+    y : ndarray, shape (ll_dim,)
+    F, ul_cv, f, ll_cv : float
+    """
+
+    y: np.ndarray
+    F: float
+    ul_cv: float
+    f: float
+    ll_cv: float
+
+    def key(self) -> tuple[float, float]:
+        """Order of preference for the leader: feasibility first, then F (smaller is better)."""
+        return (self.ul_cv, self.F if self.ul_cv == 0 else 0.0)
+
+
+def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, maxiter: int = 30,
+                      fd_step: float = 1e-8, margin: float = 1e-9) -> LeaderChoice:
+    """Search the follower's ``f_limit``-optimal answers at ``x`` for the one the leader prefers.
+
+    Parameters
+    ----------
+    ctx : RunContext
+        Evaluations go through it and are counted at both levels.
+    x : ndarray, shape (ul_dim,)
+    start : LeaderChoice
+        The follower's answer (feasible at the lower level) and its values.
+    f_limit : float
+        Largest lower-level objective accepted (the optimal value plus a tolerance).
+    maxiter : int
+        SLSQP iterations.
+    fd_step : float
+        Forward-difference step as a fraction of each lower-level variable's range.
+    margin : float
+        SLSQP is given ``c + margin <= 0`` for every constraint so that its final point satisfies them exactly.
+
+    Returns
+    -------
+    LeaderChoice
+        The best point seen that satisfies the lower-level constraints and ``f <= f_limit`` (``start`` if none
+        is better by :meth:`LeaderChoice.key`).
+    """
+    search = _Search(ctx, x, start, f_limit, fd_step)
+    lo, hi = ctx.problem.ll_bounds
+    # One gradient first: if none of the violated upper-level constraints moves with y, no choice of the
+    # follower's answer can repair them (SMD10's constraints bind x alone); stop at the cost of that gradient.
+    if start.ul_cv > 0:
+        n_G = ctx.problem.n_ul_constraints
+        _, C0, _, dC = search.at(start.y, slopes=True)
+        violated = C0[:n_G] > 0
+        if violated.any() and not np.any(dC[:n_G][violated] != 0):
+            return search.best
+    with threadpool_limits(limits=1, user_api="blas"):
+        minimize(search.fun, start.y, jac=search.jac, method="SLSQP", bounds=Bounds(lo, hi),
+                 constraints=[{"type": "ineq", "fun": lambda y: -(search.constraints(y) + margin),
+                               "jac": lambda y: -search.constraint_jac(y)}],
+                 options={"maxiter": maxiter, "ftol": 1e-12})
+    return search.best
+
+
+class _Search:
+    """Values and forward-difference slopes of ``F`` and of the stacked constraints ``[G, g, f - f_limit]``."""
+
+    def __init__(self, ctx, x, start: LeaderChoice, f_limit: float, fd_step: float):
+        self.ctx, self.x, self.f_limit = ctx, np.asarray(x, float), f_limit
+        self.lo, self.hi = ctx.problem.ll_bounds
+        self.steps = fd_step * np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
+        self.best = start
+        self.cache: dict[bytes, tuple] = {}
+
+    def _evaluate(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """F (n,) and the constraint stack (n, k) at the rows of Y, counted at both levels."""
+        X = np.repeat(self.x[None, :], Y.shape[0], axis=0)
+        upper = self.ctx.evaluate_upper(X, Y)
+        lower = self.ctx.evaluate_lower(X, Y)
+        C = np.hstack([upper.constraints, lower.constraints, (lower.values - self.f_limit)[:, None]])
+        for j in range(Y.shape[0]):
+            admissible = lower.cv[j] == 0 and lower.values[j] <= self.f_limit and not upper.failed[j]
+            if admissible:
+                candidate = LeaderChoice(Y[j].copy(), float(upper.values[j]), float(upper.cv[j]),
+                                         float(lower.values[j]), 0.0)
+                if candidate.key() < self.best.key():
+                    self.best = candidate
+        F = np.where(np.isfinite(upper.values), upper.values, _PENALTY)
+        C = np.clip(np.where(np.isnan(C), _PENALTY, C), -_PENALTY, _PENALTY)
+        return F, C
+
+    def at(self, y: np.ndarray, slopes: bool) -> tuple:
+        """``F``, constraints (k,) and, with ``slopes``, their gradients (ll_dim,), (k, ll_dim) at y."""
+        y = np.clip(y, self.lo, self.hi)
+        key = y.tobytes()
+        entry = self.cache.get(key)
+        if entry is not None and (entry[2] is not None or not slopes):
+            return entry
+        if entry is None:
+            F0, C0 = (v[0] for v in self._evaluate(y[None, :]))
+        else:
+            F0, C0 = entry[0], entry[1]
+        dF = dC = None
+        if slopes:
+            h = np.where(y + self.steps > self.hi, -self.steps, self.steps)
+            F, C = self._evaluate(y + np.diag(h))
+            dF = (F - F0) / h
+            dC = ((C - C0) / h[:, None]).T
+        if len(self.cache) > 32:
+            self.cache.clear()
+        entry = self.cache[key] = (F0, C0, dF, dC)
+        return entry
+
+    def fun(self, y):
+        return float(self.at(y, False)[0])
+
+    def jac(self, y):
+        return self.at(y, True)[2]
+
+    def constraints(self, y):
+        return self.at(y, False)[1]
+
+    def constraint_jac(self, y):
+        return self.at(y, True)[3]

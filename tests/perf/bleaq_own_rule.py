@@ -1,0 +1,69 @@
+"""BLEAQ without a target on SMD1-SMD8 at (5, 5): does its own stopping rule end runs at good answers?
+
+Runs the grid with ``evobilevel bench`` (no ``--target``; resumable), then counts per problem the runs whose final
+answer has ``|F - F*|``, ``|f - f*|`` and the lower-level gap below 1e-2, with the medians of the evaluations the
+runs spent before they stopped. ``--write-readme`` puts the table into the README.
+
+    python tests/perf/bleaq_own_rule.py [--out results/own-rule] [--runs 5] [--jobs 2] [--write-readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from readme_table import write_section
+
+import evobilevel as eb
+
+ACCURACY = 1e-2
+BUDGET = ["--max-ul-evals", "20000", "--max-ll-evals", "1000000"]
+
+
+def good(result) -> bool:
+    """Final answer within ACCURACY at both levels, with an optimal follower."""
+    return (result.ul_error is not None and result.ul_error < ACCURACY and result.ll_error < ACCURACY
+            and result.ll_gap is not None and result.ll_gap < ACCURACY)
+
+
+def table(out: Path) -> str:
+    rows = ["| problem | runs | final answer within 1e-2 | stopped by its rule | UL evals | LL evals | time (s) |",
+            "|---|--:|--:|--:|--:|--:|--:|"]
+    for folder in sorted(out.glob("SMD*_5x5"), key=lambda p: int(p.name[3:].split("_")[0])):
+        results = [eb.load_result(f) for f in sorted(folder.rglob("*.json"))]
+        if not results:
+            continue
+        own = sum("budget" not in r.message for r in results)
+        rows.append(
+            f"| {folder.name.split('_')[0]} | {len(results)} | {sum(map(good, results))}/{len(results)} | "
+            f"{own}/{len(results)} | {statistics.median(r.n_ul_evals for r in results):,.0f} | "
+            f"{statistics.median(r.n_ll_evals for r in results):,.0f} | "
+            f"{statistics.median(r.elapsed for r in results):.1f} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="results/own-rule")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--write-readme", action="store_true")
+    args = ap.parse_args()
+    subprocess.run(["evobilevel", "bench", "--problems", "SMD1-SMD8", "--ul-dim", "5", "--ll-dim", "5",
+                    "--algorithms", "bleaq", "--runs", str(args.runs), "--jobs", str(args.jobs), "--out", args.out,
+                    "--quiet", *BUDGET], check=True)
+    text = table(Path(args.out))
+    print(text)
+    if args.write_readme:
+        write_section("bleaq-own-rule", (
+            f"`python tests/perf/bleaq_own_rule.py --runs {args.runs} --jobs {args.jobs} --write-readme` (no "
+            "target; budgets of 20,000 UL and 1,000,000 LL evaluations; medians over all runs of what a run spent "
+            "before it stopped; wall time with two runs at a time on a shared two-core machine):\n\n" + text))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
