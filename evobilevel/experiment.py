@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import math
 import re
 import time
@@ -32,7 +31,8 @@ from . import benchmarks
 from ._version import __version__
 from .algorithms import Algorithm, make_algorithm
 from .parallel import run_tasks
-from .result import Result, write_json_atomic
+from .result import read_run, write_json_atomic
+from .runner import check_budgets, check_target, solve
 
 __all__ = [
     "Grid",
@@ -225,11 +225,8 @@ class Grid:
         self._algorithms = _algorithm_objects(self.algorithms)
         self.runs = _run_indices(self.runs)
         _check_seed(self.seed)
-        if self.target is not None and not (isinstance(self.target, (int, float)) and self.target > 0):
-            raise ValueError(f"target must be a positive number, got {self.target!r}")
-        for label, budget in (("max_ul_evals", self.max_ul_evals), ("max_ll_evals", self.max_ll_evals)):
-            if budget is not None and (int(budget) != budget or budget < 1):
-                raise ValueError(f"{label} must be a positive integer, got {budget!r}")
+        check_target(self.target)
+        check_budgets(self.max_ul_evals, self.max_ll_evals)
 
     @property
     def algorithm_objects(self) -> dict[str, Algorithm]:
@@ -505,8 +502,6 @@ def run_grid(
 
 def _run_one(spec: RunSpec, algorithm: Algorithm, protocol: dict, path: str) -> RunOutcome:
     """One run, in a worker: solve, then write the result file atomically. Never raises (except on Ctrl-C)."""
-    from .runner import solve
-
     start = time.perf_counter()
     try:
         problem = benchmarks.get(spec.problem, **dict(spec.problem_kwargs))
@@ -532,9 +527,7 @@ def _stored_run(path: Path, spec: RunSpec, protocol: dict, algorithm_name: str, 
     if not path.is_file():
         return None
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        Result.from_dict(data)
+        data, _ = read_run(path)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # unreadable: run it again (the new file replaces it)
     stored = data.get("bench") or {}

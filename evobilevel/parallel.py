@@ -54,8 +54,7 @@ class LowerEngine:
     """
 
     def __init__(self, n_jobs: int = 1, chunk_size: int = 4):
-        if int(n_jobs) != n_jobs or n_jobs == 0 or n_jobs < -1:
-            raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
+        _check_n_jobs(n_jobs)
         if int(chunk_size) != chunk_size or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         self.n_jobs = int(n_jobs)
@@ -225,8 +224,7 @@ def run_tasks(function, task_args, n_jobs: int = 1):
     to workers one at a time (``batch_size=1``) so that few tasks are in flight at once. An exception raised by a
     task stops the iteration; tasks that must not stop the others should catch their own errors.
     """
-    if int(n_jobs) != n_jobs or n_jobs == 0 or n_jobs < -1:
-        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
+    _check_n_jobs(n_jobs)
     tasks = [tuple(args) for args in task_args]
     if n_jobs == 1 or len(tasks) <= 1:
         for index, args in enumerate(tasks):
@@ -276,3 +274,8 @@ def cluster_backend(address: str):
         raise OSError(f"cannot connect to the dask scheduler at {address!r} ({type(exc).__name__}: {exc})") from exc
     with client, parallel_config(backend="dask", client=client):
         yield client
+
+
+def _check_n_jobs(n_jobs) -> None:
+    if int(n_jobs) != n_jobs or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")

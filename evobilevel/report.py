@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,8 @@ import numpy as np
 
 from . import benchmarks
 from ._version import __version__
-from .result import Result
+from .experiment import MANIFEST
+from .result import Result, read_run
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -199,15 +199,13 @@ def load_runs(directory, exclude: Iterable = ()) -> tuple[list[RunRecord], list[
     excluded = [Path(p).resolve() for p in exclude]
     runs, skipped = [], []
     for path in sorted(directory.rglob("*.json")):
-        if path.name.startswith(".") or path.name == "manifest.json":
+        if path.name.startswith(".") or path.name == MANIFEST:
             continue
         resolved = path.resolve()
         if any(resolved.is_relative_to(ex) for ex in excluded):
             continue
         try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-            result = Result.from_dict(data)
+            data, result = read_run(path)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             skipped.append(path)
             continue

@@ -178,8 +178,14 @@ class Result:
 
 def load_result(path) -> Result:
     """Read a result written by :meth:`Result.to_json`."""
+    return read_run(path)[1]
+
+
+def read_run(path) -> tuple[dict, Result]:
+    """The raw JSON data of a result file (with whatever a caller stored beside the result) and the Result."""
     with open(path, encoding="utf-8") as fh:
-        return Result.from_dict(json.load(fh))
+        data = json.load(fh)
+    return data, Result.from_dict(data)
 
 
 def write_json_atomic(path, data: dict) -> None:

@@ -121,18 +121,14 @@ def solve(
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be an evobilevel.Problem, got {type(problem).__name__}")
-    for label, budget in (("max_ul_evals", max_ul_evals), ("max_ll_evals", max_ll_evals)):
-        if budget is not None and (int(budget) != budget or budget < 1):
-            raise ValueError(f"{label} must be a positive integer, got {budget!r}")
+    check_budgets(max_ul_evals, max_ll_evals)
     for label, value, least in (("checkpoint_every", checkpoint_every, 1), ("history_limit", history_limit, 3)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
             raise ValueError(f"{label} must be an integer of at least {least}, got {value!r}")
     optimum = problem.optimum
-    if target is not None:
-        if not (isinstance(target, (int, float)) and target > 0):
-            raise ValueError(f"target must be a positive number, got {target!r}")
-        if optimum is None:
-            raise ValueError(f"target needs a known optimum, and {problem.name} has none")
+    check_target(target)
+    if target is not None and optimum is None:
+        raise ValueError(f"target needs a known optimum, and {problem.name} has none")
     configured = make_algorithm(algorithm)
     saved = None
     if resume is not None:
@@ -226,7 +222,7 @@ def solve(
     result = _result(problem, algo, seed_seq, n_jobs, best, ctx, optimum, target, message, history)
     result.target_reached, result.interrupted = target_reached, interrupted
     result.max_ul_evals, result.max_ll_evals = max_ul_evals, max_ll_evals
-    if check_ll and best is not None and math.isfinite(best.f):
+    if check_ll and math.isfinite(best.f):
         try:
             result.ll_gap, result.n_ll_evals_check = _ll_gap(problem, best, check_seed)
         except KeyboardInterrupt:
@@ -240,6 +236,19 @@ def solve(
 
 
 # ------------------------------------------------------------------------------------------------- checkpoints
+def check_budgets(max_ul_evals, max_ll_evals) -> None:
+    """Raise ValueError unless each budget is None or a positive integer."""
+    for label, budget in (("max_ul_evals", max_ul_evals), ("max_ll_evals", max_ll_evals)):
+        if budget is not None and (int(budget) != budget or budget < 1):
+            raise ValueError(f"{label} must be a positive integer, got {budget!r}")
+
+
+def check_target(target) -> None:
+    """Raise ValueError unless ``target`` is None or a positive number."""
+    if target is not None and not (isinstance(target, (int, float)) and target > 0):
+        raise ValueError(f"target must be a positive number, got {target!r}")
+
+
 def load_checkpoint(path) -> dict:
     """Read a checkpoint written by :func:`solve`.
 
@@ -387,10 +396,9 @@ def _ll_gap(problem: Problem, best: Candidate, seed: np.random.SeedSequence) -> 
 def _success(result: Result, algo: Algorithm, target: float | None) -> bool:
     if not result.feasible:
         return False
-    gap_ok = result.ll_gap is None or result.ll_gap <= (target if target is not None else math.inf)
-    if target is not None:
-        return result.target_reached and gap_ok
-    return bool(algo.converged)
+    if target is None:
+        return bool(algo.converged)
+    return result.target_reached and (result.ll_gap is None or result.ll_gap <= target)
 
 
 def _result(problem, algo, seed_seq, n_jobs, best, ctx, optimum, target, message, history) -> Result:
@@ -403,7 +411,7 @@ def _result(problem, algo, seed_seq, n_jobs, best, ctx, optimum, target, message
         problem_settings=problem.settings,
         algorithm=algo.name,
         algorithm_settings=algo.settings(),
-        seed=int(seed_seq.entropy) if isinstance(seed_seq.entropy, int) else None,
+        seed=int(seed_seq.entropy),
         n_jobs=n_jobs,
         x=np.asarray(best.x, dtype=float),
         y=np.asarray(best.y, dtype=float),

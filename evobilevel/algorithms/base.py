@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-__all__ = ["Algorithm", "Candidate", "Restarts", "rank_key", "stalled", "population_best"]
+__all__ = ["Algorithm", "Candidate", "Restarts", "rank_key", "child_wins", "stalled", "population_best"]
 
 
 @dataclass
@@ -47,9 +47,33 @@ def rank_key(F: np.ndarray, ul_cv: np.ndarray, ll_cv: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def population_ranks(pop: dict) -> np.ndarray:
+    """:func:`rank_key` of a population held as arrays ``F, ul_cv, ll_cv`` (and others)."""
+    return rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])
+
+
+def child_wins(parents: dict, children: dict, ranks=population_ranks) -> np.ndarray:
+    """One-to-one survivor selection: whether child j ranks strictly better than parent j (ties keep the parent).
+
+    Parameters
+    ----------
+    parents, children : dict
+        Arrays of k rows each (``F``, ``ul_cv``, ``ll_cv`` and any others), row j of one facing row j of the other.
+    ranks : callable
+        Ranks of such a dict of arrays (smaller is better); :func:`population_ranks` by default.
+
+    Returns
+    -------
+    ndarray of bool, shape (k,)
+    """
+    k = len(parents["F"])
+    r = ranks({key: np.concatenate([parents[key], children[key]]) for key in parents})
+    return r[k:] < r[:k]
+
+
 def population_best(pop: dict) -> Candidate:
     """The best member of a population held as arrays ``X, Y, F, f, ul_cv, ll_cv`` (feasibility first)."""
-    i = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
+    i = int(np.argmin(population_ranks(pop)))
     return Candidate(pop["X"][i].copy(), pop["Y"][i].copy(), float(pop["F"][i]), float(pop["f"][i]),
                      float(pop["ul_cv"][i]), float(pop["ll_cv"][i]))
 
@@ -112,10 +136,11 @@ class Restarts:
         """Record a finished attempt's best; whether to restart (counted when True)."""
         kept = self.kept
         # Progress means a real gain: tiny ones (an attempt polishing the same optimum) do not reset patience.
-        improved = kept is None or (better_candidate(kept, attempt_best) is attempt_best and not (
+        winner = better_candidate(kept, attempt_best)
+        improved = kept is None or (winner is attempt_best and not (
             attempt_best.feasible and kept.feasible and kept.F - attempt_best.F <= self.tol * (1 + abs(kept.F))))
         self.n_fruitless = 0 if improved else self.n_fruitless + 1
-        self.kept = better_candidate(self.kept, attempt_best)
+        self.kept = winner
         if self.n_restarts < self.limit and self.n_fruitless < self.patience:
             self.n_restarts += 1
             return True

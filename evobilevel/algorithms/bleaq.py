@@ -47,14 +47,11 @@ from scipy.optimize import minimize
 
 from ..lower import DifferentialEvolution, LocalRefinement, default_solver
 from ..surrogates import fit_local, fit_quadratic, n_coefficients
-from .base import Algorithm, Candidate, Restarts, population_best, rank_key, stalled
+from .base import Algorithm, Candidate, Restarts, child_wins, population_best, population_ranks, rank_key, stalled
 from .operators import RingBuffer, SolutionArchive, de_current_to_pbest, repair_midpoint
 from .optimistic import LeaderChoice, choose_for_leader
 
 __all__ = ["BLEAQ"]
-
-# How a candidate's lower level was settled.
-PREDICTED, REFINED, GLOBAL = 0, 1, 2
 
 
 def _default_local() -> LocalRefinement:
@@ -146,17 +143,16 @@ class BLEAQ(Algorithm):
         problem = ctx.problem
         d = problem.ul_dim
         self._lo, self._hi = problem.ul_bounds
-        self._width = np.where(self._hi > self._lo, self._hi - self._lo, 1.0)
         n = self.pop_size or max(24, 5 * d + 5)
         self._n_offspring = self.n_offspring or max(2, n // 4)
         # Points for a local psi/phi model: enough for the full quadratic plus slack, and d held out.
         self._n_train = n_coefficients(d, "quadratic") + 2 * d
         self._n_valid = d
         self._archive = SolutionArchive(problem.ul_bounds, problem.ll_dim, self.archive_size)
+        self._width = self._archive.scale  # distances in x are measured in the unit box
         # Upper-level values of the evaluated pairs whose lower level was solved, for the upper-level model.
         self._evaluated = RingBuffer(self.archive_size, X=d, F=None, G=problem.n_ul_constraints)
         self._generation = 0
-        self._best_history: list[float] = []
         self._last_recheck = 0
         self._recheck_interval = self.recheck_every
         self._checked_x: np.ndarray | None = None
@@ -218,10 +214,11 @@ class BLEAQ(Algorithm):
         Y_start = np.clip(trial[:, d:], lo_y, hi_y)
         parents = targets
         if self.model_search:
-            x_model = self._model_candidate(ctx)
+            best = int(np.argmin(ranks))
+            x_model = self._model_candidate(ctx, best)
             if x_model is not None:
                 X = np.vstack([X, x_model])
-                Y_start = np.vstack([Y_start, pop["Y"][int(np.argmin(ranks))]])
+                Y_start = np.vstack([Y_start, pop["Y"][best]])
                 parents = np.append(parents, -1)
                 self._counts["model_candidates"] += 1
         starts = np.concatenate([Y_start[:, None, :], self._archive.warm_starts(X, 1)], axis=1)
@@ -239,24 +236,29 @@ class BLEAQ(Algorithm):
     def _select(self, children: dict, parents: np.ndarray) -> None:
         """Each evolutionary child against its parent; the model candidate against the worst member."""
         pop = self._pop
-        for j, parent in enumerate(parents):
-            if parent < 0:
-                parent = int(np.argmax(self._ranks(pop)))
-            pair = {k: np.stack([pop[k][parent], children[k][j]]) for k in pop}
-            if np.argmin(self._ranks(pair)) == 1:
+        evolved = np.flatnonzero(parents >= 0)
+        # The parents are distinct, so the one-to-one contests do not interact.
+        wins = evolved[child_wins({k: pop[k][parents[evolved]] for k in pop},
+                                  {k: children[k][evolved] for k in pop}, self._ranks)]
+        for k in pop:
+            pop[k][parents[wins]] = children[k][wins]
+        for j in np.flatnonzero(parents < 0):
+            worst = int(np.argmax(self._ranks(pop)))
+            one = {k: children[k][j:j + 1] for k in pop}
+            if child_wins({k: pop[k][worst:worst + 1] for k in pop}, one, self._ranks)[0]:
                 for k in pop:
-                    pop[k][parent] = children[k][j]
+                    pop[k][worst] = one[k][0]
 
     # ------------------------------------------------------------ lower level
     def _settle(self, ctx, X: np.ndarray, starts: np.ndarray | None, allow_prediction: bool = True) -> dict:
         """Lower-level solutions for the rows of X (n, ul_dim), by the cheapest trustworthy route.
 
         ``starts`` (n, k, ll_dim) are starting points for the refinement, the first one the candidate's own
-        (recombined) lower-level vector. Returns a dict of arrays ``X, Y, f, ll_cv, route``.
+        (recombined) lower-level vector. Returns a dict of arrays ``X, Y, f, ll_cv``.
         """
         n = X.shape[0]
         out = {"X": X, "Y": np.full((n, ctx.problem.ll_dim), np.nan), "f": np.full(n, np.inf),
-               "ll_cv": np.full(n, np.inf), "route": np.full(n, GLOBAL)}
+               "ll_cv": np.full(n, np.inf)}
         todo = np.ones(n, bool)
         predictions = self._predict(ctx, X) if allow_prediction else None
         if predictions is not None:
@@ -272,7 +274,6 @@ class BLEAQ(Algorithm):
                 ok = (ev.cv == 0) & (ev.values <= phi_hat[rows] + self.accept_tol * (1 + np.abs(phi_hat[rows])))
                 out["Y"][rows], out["f"][rows], out["ll_cv"][rows] = Y_hat[rows], ev.values, ev.cv
                 acc = rows[ok]
-                out["route"][acc] = PREDICTED
                 todo[acc] = False
                 self._counts["predicted"] += acc.size
             # The prediction is also the first refinement start where there is one.
@@ -289,7 +290,6 @@ class BLEAQ(Algorithm):
                 # rings, SMD12's disconnected constraint set) is sent on to the global search.
                 good &= sol.f <= f_bound[rows]
             out["Y"][rows], out["f"][rows], out["ll_cv"][rows] = sol.Y, sol.f, sol.cv
-            out["route"][rows[good]] = REFINED
             todo[rows[good]] = False
             self._counts["refined"] += int(good.sum())
         rows = np.flatnonzero(todo)
@@ -304,7 +304,7 @@ class BLEAQ(Algorithm):
     def _settle_globally(self, ctx, X: np.ndarray, Y0: np.ndarray | None) -> dict:
         sol = ctx.solve_lower(X, self.global_solver, Y0=Y0)
         self._counts["global"] += X.shape[0]
-        return {"X": X, "Y": sol.Y, "f": sol.f, "ll_cv": sol.cv, "route": np.full(X.shape[0], GLOBAL)}
+        return {"X": X, "Y": sol.Y, "f": sol.f, "ll_cv": sol.cv}
 
     def _predict(self, ctx, X: np.ndarray):
         """psi/phi predictions for the rows of X, or None while the archive is too small.
@@ -351,15 +351,14 @@ class BLEAQ(Algorithm):
         return {"X": solved["X"].copy(), "Y": solved["Y"].copy(), "F": ul.values.copy(), "ul_cv": ul.cv.copy(),
                 "f": solved["f"].copy(), "ll_cv": solved["ll_cv"].copy()}
 
-    def _model_candidate(self, ctx) -> np.ndarray | None:
-        """Minimise quadratic models of F(x, y*(x)) and of the upper-level constraints near the best member."""
+    def _model_candidate(self, ctx, best: int) -> np.ndarray | None:
+        """Minimise quadratic models of F(x, y*(x)) and of the upper-level constraints near member ``best``."""
         pop = self._pop
         feasible = (pop["ul_cv"] == 0) & (pop["ll_cv"] == 0)
         d = ctx.problem.ul_dim
         n_fit = n_coefficients(d, "quadratic") + d
         if feasible.sum() == 0 or self._evaluated.size < n_fit:
             return None
-        best = int(np.argmin(self._ranks(pop)))
         x_best = pop["X"][best]
         Xe, Fe, Ge = self._evaluated.X, self._evaluated.F, self._evaluated.G
         d2 = (((Xe - x_best) / self._width) ** 2).sum(axis=1)
@@ -420,7 +419,7 @@ class BLEAQ(Algorithm):
     def _recheck_once(self, ctx) -> bool:
         """Check the current best member; whether its lower-level answer had to be corrected."""
         pop = self._pop
-        best = int(np.argmin(rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])))
+        best = int(np.argmin(population_ranks(pop)))
         x = pop["X"][best]
         if self._checked_x is not None and np.array_equal(x, self._checked_x):
             return False

@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..lower import default_solver
-from .base import Algorithm, Candidate, Restarts, population_best, rank_key, stalled
+from .base import Algorithm, Candidate, Restarts, child_wins, population_best, population_ranks, stalled
 from .operators import SolutionArchive, de_current_to_pbest, repair_midpoint
 
 __all__ = ["Nested"]
@@ -91,17 +91,13 @@ class Nested(Algorithm):
 
     def step(self, ctx) -> None:
         pop = self._pop
-        ranks = rank_key(pop["F"], pop["ul_cv"], pop["ll_cv"])
+        ranks = population_ranks(pop)
         trial = de_current_to_pbest(pop["X"], ranks, ctx.rng, self.p_best, crossover_rate=self.crossover_rate)
         trial = repair_midpoint(trial, pop["X"], self._lo, self._hi)
         children = self._evaluate(ctx, trial)
         # One-to-one survivor selection with feasibility first.
-        both = {k: np.concatenate([pop[k], children[k]]) for k in pop}
-        ranks = rank_key(both["F"], both["ul_cv"], both["ll_cv"])
-        n = len(pop["F"])
-        child_wins = ranks[n:] < ranks[:n]
-        self._pop = {k: np.where(child_wins.reshape((-1,) + (1,) * (pop[k].ndim - 1)), children[k], pop[k])
-                     for k in pop}
+        wins = child_wins(pop, children)
+        self._pop = {k: np.where(wins.reshape((-1,) + (1,) * (pop[k].ndim - 1)), children[k], pop[k]) for k in pop}
         self._generation += 1
         self._check_convergence(ctx)
 

@@ -75,15 +75,15 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
     """
     search = _Search(ctx, x, start, f_limit, fd_step)
     lo, hi = ctx.problem.ll_bounds
-    # One gradient first: if none of the violated upper-level constraints moves with y, no choice of the
-    # follower's answer can repair them (SMD10's constraints bind x alone); stop at the cost of that gradient.
-    if start.ul_cv > 0:
-        n_G = ctx.problem.n_ul_constraints
-        _, C0, _, dC = search.at(start.y, slopes=True)
-        violated = C0[:n_G] > 0
-        if violated.any() and not np.any(dC[:n_G][violated] != 0):
-            return search.best
     with threadpool_limits(limits=1, user_api="blas"):
+        # One gradient first: if none of the violated upper-level constraints moves with y, no choice of the
+        # follower's answer can repair them (SMD10's constraints bind x alone); stop at the cost of that gradient.
+        if start.ul_cv > 0:
+            n_G = ctx.problem.n_ul_constraints
+            _, C0, _, dC = search.at(start.y, slopes=True)
+            violated = C0[:n_G] > 0
+            if violated.any() and not np.any(dC[:n_G][violated] != 0):
+                return search.best
         minimize(search.fun, start.y, jac=search.jac, method="SLSQP", bounds=Bounds(lo, hi),
                  constraints=[{"type": "ineq", "fun": lambda y: -(search.constraints(y) + margin),
                                "jac": lambda y: -search.constraint_jac(y)}],
@@ -125,14 +125,16 @@ class _Search:
         entry = self.cache.get(key)
         if entry is not None and (entry[2] is not None or not slopes):
             return entry
-        if entry is None:
-            F0, C0 = (v[0] for v in self._evaluate(y[None, :]))
-        else:
+        h = np.where(y + self.steps > self.hi, -self.steps, self.steps)
+        # The point itself (unless known) and, for slopes, its neighbours, in one batch per level.
+        Y = np.vstack(([] if entry is not None else [y]) + ([y + np.diag(h)] if slopes else []))
+        F, C = self._evaluate(Y)
+        if entry is not None:
             F0, C0 = entry[0], entry[1]
+        else:
+            F0, C0, F, C = F[0], C[0], F[1:], C[1:]
         dF = dC = None
         if slopes:
-            h = np.where(y + self.steps > self.hi, -self.steps, self.steps)
-            F, C = self._evaluate(y + np.diag(h))
             dF = (F - F0) / h
             dC = ((C - C0) / h[:, None]).T
         if len(self.cache) > 32:

@@ -258,10 +258,7 @@ class RowBudget:
             # A batch that failed as a whole before the problem knew its constraint count comes back with no
             # constraint columns; its points are infeasible in every column.
             g = np.full((k, self._n_constraints), np.inf)
-        # The evaluator gives failed points cv = 0 when the problem has no constraints; a failed point must
-        # never count as feasible.
-        cv = np.where(result.failed, np.inf, result.cv)
-        return result.values, g, cv
+        return result.values, g, result.cv
 
     def fallback_points(self, Y0: np.ndarray | None) -> np.ndarray:
         """(n, ll_dim) points to report for rows without evaluation: the first warm start, else the centre."""

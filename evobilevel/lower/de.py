@@ -109,7 +109,6 @@ class DifferentialEvolution(LowerSolver):
         while run.active.any():
             run.generation()
         Y, f, cv, g = run.best()
-        success = run.converged & (cv <= 0)
         if self.polish:
             # Rows whose DE evaluated nothing have no best to polish; the others start from known values.
             rows = np.flatnonzero(run.evaluated & (budget.left(np.arange(X.shape[0])) > 0))
@@ -118,7 +117,7 @@ class DifferentialEvolution(LowerSolver):
             improved = better(fp, cvp, f[rows], cv[rows])
             take = rows[improved]
             Y[take], f[take], cv[take] = Yp[improved], fp[improved], cvp[improved]
-            success = run.converged & (cv <= 0)
+        success = run.converged & (cv <= 0)
         never = ~run.evaluated
         Y[never] = budget.fallback_points(Y0)[never]
         return LowerSolution(Y=Y, f=f, cv=cv, success=success, n_evals=budget.used.copy())
