@@ -278,10 +278,13 @@ class _RowTarget:
     def gradients(self, y: np.ndarray):
         """f, g and their forward-difference gradients at y: (float, (m,), (d,), (m, d)).
 
-        One evaluator call (a second one only when a neighbour failed).
+        One evaluator call (a second one only when a neighbour failed); none when y's slopes are known (SLSQP
+        asks for the objective's and the constraints' gradients at the same point separately).
         """
         y = np.clip(y, self.lo, self.hi)
         key = y.tobytes()
+        if key in self.slopes:
+            return self.slopes[key][:4]
         h = np.where(y + self.steps > self.hi, -self.steps, self.steps)
         shifted = y + np.diag(h)
         if key in self.cache:
