@@ -62,7 +62,8 @@ def main() -> None:
         write_section("bleaq-own-rule", (
             f"`python tests/perf/bleaq_own_rule.py --runs {args.runs} --jobs {args.jobs} --write-readme` (no "
             "target; budgets of 20,000 UL and 1,000,000 LL evaluations; medians over all runs of what a run spent "
-            "before it stopped; wall time with two runs at a time on a shared two-core machine):\n\n" + text))
+            f"before it stopped; wall time with {args.jobs} run(s) at a time on a shared two-core machine):\n\n"
+            + text))
 
 
 if __name__ == "__main__":
