@@ -43,15 +43,30 @@ class Optimum:
     y : ndarray, shape (ll_dim,)
     F, f : float
         Upper- and lower-level objective values at ``(x, y)``.
+    F_low : float, optional
+        Where the lower level has several optimal answers at ``x`` and the published optimum is not the one the
+        leader prefers (SMD12), the upper-level value of the preferred one: the optimistic minimum, below ``F``.
+        A result anywhere in ``[F_low, F]`` is at least as good as the published optimum and has no upper-level
+        error (see :meth:`ul_error`).
     """
 
     x: np.ndarray
     y: np.ndarray
     F: float
     f: float
+    F_low: float | None = None
+
+    def ul_error(self, F: float) -> float:
+        """Distance of an upper-level value from the optimum (from ``[F_low, F]`` where ``F_low`` is set)."""
+        if self.F_low is None:
+            return abs(F - self.F)
+        return max(F - self.F, self.F_low - F, 0.0)
 
     def to_dict(self) -> dict:
-        return {"x": self.x.tolist(), "y": self.y.tolist(), "F": self.F, "f": self.f}
+        out = {"x": self.x.tolist(), "y": self.y.tolist(), "F": self.F, "f": self.f}
+        if self.F_low is not None:
+            out["F_low"] = self.F_low
+        return out
 
 
 def check_bounds(bounds, dim: int | None, what: str, problem_name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import Bounds, minimize
 from threadpoolctl import threadpool_limits
 
-__all__ = ["LeaderChoice", "choose_for_leader"]
+__all__ = ["LeaderChoice", "choose_confirmed", "choose_for_leader"]
 
 # What SLSQP sees in place of a failed evaluation (see lower/local.py).
 _PENALTY = 1e30
@@ -34,6 +34,8 @@ class LeaderChoice:
     ----------
     y : ndarray, shape (ll_dim,)
     F, ul_cv, f, ll_cv : float
+    G : ndarray, shape (n_ul_constraints,)
+        The upper-level constraint values (``G <= 0`` is feasible).
     """
 
     y: np.ndarray
@@ -41,6 +43,7 @@ class LeaderChoice:
     ul_cv: float
     f: float
     ll_cv: float
+    G: np.ndarray
 
     def key(self) -> tuple[float, float]:
         """Order of preference for the leader: feasibility first, then F (smaller is better)."""
@@ -48,7 +51,8 @@ class LeaderChoice:
 
 
 def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, maxiter: int = 30,
-                      fd_step: float = 1e-8, margin: float = 1e-9) -> LeaderChoice:
+                      fd_step: float = 1e-8, margin: float = 1e-9,
+                      moves_with_y: np.ndarray | None = None) -> LeaderChoice:
     """Search the follower's ``f_limit``-optimal answers at ``x`` for the one the leader prefers.
 
     Parameters
@@ -66,6 +70,9 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
         Forward-difference step as a fraction of each lower-level variable's range.
     margin : float
         SLSQP is given ``c + margin <= 0`` for every constraint so that its final point satisfies them exactly.
+    moves_with_y : ndarray of bool, shape (n_ul_constraints,), optional
+        Updated in place: the upper-level constraints whose first gradient (taken when ``start`` is infeasible)
+        showed a dependence on ``y`` are set True.
 
     Returns
     -------
@@ -81,6 +88,8 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
         if start.ul_cv > 0:
             n_G = ctx.problem.n_ul_constraints
             _, C0, _, dC = search.at(start.y, slopes=True)
+            if moves_with_y is not None:
+                moves_with_y |= np.any(dC[:n_G] != 0, axis=1)
             violated = C0[:n_G] > 0
             if violated.any() and not np.any(dC[:n_G][violated] != 0):
                 return search.best
@@ -89,6 +98,38 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
                                "jac": lambda y: -search.constraint_jac(y)}],
                  options={"maxiter": maxiter, "ftol": 1e-12})
     return search.best
+
+
+def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, shrink: float = 0.01) -> LeaderChoice:
+    """The leader's choice for a member feasible at both levels, kept only where the follower is indifferent.
+
+    Searches with ``f <= f + tol * (1 + |f|)`` and, if that lowers ``F``, again from ``start`` with ``shrink``
+    times the tolerance; the second answer is taken if it keeps at least half of the first one's gain, else
+    ``start``. Where the follower has a set of optima, the gain does not depend on the tolerance; where it
+    comes from the follower's inexactness at a unique optimum it shrinks with the tolerance (like its square
+    root on a smooth lower level), and an ill-conditioned lower level can make it large.
+
+    Parameters
+    ----------
+    ctx : RunContext
+    x : ndarray, shape (ul_dim,)
+    start : LeaderChoice
+        The member's pair (feasible at both levels) and its values.
+    tol : float
+        Relative tolerance on the follower's value for the first search.
+    shrink : float
+        Factor of the second search's tolerance.
+
+    Returns
+    -------
+    LeaderChoice
+    """
+    scale = 1 + abs(start.f)
+    loose = choose_for_leader(ctx, x, start, start.f + tol * scale)
+    if loose is start:
+        return start
+    tight = choose_for_leader(ctx, x, start, start.f + shrink * tol * scale)
+    return tight if start.F - tight.F >= 0.5 * (start.F - loose.F) else start
 
 
 class _Search:
@@ -111,7 +152,7 @@ class _Search:
             admissible = lower.cv[j] == 0 and lower.values[j] <= self.f_limit and not upper.failed[j]
             if admissible:
                 candidate = LeaderChoice(Y[j].copy(), float(upper.values[j]), float(upper.cv[j]),
-                                         float(lower.values[j]), 0.0)
+                                         float(lower.values[j]), 0.0, upper.constraints[j].copy())
                 if candidate.key() < self.best.key():
                     self.best = candidate
         F = np.where(np.isfinite(upper.values), upper.values, _PENALTY)

@@ -16,9 +16,10 @@ class BenchmarkProblem(Problem):
     ``_f(X, Y) -> (n,)`` and, when they have constraints, ``_G(X, Y) -> (n, m_ul)``,
     ``_g(X, Y) -> (n, m_ll)``;
     ``_optimal_point()`` returns the optimal ``(x, y)`` at the instance's size (or ``None``), from which
-    ``optimum.F`` and ``optimum.f`` are computed, never hard-coded. ``_ll_response(X)`` returns the exact
-    lower-level optimum ``Y*`` (n, ll_dim) for a validated batch ``X`` (n, ul_dim), or ``None`` when it is not
-    known in closed form; :meth:`ll_response` validates its input and calls it.
+    ``optimum.F`` and ``optimum.f`` are computed, never hard-coded; ``_preferred_response(x)`` may return another
+    lower-level optimum at that ``x`` that the leader prefers, whose ``F`` becomes ``optimum.F_low``.
+    ``_ll_response(X)`` returns the exact lower-level optimum ``Y*`` (n, ll_dim) for a validated batch ``X``
+    (n, ul_dim), or ``None`` when it is not known in closed form; :meth:`ll_response` validates its input and calls it.
     """
 
     suite: str = ""
@@ -44,13 +45,18 @@ class BenchmarkProblem(Problem):
             x, y = (np.asarray(v, dtype=float) for v in point)
             F, _ = self.upper(x, y)
             f, _ = self.lower(x, y)
-            self._optimum = Optimum(x=x, y=y, F=float(F), f=float(f))
+            preferred = self._preferred_response(x)
+            F_low = None if preferred is None else float(self.upper(x, preferred)[0])
+            self._optimum = Optimum(x=x, y=y, F=float(F), f=float(f), F_low=F_low)
 
     @property
     def settings(self) -> dict:
         return {"ul_dim": self.ul_dim, "ll_dim": self.ll_dim, **self._settings}
 
     def _optimal_point(self):
+        return None
+
+    def _preferred_response(self, x):
         return None
 
     def ll_response(self, X):
