@@ -144,6 +144,27 @@ def test_smd12_published_optimum_is_not_the_optimistic_one():
     assert np.all(G <= FEAS_TOL) and np.all(g <= FEAS_TOL)
     assert f == pytest.approx(p.optimum.f, abs=1e-9)
     assert F == pytest.approx(12.116025, abs=1e-6) and F < p.optimum.F - 0.04
+    assert p.optimum.F_low == pytest.approx(F, abs=1e-12)
+
+
+@pytest.mark.parametrize("sizes, F_low", [((5, 5), 12.116025), ((10, 10), 28.439800), ((2, 3), None)])
+def test_smd12_upper_level_error_is_zero_between_the_optimistic_and_the_published_optimum(sizes, F_low):
+    for variant in ("paper", "bleaq2"):
+        o = SMD12(*sizes, variant=variant).optimum
+        if F_low is None:  # one coordinate of the sphere: the published point is the only one
+            assert o.F_low is None and o.ul_error(o.F + 0.5) == pytest.approx(0.5)
+            continue
+        assert o.F_low == pytest.approx(F_low, abs=1e-6)
+        assert o.ul_error(o.F) == o.ul_error(o.F_low) == o.ul_error(0.5 * (o.F + o.F_low)) == 0.0
+        assert o.ul_error(o.F + 0.02) == pytest.approx(0.02)
+        assert o.ul_error(o.F_low - 0.03) == pytest.approx(0.03)
+        assert o.to_dict()["F_low"] == o.F_low
+
+
+def test_problems_without_a_preferred_response_measure_plain_distance():
+    o = eb.benchmarks.get("SMD1", ul_dim=5, ll_dim=5).optimum
+    assert o.F_low is None and "F_low" not in o.to_dict()
+    assert o.ul_error(o.F - 0.25) == o.ul_error(o.F + 0.25) == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import pytest
 
 import evobilevel as eb
 from evobilevel.algorithms import BLEAQ, Nested
+from evobilevel.lower import LocalRefinement
 from evobilevel.surrogates import fit_local, fit_quadratic, n_coefficients
 
 
@@ -171,6 +172,56 @@ def test_leader_choice_gives_up_after_one_gradient_when_the_violation_does_not_d
     assert ctx.n_ul_evals == p.ll_dim + 1
 
 
+def test_leader_choice_records_which_upper_level_constraints_move_with_y():
+    from evobilevel.algorithms.optimistic import choose_for_leader
+
+    # SMD12 (5, 5): 5 cubic constraints on x, then x_u2 - tan(x_l2) >= 0 (2 of them), which move with y.
+    p = eb.benchmarks.get("SMD12", ul_dim=5, ll_dim=5, variant="bleaq2")
+    x = p.optimum.x
+    # On the circle (just outside, against rounding), z_1 < 0: infeasible for the leader.
+    z = np.array([np.cos(np.radians(100)), np.sin(np.radians(100))]) * (1 + 1e-12)
+    y = np.concatenate([p.optimum.y[:3], np.arctan(x[3:] - z)])
+    start, f0 = _start(p, x, y)
+    assert start.ul_cv > 0
+    moves = np.zeros(p.n_ul_constraints, bool)
+    choice = choose_for_leader(_context(p), x, start, f0 + 1e-6 * (1 + abs(f0)), moves_with_y=moves)
+    assert moves.tolist() == [False] * 5 + [True] * 2
+    assert choice.ul_cv == 0 and np.all(choice.G <= 0)
+
+
+def test_confirmed_choice_moves_along_a_set_of_optima():
+    # SMD12 at x*: the follower's optima form a circle; from 10 degrees on it the leader reaches its preferred
+    # point (F = optimum.F_low), and the follower's own refinement of that answer keeps it.
+    from evobilevel.algorithms.optimistic import choose_confirmed
+
+    p = eb.benchmarks.get("SMD12", ul_dim=5, ll_dim=5, variant="bleaq2")
+    x = p.optimum.x
+    z = np.array([np.cos(np.radians(10)), np.sin(np.radians(10))]) * (1 + 1e-12)
+    start, f0 = _start(p, x, np.concatenate([p.optimum.y[:3], np.arctan(x[3:] - z)]))
+    assert start.ul_cv == 0 and start.F > p.optimum.F_low + 0.3
+    ctx = _context(p)
+    choice = choose_confirmed(ctx, x, start, 1e-6, LocalRefinement())
+    assert choice.F == pytest.approx(p.optimum.F_low, abs=1e-4)
+    assert choice.f <= f0 + 1e-8 * (1 + abs(f0)) and choice.ul_cv == 0  # back to the optimal value, not f0 + tol
+    # The search counts at both levels, the follower's refinement at the lower level (plus one upper value).
+    assert ctx.n_ll_evals > ctx.n_ul_evals > 0
+
+
+def test_confirmed_choice_refuses_a_gain_bought_with_the_followers_tolerance():
+    # A unique lower-level optimum y1 = y2 = x / 2, nearly flat along y1 + y2, which the leader wants large:
+    # within 1e-6 of the optimal f, F drops by about 0.1, which the follower's refinement takes back.
+    from evobilevel.algorithms.optimistic import choose_confirmed, choose_for_leader
+
+    p = eb.Problem(upper=lambda X, Y: -(Y[:, 0] + Y[:, 1]),
+                   lower=lambda X, Y: (Y[:, 0] - Y[:, 1]) ** 2 + 1e-4 * (Y[:, 0] + Y[:, 1] - X[:, 0]) ** 2,
+                   ul_bounds=([0.0], [2.0]), ll_bounds=([-3.0, -3.0], [3.0, 3.0]), vectorized=True, name="flat")
+    x = np.array([1.0])
+    start, f0 = _start(p, x, np.array([0.5, 0.5]))
+    loose = choose_for_leader(_context(p), x, start, f0 + 1e-6 * (1 + abs(f0)))
+    assert start.F - loose.F > 0.05
+    assert choose_confirmed(_context(p), x, start, 1e-6, LocalRefinement()) is start
+
+
 def test_epsilon_level_falls_to_zero_and_can_be_switched_off():
     p = eb.benchmarks.get("SMD10", ul_dim=2, ll_dim=3)
     levels = []
@@ -187,9 +238,9 @@ def test_epsilon_level_falls_to_zero_and_can_be_switched_off():
 
 @pytest.mark.slow
 @pytest.mark.ci
-@pytest.mark.parametrize("name", ["SMD10", "SMD11"])
+@pytest.mark.parametrize("name", ["SMD10", "SMD11", "SMD12"])
 def test_bleaq_converges_on_constrained_smd_5x5(name):
-    p = eb.benchmarks.get(name, ul_dim=5, ll_dim=5)
+    p = eb.benchmarks.get(name, ul_dim=5, ll_dim=5, **({"variant": "bleaq2"} if name == "SMD12" else {}))
     r = eb.solve(p, algorithm="bleaq", seed=5, target=1e-2, max_ll_evals=1_000_000)
     assert r.success, r.message
     assert r.feasible and r.ll_gap < 1e-2

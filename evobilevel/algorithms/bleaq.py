@@ -428,7 +428,7 @@ class BLEAQ(Algorithm):
         if self._G_moves_with_y is None:
             self._G_moves_with_y = np.zeros(ctx.problem.n_ul_constraints, bool)
         if confirm:
-            choice = choose_confirmed(ctx, x, start, self.leader_tol)
+            choice = choose_confirmed(ctx, x, start, self.leader_tol, self.local_solver)
         else:
             choice = choose_for_leader(ctx, x, start, f_limit, moves_with_y=self._G_moves_with_y)
         # Where the violated constraints hardly depend on the follower's choice (or the choice cannot satisfy

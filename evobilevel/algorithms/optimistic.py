@@ -69,7 +69,8 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
     fd_step : float
         Forward-difference step as a fraction of each lower-level variable's range.
     margin : float
-        SLSQP is given ``c + margin <= 0`` for every constraint so that its final point satisfies them exactly.
+        SLSQP is given ``c + margin <= 0`` for every constraint so that its final point satisfies them exactly
+        (a constraint closer than that to its bound at ``start`` is given the slack it has there).
     moves_with_y : ndarray of bool, shape (n_ul_constraints,), optional
         Updated in place: the upper-level constraints whose first gradient (taken when ``start`` is infeasible)
         showed a dependence on ``y`` are set True.
@@ -93,21 +94,24 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
             violated = C0[:n_G] > 0
             if violated.any() and not np.any(dC[:n_G][violated] != 0):
                 return search.best
+        # A constraint within the margin at the start keeps only the slack it has: one that y cannot move (SMD12's
+        # cubic constraints at x*, active there) could never meet the margin, and SLSQP would give up at once.
+        margins = np.minimum(margin, np.maximum(-search.constraints(start.y), 0.0))
         minimize(search.fun, start.y, jac=search.jac, method="SLSQP", bounds=Bounds(lo, hi),
-                 constraints=[{"type": "ineq", "fun": lambda y: -(search.constraints(y) + margin),
+                 constraints=[{"type": "ineq", "fun": lambda y: -(search.constraints(y) + margins),
                                "jac": lambda y: -search.constraint_jac(y)}],
                  options={"maxiter": maxiter, "ftol": 1e-12})
     return search.best
 
 
-def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, shrink: float = 0.01) -> LeaderChoice:
+def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine) -> LeaderChoice:
     """The leader's choice for a member feasible at both levels, kept only where the follower is indifferent.
 
-    Searches with ``f <= f + tol * (1 + |f|)`` and, if that lowers ``F``, again from ``start`` with ``shrink``
-    times the tolerance; the second answer is taken if it keeps at least half of the first one's gain, else
-    ``start``. Where the follower has a set of optima, the gain does not depend on the tolerance; where it
-    comes from the follower's inexactness at a unique optimum it shrinks with the tolerance (like its square
-    root on a smooth lower level), and an ill-conditioned lower level can make it large.
+    Searches with ``f <= f + tol * (1 + |f|)``; if that lowers ``F``, the follower's own local solver refines
+    the chosen answer, and the refined answer is taken if it keeps at least half of the gain (``start``
+    otherwise). Where the follower has a set of optima, the chosen answer is one of them and the refinement
+    stays there; where the gain came from the tolerance at a unique optimum, the refinement returns to that
+    optimum and the gain goes (an ill-conditioned lower level makes such gains large).
 
     Parameters
     ----------
@@ -116,20 +120,25 @@ def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, shrink
     start : LeaderChoice
         The member's pair (feasible at both levels) and its values.
     tol : float
-        Relative tolerance on the follower's value for the first search.
-    shrink : float
-        Factor of the second search's tolerance.
+        Relative tolerance on the follower's value for the search.
+    refine : LowerSolver
+        The follower's local solver.
 
     Returns
     -------
     LeaderChoice
     """
-    scale = 1 + abs(start.f)
-    loose = choose_for_leader(ctx, x, start, start.f + tol * scale)
+    loose = choose_for_leader(ctx, x, start, start.f + tol * (1 + abs(start.f)))
     if loose is start:
         return start
-    tight = choose_for_leader(ctx, x, start, start.f + shrink * tol * scale)
-    return tight if start.F - tight.F >= 0.5 * (start.F - loose.F) else start
+    sol = ctx.solve_lower(x[None, :], refine, Y0=loose.y[None, None, :])
+    if sol.cv[0] > 0 or not np.isfinite(sol.f[0]):
+        return start
+    upper = ctx.evaluate_upper(x[None, :], sol.Y)
+    refined = LeaderChoice(sol.Y[0].copy(), float(upper.values[0]), float(upper.cv[0]), float(sol.f[0]), 0.0,
+                           upper.constraints[0].copy())
+    kept = refined.ul_cv == 0 and not upper.failed[0] and start.F - refined.F >= 0.5 * (start.F - loose.F)
+    return refined if kept else start
 
 
 class _Search:
