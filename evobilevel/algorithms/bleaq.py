@@ -235,6 +235,10 @@ class BLEAQ(Algorithm):
             best = int(np.argmin(self._ranks(self._pop)))
             if self._pop["ul_cv"][best] > 0 and self._repairable_by_y(best):
                 self._leader_choice(ctx, best)
+            elif self._best_unchanged(self.stall_generations // 5) and self._follower_free(ctx, best):
+                # A feasible best member that has held for a while: what its follower's free directions can
+                # give the leader, before the population spends a stall window on finding it by selection.
+                self._leader_choice(ctx, best, confirm=True)
         self._generation += 1
         if self._generation - self._last_recheck >= self._recheck_interval:
             self._recheck_best(ctx)
@@ -390,6 +394,11 @@ class BLEAQ(Algorithm):
         if not np.all(np.isfinite(x)) or np.allclose(x, x_best, rtol=0, atol=1e-12):
             return None
         return x
+
+    def _best_unchanged(self, n: int) -> bool:
+        """Whether the best feasible F has stayed the same over the last n generations."""
+        h = self._best_history
+        return len(h) > n and np.isfinite(h[-1]) and h[-1 - n] == h[-1]
 
     def _repairable_by_y(self, i: int) -> bool:
         """Whether member i violates an upper-level constraint that may move with y (not yet known not to)."""
