@@ -137,7 +137,9 @@ def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine
     upper = ctx.evaluate_upper(x[None, :], sol.Y)
     refined = LeaderChoice(sol.Y[0].copy(), float(upper.values[0]), float(upper.cv[0]), float(sol.f[0]), 0.0,
                            upper.constraints[0].copy())
-    kept = refined.ul_cv == 0 and not upper.failed[0] and start.F - refined.F >= 0.5 * (start.F - loose.F)
+    gain = start.F - refined.F
+    kept = (refined.ul_cv == 0 and not upper.failed[0] and gain >= 0.5 * (start.F - loose.F)
+            and gain > 1e-9 * (1 + abs(start.F)))  # not a rounding difference
     return refined if kept else start
 
 
