@@ -95,19 +95,21 @@ class BLEAQ(Algorithm):
         the ``eps_quantile`` quantile of the first population's violations. Feasibility-first ranking alone lets
         the first feasible region found capture the population; on a disconnected feasible region (SMD10,
         SMD12) that is often not the one holding the optimum. ``eps_generations=0`` switches it off. On SMD12
-        (5, 5) the first attempt ended in the right region in 0/10 seeds without it, 3/10 with 60 generations
-        and 10/10 with 120; SMD10 pays about 40 % more evaluations for the longer phase.
+        (5, 5) the first attempt (``restarts=0``, seeds 0-9) ended in the right region in 0/10 seeds without
+        it, 3/10 with 60 generations and 10/10 with 120; SMD10 paid about 40 % more evaluations for the longer
+        phase in the same comparison.
     leader_choice : bool
         When the best member is infeasible at the upper level only, through constraints that may depend on y,
         search its follower's near-optimal answers (``f <= f + leader_tol * (1 + |f|)``) for one the leader
         prefers, once per member (see :mod:`~evobilevel.algorithms.optimistic`). Needed where the lower level
         has a set of optima and only part of it is feasible for the leader (SMD11, SMD12). Attempts that leave
         the member infeasible are spaced out exponentially; constraints the first gradient shows not to move
-        with y are not tried again. When the population converges on a member feasible at both levels whose
-        follower psi cannot place (``free_tol``), the leader chooses for it too, keeping only a gain that does not
-        shrink with the tolerance (:func:`~evobilevel.algorithms.optimistic.choose_confirmed`): on an
-        ill-conditioned lower level with a unique optimum, ``F`` moves a lot where ``f`` hardly does, and an
-        unconfirmed search would reward the follower's inexactness.
+        with y are not tried again. For a best member feasible at both levels whose follower's answer psi cannot
+        place (``free_tol``), the leader chooses too, once that member has held for a fifth of the stall window
+        or the population has converged on it, and keeps the choice only if the follower's own refinement of
+        it keeps the gain (:func:`~evobilevel.algorithms.optimistic.choose_confirmed`): on an ill-conditioned
+        lower level with a unique optimum, ``F`` moves a lot where ``f`` hardly does, and an unconfirmed search
+        would reward the follower's inexactness.
     leader_tol : float
     free_tol : float
         psi's held-out error, as a fraction of a variable's range, above which the follower counts as free to
