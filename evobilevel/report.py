@@ -364,8 +364,9 @@ def markdown_report(rows: Sequence[SummaryRow], target: float = DEFAULT_TARGET, 
         + (f" {n_skipped} JSON file(s) that are not run results were ignored." if n_skipped else ""),
         "",
         f"- **success**: runs that reached the target {target:g}: |F − F\\*| < {target:g} and |f − f\\*| < {target:g} "
-        "(TP problems: |F − F\\*| only, as in the published figures), with the independent lower-level check at the "
-        f"final point also below {target:g} (LL gap).",
+        "(TP problems: |F − F\\*| only, as in the published figures; SMD12: the distance of F from the interval "
+        "between its optimistic and its published optimum, see `Optimum.ul_error`), with the independent "
+        f"lower-level check at the final point also below {target:g} (LL gap).",
         "- **UL / LL evals**: evaluations spent when the target was first reached, median (IQR) over the "
         "**successful runs only**, as in the literature; '-' when no run reached it.",
         "- **UL error, LL error, LL gap, time**: medians over all runs, at the end of each run.",
