@@ -62,6 +62,10 @@ class Optimum:
             return abs(F - self.F)
         return max(F - self.F, self.F_low - F, 0.0)
 
+    def errors(self, F: float, f: float) -> tuple[float, float]:
+        """Upper- and lower-level errors of a result with values ``F, f`` (see :meth:`ul_error`)."""
+        return self.ul_error(F), abs(f - self.f)
+
     def to_dict(self) -> dict:
         out = {"x": self.x.tolist(), "y": self.y.tolist(), "F": self.F, "f": self.f}
         if self.F_low is not None:

@@ -364,8 +364,7 @@ def _record(generation: int, ctx: RunContext, algo: Algorithm, optimum, elapsed:
         "elapsed": elapsed,
     }
     if optimum is not None and best is not None:
-        record["ul_error"] = optimum.ul_error(best.F)
-        record["ll_error"] = abs(best.f - optimum.f)
+        record["ul_error"], record["ll_error"] = optimum.errors(best.F, best.f)
     record.update(algo.record())
     return record
 
@@ -405,7 +404,7 @@ def _result(problem, algo, seed_seq, n_jobs, best, ctx, optimum, target, message
     ev = ctx.evaluator
     ul_error = ll_error = None
     if optimum is not None and math.isfinite(best.F):
-        ul_error, ll_error = optimum.ul_error(best.F), abs(best.f - optimum.f)
+        ul_error, ll_error = optimum.errors(best.F, best.f)
     return Result(
         problem=problem.name,
         problem_settings=problem.settings,

@@ -136,7 +136,7 @@ def _start(problem, x, y):
     upper, lower = ev.upper(x[None], y[None]), ev.lower(x[None], y[None])
     assert lower.cv[0] == 0
     f = float(lower.values[0])
-    return LeaderChoice(y, float(upper.values[0]), float(upper.cv[0]), f, 0.0, upper.constraints[0].copy()), f
+    return LeaderChoice(y, float(upper.values[0]), float(upper.cv[0]), f, upper.constraints[0].copy()), f
 
 
 def test_leader_choice_finds_the_one_lower_level_optimum_the_upper_level_accepts():

@@ -288,7 +288,7 @@ class BLEAQ(Algorithm):
             rows = np.flatnonzero(trusted)
             if rows.size:
                 ev = ctx.evaluate_lower(X[rows], Y_hat[rows])
-                ok = (ev.cv == 0) & (ev.values <= phi_hat[rows] + self.accept_tol * (1 + np.abs(phi_hat[rows])))
+                ok = (ev.cv == 0) & self._meets_phi(ev.values, phi_hat[rows])
                 out["Y"][rows], out["f"][rows], out["ll_cv"][rows] = Y_hat[rows], ev.values, ev.cv
                 acc = rows[ok]
                 todo[acc] = False
@@ -309,8 +309,7 @@ class BLEAQ(Algorithm):
                 # One that meets an accurate phi as closely as an accepted prediction must is optimal by the
                 # same rule, converged or not: on a lower level whose optima form a sphere (SMD12) SLSQP
                 # circles at the optimal value until its iteration limit.
-                phi_rows = phi_hat[rows]
-                good |= (sol.cv == 0) & trusted[rows] & (sol.f <= phi_rows + self.accept_tol * (1 + np.abs(phi_rows)))
+                good |= (sol.cv == 0) & trusted[rows] & self._meets_phi(sol.f, phi_hat[rows])
             out["Y"][rows], out["f"][rows], out["ll_cv"][rows] = sol.Y, sol.f, sol.cv
             todo[rows[good]] = False
             self._counts["refined"] += int(good.sum())
@@ -322,6 +321,10 @@ class BLEAQ(Algorithm):
                 out[key][rows] = glob[key]
         self._archive_add(out)
         return out
+
+    def _meets_phi(self, f: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        """Whether lower-level values f (n,) are optimal by phi's predictions phi (n,), to ``accept_tol``."""
+        return f <= phi + self.accept_tol * (1 + np.abs(phi))
 
     def _settle_globally(self, ctx, X: np.ndarray, Y0: np.ndarray | None) -> dict:
         sol = ctx.solve_lower(X, self.global_solver, Y0=Y0)
@@ -443,14 +446,14 @@ class BLEAQ(Algorithm):
         if len(self._leader_tried) > self.archive_size:
             del self._leader_tried[next(iter(self._leader_tried))]
         self._counts["leader_choices"] += 1
-        start = LeaderChoice(pop["Y"][i].copy(), float(pop["F"][i]), float(pop["ul_cv"][i]), float(pop["f"][i]), 0.0,
+        start = LeaderChoice(pop["Y"][i].copy(), float(pop["F"][i]), float(pop["ul_cv"][i]), float(pop["f"][i]),
                              pop["G"][i].copy())
-        f_limit = start.f + self.leader_tol * (1 + abs(start.f))
-        if self._G_moves_with_y is None:
-            self._G_moves_with_y = np.zeros(ctx.problem.n_ul_constraints, bool)
         if confirm:
             choice = choose_confirmed(ctx, x, start, self.leader_tol, self.local_solver)
         else:
+            if self._G_moves_with_y is None:
+                self._G_moves_with_y = np.zeros(ctx.problem.n_ul_constraints, bool)
+            f_limit = start.f + self.leader_tol * (1 + abs(start.f))
             choice = choose_for_leader(ctx, x, start, f_limit, moves_with_y=self._G_moves_with_y)
         # Where the violated constraints hardly depend on the follower's choice (or the choice cannot satisfy
         # them yet), each attempt costs upper-level evaluations for nothing: after k misses in a row, wait 2**k

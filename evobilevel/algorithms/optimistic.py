@@ -33,7 +33,8 @@ class LeaderChoice:
     Attributes
     ----------
     y : ndarray, shape (ll_dim,)
-    F, ul_cv, f, ll_cv : float
+    F, ul_cv, f : float
+        The follower's answer is always feasible at the lower level.
     G : ndarray, shape (n_ul_constraints,)
         The upper-level constraint values (``G <= 0`` is feasible).
     """
@@ -42,7 +43,6 @@ class LeaderChoice:
     F: float
     ul_cv: float
     f: float
-    ll_cv: float
     G: np.ndarray
 
     def key(self) -> tuple[float, float]:
@@ -135,7 +135,7 @@ def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine
     if sol.cv[0] > 0 or not np.isfinite(sol.f[0]):
         return start
     upper = ctx.evaluate_upper(x[None, :], sol.Y)
-    refined = LeaderChoice(sol.Y[0].copy(), float(upper.values[0]), float(upper.cv[0]), float(sol.f[0]), 0.0,
+    refined = LeaderChoice(sol.Y[0].copy(), float(upper.values[0]), float(upper.cv[0]), float(sol.f[0]),
                            upper.constraints[0].copy())
     gain = start.F - refined.F
     kept = (refined.ul_cv == 0 and not upper.failed[0] and gain >= 0.5 * (start.F - loose.F)
@@ -163,7 +163,7 @@ class _Search:
             admissible = lower.cv[j] == 0 and lower.values[j] <= self.f_limit and not upper.failed[j]
             if admissible:
                 candidate = LeaderChoice(Y[j].copy(), float(upper.values[j]), float(upper.cv[j]),
-                                         float(lower.values[j]), 0.0, upper.constraints[j].copy())
+                                         float(lower.values[j]), upper.constraints[j].copy())
                 if candidate.key() < self.best.key():
                     self.best = candidate
         F = np.where(np.isfinite(upper.values), upper.values, _PENALTY)

@@ -69,8 +69,8 @@ def scipy_nested(name: str, seed: int, ul_maxiter: int) -> dict:
     elapsed = time.perf_counter() - start
     y = follower_optimum(outer.x)
     F, f = p.upper(outer.x, y)[0], p.lower(outer.x, y)[0]
-    return {"ul": n_ul, "ll": n_ll, "time": elapsed, "ul_error": p.optimum.ul_error(F),
-            "ll_error": abs(f - p.optimum.f)}
+    ul_error, ll_error = p.optimum.errors(F, f)
+    return {"ul": n_ul, "ll": n_ll, "time": elapsed, "ul_error": ul_error, "ll_error": ll_error}
 
 
 def _save(path: Path, cache: dict) -> None:
