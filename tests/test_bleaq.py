@@ -222,6 +222,43 @@ def test_confirmed_choice_refuses_a_gain_bought_with_the_followers_tolerance():
     assert choose_confirmed(_context(p), x, start, 1e-6, LocalRefinement()) is start
 
 
+def _smd12_circle_answer(p, degrees, radius=1.0):
+    """SMD12 (5, 5) at x*: the follower's answer at ``degrees`` on the circle of its optima (radius 1)."""
+    x = p.optimum.x
+    z = np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))]) * radius * (1 + 1e-12)
+    return np.concatenate([p.optimum.y[:3], np.arctan(x[3:] - z)])
+
+
+def test_distinct_answers_are_equally_good_and_far_apart():
+    from evobilevel.algorithms.bleaq import _distinct_answers
+
+    p = eb.benchmarks.get("SMD12", ul_dim=5, ll_dim=5, variant="bleaq2")
+    x = p.optimum.x
+    (y7, f7), (y60, f60), (y9, f9) = [(y, _start(p, x, y)[1]) for y in
+                                      (_smd12_circle_answer(p, d) for d in (7, 60, 9))]
+    assert _distinct_answers(y7, f7, y60, f60, p.ll_bounds, 1e-3, 0.1)
+    assert not _distinct_answers(y7, f7, y9, f9, p.ll_bounds, 1e-3, 0.1)  # the same answer, nearly
+    y_off = _smd12_circle_answer(p, 60, radius=1.01)  # off the circle: not optimal
+    f_off = _start(p, x, y_off)[1]
+    assert f_off > f60 + 0.01 and not _distinct_answers(y7, f7, y_off, f_off, p.ll_bounds, 1e-3, 0.1)
+
+
+def test_recheck_that_finds_another_optimal_answer_frees_the_follower():
+    # A converged population at SMD12's x* shares one answer on the circle, so psi looks consistent there; the
+    # global re-solve of the best member's lower level lands elsewhere on the circle, equally good.
+    p = eb.benchmarks.get("SMD12", ul_dim=5, ll_dim=5, variant="bleaq2")
+    algo, ctx = BLEAQ(), _context(p)
+    algo.setup(ctx)
+    x, y = p.optimum.x, _smd12_circle_answer(p, 7)
+    f = _start(p, x, y)[1]
+    pop = algo._pop
+    pop["X"][0], pop["Y"][0], pop["F"][0], pop["f"][0] = x, y, -1e9, f  # the best member, whatever the others
+    pop["ul_cv"][0] = pop["ll_cv"][0] = 0.0
+    algo._recheck_once(ctx)
+    assert x.tobytes() in algo._seen_free
+    assert algo._follower_free(ctx, 0)
+
+
 def test_epsilon_level_falls_to_zero_and_can_be_switched_off():
     p = eb.benchmarks.get("SMD10", ul_dim=2, ll_dim=3)
     levels = []

@@ -104,16 +104,19 @@ class BLEAQ(Algorithm):
         prefers, once per member (see :mod:`~evobilevel.algorithms.optimistic`). Needed where the lower level
         has a set of optima and only part of it is feasible for the leader (SMD11, SMD12). Attempts that leave
         the member infeasible are spaced out exponentially; constraints the first gradient shows not to move
-        with y are not tried again. For a best member feasible at both levels whose follower's answer psi cannot
-        place (``free_tol``), the leader chooses too, once that member has held for a fifth of the stall window
-        or the population has converged on it, and keeps the choice only if the follower's own refinement of
-        it keeps the gain (:func:`~evobilevel.algorithms.optimistic.choose_confirmed`): on an ill-conditioned
-        lower level with a unique optimum, ``F`` moves a lot where ``f`` hardly does, and an unconfirmed search
-        would reward the follower's inexactness.
+        with y are not tried again. For a best member feasible at both levels whose follower is free (see
+        ``free_tol``), the leader chooses too, once that member has held for a fifth of the stall window or the
+        population has converged on it, and keeps the choice only if the follower's own refinement of it keeps
+        the gain (:func:`~evobilevel.algorithms.optimistic.choose_confirmed`): on an ill-conditioned lower
+        level with a unique optimum, ``F`` moves a lot where ``f`` hardly does, and an unconfirmed search would
+        reward the follower's inexactness.
     leader_tol : float
     free_tol : float
-        psi's held-out error, as a fraction of a variable's range, above which the follower counts as free to
-        choose that variable (for the choice on a feasible member).
+        A member's follower counts as free to choose when psi's held-out error at its x, or the distance
+        between its answer and another one as good (to ``refine_tol``) that a global re-solve of its lower
+        level found, exceeds this fraction of a variable's range. psi alone misses it once the population has
+        converged: the members inherit one answer by recombination, so psi looks consistent around x (on
+        SMD12, 2 of 11 runs stalled at x* with answers the leader would not choose).
     restarts, restart_patience : int
         When the population has converged, start again from a fresh sample (keeping the archive and, aside,
         the best member), at most ``restarts`` times and until ``restart_patience`` restarts in a row found
@@ -171,6 +174,8 @@ class BLEAQ(Algorithm):
         self._counts = {"predicted": 0, "refined": 0, "global": 0, "model_candidates": 0, "rechecks": 0,
                         "recheck_corrections": 0, "leader_choices": 0, "leader_improvements": 0}
         self._leader_tried: dict[bytes, None] = {}
+        # Members' x at which a global re-solve found another, equally good lower-level answer far away.
+        self._seen_free: dict[bytes, None] = {}
         # Leader choices that do not make their member feasible are spaced out exponentially (see _leader_choice).
         self._leader_next, self._leader_misses = 0, 0
         # Upper-level constraints seen to move with y; a member violating only others is not worth a choice.
@@ -421,14 +426,17 @@ class BLEAQ(Algorithm):
         return bool(np.any(self._G_moves_with_y[violated]))
 
     def _follower_free(self, ctx, i: int) -> bool:
-        """Whether member i is feasible at both levels and psi cannot place part of its follower's answer at all
-        (held-out error above ``free_tol`` of the variable's range): the sign of a set of lower-level optima.
-        A model that is merely inaccurate on a curved response stays well below (SMD7: up to 0.07; SMD12's
-        sphere: 0.1-0.26)."""
+        """Whether member i is feasible at both levels and its follower is known to be free to choose: a global
+        re-solve at its x found another optimal answer far from its own, or psi cannot place part of its answer
+        at all (held-out error above ``free_tol`` of the variable's range), the sign of a set of lower-level
+        optima. A model that is merely inaccurate on a curved response stays well below (SMD7: up to 0.07;
+        SMD12's sphere: 0.1-0.26)."""
         pop = self._pop
         x = pop["X"][i]
         if pop["ul_cv"][i] != 0 or pop["ll_cv"][i] != 0 or x.tobytes() in self._leader_tried:
             return False
+        if x.tobytes() in self._seen_free:
+            return True
         predictions = self._predict(ctx, x[None, :])
         return predictions is not None and bool(np.any(predictions[5] > self.free_tol))
 
@@ -495,6 +503,13 @@ class BLEAQ(Algorithm):
         self._checked_x = x.copy()
         f_old, cv_old = pop["f"][best], pop["ll_cv"][best]
         f_new, cv_new = glob["f"][0], glob["ll_cv"][0]
+        if cv_new == cv_old == 0 and _distinct_answers(pop["Y"][best], f_old, glob["Y"][0], f_new,
+                                                       ctx.problem.ll_bounds, self.refine_tol, self.free_tol):
+            # The follower has two optimal answers here, however consistent psi looks around x (a converged
+            # population inherits one answer by recombination, SMD12): let the leader choose for this member.
+            self._seen_free[x.tobytes()] = None
+            if len(self._seen_free) > self.archive_size:
+                del self._seen_free[next(iter(self._seen_free))]
         tol = 10 * self.accept_tol * (1 + abs(f_new))
         if not ((cv_new < cv_old) or (cv_new == cv_old == 0 and f_new < f_old - tol)):
             return False
@@ -549,6 +564,16 @@ class BLEAQ(Algorithm):
         if hasattr(self, "_eps0"):
             counts["eps_level"] = self._eps()
         return counts
+
+
+def _distinct_answers(y_a: np.ndarray, f_a: float, y_b: np.ndarray, f_b: float, ll_bounds, f_rtol: float,
+                      y_rtol: float) -> bool:
+    """Whether two lower-level answers y_a, y_b (ll_dim,) at one x, of values f_a, f_b, are equally good
+    (``|f_a - f_b| <= f_rtol * (1 + |f_a|)``) and apart by more than ``y_rtol`` of some variable's range."""
+    lo, hi = ll_bounds
+    y_range = np.where(hi > lo, hi - lo, 1.0)
+    equal = abs(f_a - f_b) <= f_rtol * (1 + abs(f_a))
+    return bool(equal and np.any(np.abs(y_a - y_b) > y_rtol * y_range))
 
 
 def _latin_hypercube(n: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
