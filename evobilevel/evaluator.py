@@ -115,10 +115,7 @@ class Evaluator:
         log = _FailureLog(np.zeros(n, bool))
         values, constraints = self.problem._evaluate(level, X, Y, log)
         counts.n_evals += n
-        with np.errstate(invalid="ignore"):
-            bad_value = ~np.isfinite(values)
-            bad_constraint = np.isnan(constraints).any(axis=1)
-        failed = log.failed | bad_value | bad_constraint
+        failed = log.failed | ~np.isfinite(values) | np.isnan(constraints).any(axis=1)
         if failed.any():
             counts.n_failed += int(failed.sum())
             if counts.first_error is None:
@@ -127,9 +124,9 @@ class Evaluator:
                 )
             values = np.where(failed, np.inf, values)
             constraints = np.where(failed[:, None], np.inf, constraints)
-        # A failed point is infeasible even on a level without constraints.
-        cv = np.where(failed, np.inf, violation(constraints))
-        return Evaluation(values, constraints, cv, failed)
+            # A failed point is infeasible even on a level without constraints.
+            return Evaluation(values, constraints, np.where(failed, np.inf, violation(constraints)), failed)
+        return Evaluation(values, constraints, violation(constraints), failed)
 
     def counts(self) -> dict[str, LevelCounts]:
         """A snapshot of both levels' counts, to be merged by another evaluator with :meth:`merge`."""

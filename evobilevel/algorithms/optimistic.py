@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, minimize
-from threadpoolctl import threadpool_limits
+
+from ..blas import single_blas_thread
 
 __all__ = ["LeaderChoice", "choose_confirmed", "choose_for_leader"]
 
@@ -83,7 +84,7 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
     """
     search = _Search(ctx, x, start, f_limit, fd_step)
     lo, hi = ctx.problem.ll_bounds
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_blas_thread():
         # One gradient first: if none of the violated upper-level constraints moves with y, no choice of the
         # follower's answer can repair them (SMD10's constraints bind x alone); stop at the cost of that gradient.
         if start.ul_cv > 0:

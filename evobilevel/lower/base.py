@@ -232,6 +232,20 @@ class RowBudget:
             allowed = np.clip(int(remaining) - before, 0, allowed)
         return allowed
 
+    def can_spend(self, row: int, k: int) -> bool:
+        """Whether row ``row`` may evaluate ``k`` more points now (its cap and the global budget allow it);
+        ``grant`` for one row, without its array work (a local search asks before every evaluation)."""
+        return k <= self.cap[row] - self.used[row] and k <= self.ev.ll_remaining
+
+    def evaluate_row(self, row: int, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Evaluate the points ``Y`` (k, ll_dim), all of row ``row``, in one call; see :meth:`evaluate`."""
+        k = Y.shape[0]
+        if self.used[row] + k > self.cap[row]:
+            raise RuntimeError("lower-level solver asked for evaluations beyond a row's cap")  # a solver bug
+        result = self.ev.lower(np.repeat(self.X[row:row + 1], k, axis=0), Y)
+        self.used[row] += k
+        return result.values, self._constraint_columns(result), result.cv
+
     def evaluate(self, rows: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Evaluate the points ``Y`` (k, ll_dim), point j belonging to row ``rows[j]``, in one call.
 
@@ -250,6 +264,10 @@ class RowBudget:
             raise RuntimeError("lower-level solver asked for evaluations beyond a row's cap")  # a solver bug
         result = self.ev.lower(self.X[rows], Y)
         self.used += counts
+        return result.values, self._constraint_columns(result), result.cv
+
+    def _constraint_columns(self, result) -> np.ndarray:
+        """The constraint values (k, n_constraints) of an evaluation; learns the count from the first one."""
         g = result.constraints
         if self._n_constraints is None:
             if not result.failed.all():
@@ -257,8 +275,8 @@ class RowBudget:
         elif g.shape[1] != self._n_constraints:
             # A batch that failed as a whole before the problem knew its constraint count comes back with no
             # constraint columns; its points are infeasible in every column.
-            g = np.full((k, self._n_constraints), np.inf)
-        return result.values, g, result.cv
+            g = np.full((g.shape[0], self._n_constraints), np.inf)
+        return g
 
     def fallback_points(self, Y0: np.ndarray | None) -> np.ndarray:
         """(n, ll_dim) points to report for rows without evaluation: the first warm start, else the centre."""

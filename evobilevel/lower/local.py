@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, minimize, nnls
-from threadpoolctl import threadpool_limits
 
+from ..blas import single_blas_thread
 from ..evaluator import Evaluator
 from .base import LowerSolution, LowerSolver, RowBudget, better, prepare
 
@@ -167,9 +167,7 @@ class LocalRefinement(LowerSolver):
         out_f = np.full(rows.shape[0], np.inf)
         out_cv = np.full(rows.shape[0], np.inf)
         converged = np.zeros(rows.shape[0], bool)
-        # scipy's quasi-Newton updates call BLAS on vectors of ll_dim entries: threads only add synchronisation,
-        # which costs several times the work itself when the other cores are busy.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with single_blas_thread():
             for i, row in enumerate(rows):
                 known = None
                 if values is not None and values.known[i]:
@@ -237,7 +235,7 @@ class _RowTarget:
 
     def __init__(self, budget: RowBudget, row: int, lo, hi, steps, margin: float, start, known=None):
         self.budget = budget
-        self.row = np.array([row])
+        self.row = int(row)
         self.lo, self.hi = lo, hi
         self.steps = steps
         self.margin = margin
@@ -255,9 +253,9 @@ class _RowTarget:
 
     # ------------------------------------------------------------ evaluations
     def _evaluate(self, Y: np.ndarray):
-        if self.budget.grant(self.row, Y.shape[0])[0] < Y.shape[0]:
+        if not self.budget.can_spend(self.row, Y.shape[0]):
             raise _BudgetStop
-        f, g, cv = self.budget.evaluate(np.repeat(self.row, Y.shape[0]), Y)
+        f, g, cv = self.budget.evaluate_row(self.row, Y)
         for j in range(Y.shape[0]):
             if self.best_y is None or better(f[j], cv[j], self.best_f, self.best_cv):
                 self.best_y, self.best_f, self.best_cv = Y[j].copy(), f[j], cv[j]
