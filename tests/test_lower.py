@@ -214,6 +214,30 @@ def test_evaluator_budget_is_respected():
     assert ev.n_ll_evals == sol.n_evals.sum() <= 100
 
 
+def test_one_row_budget_path_agrees_with_the_batch_path():
+    # A local search asks its row's budget before every evaluation through can_spend / evaluate_row; they must
+    # give what grant / evaluate give for one row, including at the row cap and at the evaluator's budget.
+    from evobilevel.lower.base import RowBudget
+
+    problem, _ = make("constrained")
+    X = points(2)
+    budget = RowBudget(Evaluator(problem, max_ll_evals=9), X, np.array([5.0, np.inf]))
+    Y = np.zeros((3, problem.ll_dim))
+    for row, k in [(0, 5), (0, 6), (1, 9), (1, 10)]:
+        assert budget.can_spend(row, k) == (budget.grant(np.array([row]), k)[0] >= k)
+    f, g, cv = budget.evaluate_row(0, Y)
+    f_batch, g_batch, cv_batch = RowBudget(Evaluator(problem), X, np.array([5.0, np.inf])).evaluate(
+        np.zeros(3, int), Y)
+    np.testing.assert_array_equal(f, f_batch)
+    np.testing.assert_array_equal(g, g_batch)
+    np.testing.assert_array_equal(cv, cv_batch)
+    assert budget.used.tolist() == [3, 0] and budget.ev.n_ll_evals == 3
+    assert budget.can_spend(0, 2) and not budget.can_spend(0, 3)  # the row cap
+    assert budget.can_spend(1, 6) and not budget.can_spend(1, 7)  # the evaluator's budget
+    with pytest.raises(RuntimeError, match="beyond a row's cap"):
+        budget.evaluate_row(0, Y)
+
+
 @pytest.mark.parametrize("name", list(SOLVERS))
 def test_same_seed_same_result(name):
     problem, response = make("constrained")
