@@ -259,6 +259,16 @@ def test_recheck_that_finds_another_optimal_answer_frees_the_follower():
     assert algo._follower_free(ctx, 0)
 
 
+def test_searches_for_a_follower_without_feasible_answers_are_capped_once_they_keep_failing():
+    # TP6: the follower's problem is infeasible for x above 1.889, right next to the leader's optimum, so many
+    # candidates' refinements end infeasible; the global searches that follow never find a feasible answer.
+    p = eb.benchmarks.get("TP6")
+    capped = eb.solve(p, algorithm="bleaq", seed=0, target=1e-2)
+    full = eb.solve(p, algorithm=BLEAQ(infeasible_evals=10**9), seed=0, target=1e-2)
+    assert capped.success and full.success
+    assert capped.history[-1]["capped_global"] > 10 and full.n_ll_evals > 2 * capped.n_ll_evals
+
+
 def test_epsilon_level_falls_to_zero_and_can_be_switched_off():
     p = eb.benchmarks.get("SMD10", ul_dim=2, ll_dim=3)
     levels = []
