@@ -124,7 +124,7 @@ class BLEAQ(Algorithm):
         evaluations by runs that had already found the optimum.
     infeasible_evals : int
         Once the global searches for candidates whose local refinement ended infeasible at the lower level have
-        found a feasible answer in at most a tenth of at least ten tries, such searches get at most this many
+        found a feasible answer in at most a tenth of at least five tries, such searches get at most this many
         evaluations each. Where the leader's optimum lies on the edge of the region in which the follower's
         problem is feasible (TP4, TP6), many candidates fall beyond it, and each full search spent 1,000-4,000
         evaluations to find nothing (0 of 28-142 per run); on SMD12 such searches succeed in a third or more.
@@ -343,9 +343,9 @@ class BLEAQ(Algorithm):
 
     def _stuck_rows_hopeless(self) -> bool:
         """Whether the global searches for rows whose refinement ended infeasible have found a feasible answer
-        in at most a tenth of at least ten tries so far."""
+        in at most a tenth of at least five tries so far."""
         tried, rescued = self._stuck_searches
-        return tried >= 10 and rescued <= 0.1 * tried
+        return tried >= 5 and rescued <= 0.1 * tried
 
     def _meets_phi(self, f: np.ndarray, phi: np.ndarray) -> np.ndarray:
         """Whether lower-level values f (n,) are optimal by phi's predictions phi (n,), to ``accept_tol``."""
