@@ -269,6 +269,12 @@ def test_searches_for_a_follower_without_feasible_answers_are_capped_once_they_k
     assert capped.history[-1]["capped_global"] > 10 and full.n_ll_evals > 2 * capped.n_ll_evals
 
 
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "200"])
+def test_infeasible_evals_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="infeasible_evals must be a positive integer"):
+        BLEAQ(infeasible_evals=bad)
+
+
 def test_epsilon_level_falls_to_zero_and_can_be_switched_off():
     p = eb.benchmarks.get("SMD10", ul_dim=2, ll_dim=3)
     levels = []

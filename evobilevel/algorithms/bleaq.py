@@ -40,6 +40,7 @@ J. Heuristics 26:151-185, 2020.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
@@ -158,6 +159,11 @@ class BLEAQ(Algorithm):
     global_solver: DifferentialEvolution = field(default_factory=default_solver)
     local_solver: LocalRefinement = field(default_factory=_default_local)
     archive_size: int = 2000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.infeasible_evals, bool) or not isinstance(self.infeasible_evals, Integral) \
+                or self.infeasible_evals < 1:
+            raise ValueError(f"BLEAQ: infeasible_evals must be a positive integer, got {self.infeasible_evals!r}")
 
     # ------------------------------------------------------------------ setup
     def setup(self, ctx) -> None:
