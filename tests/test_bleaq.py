@@ -230,17 +230,17 @@ def _smd12_circle_answer(p, degrees, radius=1.0):
 
 
 def test_distinct_answers_are_equally_good_and_far_apart():
-    from evobilevel.algorithms.bleaq import _distinct_answers
+    from evobilevel.algorithms.bleaq import _distinct_answers, _ranges
 
     p = eb.benchmarks.get("SMD12", ul_dim=5, ll_dim=5, variant="bleaq2")
     x = p.optimum.x
     (y7, f7), (y60, f60), (y9, f9) = [(y, _start(p, x, y)[1]) for y in
                                       (_smd12_circle_answer(p, d) for d in (7, 60, 9))]
-    assert _distinct_answers(y7, f7, y60, f60, p.ll_bounds, 1e-3, 0.1)
-    assert not _distinct_answers(y7, f7, y9, f9, p.ll_bounds, 1e-3, 0.1)  # the same answer, nearly
+    assert _distinct_answers(y7, f7, y60, f60, _ranges(p.ll_bounds), 1e-3, 0.1)
+    assert not _distinct_answers(y7, f7, y9, f9, _ranges(p.ll_bounds), 1e-3, 0.1)  # the same answer, nearly
     y_off = _smd12_circle_answer(p, 60, radius=1.01)  # off the circle: not optimal
     f_off = _start(p, x, y_off)[1]
-    assert f_off > f60 + 0.01 and not _distinct_answers(y7, f7, y_off, f_off, p.ll_bounds, 1e-3, 0.1)
+    assert f_off > f60 + 0.01 and not _distinct_answers(y7, f7, y_off, f_off, _ranges(p.ll_bounds), 1e-3, 0.1)
 
 
 def test_recheck_that_finds_another_optimal_answer_frees_the_follower():

@@ -177,6 +177,7 @@ class BLEAQ(Algorithm):
         self._n_valid = d
         self._archive = SolutionArchive(problem.ul_bounds, problem.ll_dim, self.archive_size)
         self._width = self._archive.scale  # distances in x are measured in the unit box
+        self._y_range = _ranges(problem.ll_bounds)  # psi's errors and distances in y, as fractions of these
         # Upper-level values of the evaluated pairs whose lower level was solved, for the upper-level model.
         self._evaluated = RingBuffer(self.archive_size, X=d, F=None, G=problem.n_ul_constraints)
         self._generation = 0
@@ -394,7 +395,6 @@ class BLEAQ(Algorithm):
         determined = np.zeros((n, m), bool)
         f_bound = np.full(n, np.inf)
         psi_error = np.full((n, m), np.inf)
-        y_range = np.where(hi_y > lo_y, hi_y - lo_y, 1.0)
         y_tol = self.psi_tol * (hi_y - lo_y)
         T = np.hstack([archive.Y, archive.f[:, None]])
         for i in range(n):
@@ -406,7 +406,7 @@ class BLEAQ(Algorithm):
             inside = bool(model.inside(X[i])[0])
             trusted[i] = inside and model.valid_error[m] <= tol
             determined[i] = model.valid_error[:m] <= y_tol
-            psi_error[i] = model.valid_error[:m] / y_range
+            psi_error[i] = model.valid_error[:m] / self._y_range
             if inside and np.isfinite(model.valid_error[m]):
                 f_bound[i] = t[m] + 3 * model.valid_error[m] + self.refine_tol * (1 + abs(t[m]))
         return Y_hat, phi_hat, trusted, determined, f_bound, psi_error
@@ -488,9 +488,7 @@ class BLEAQ(Algorithm):
         x = pop["X"][i]
         if pop["ll_cv"][i] != 0 or not np.isfinite(pop["f"][i]) or x.tobytes() in self._leader_tried:
             return
-        self._leader_tried[x.tobytes()] = None
-        if len(self._leader_tried) > self.archive_size:
-            del self._leader_tried[next(iter(self._leader_tried))]
+        _remember(self._leader_tried, x.tobytes(), self.archive_size)
         self._counts["leader_choices"] += 1
         start = LeaderChoice(pop["Y"][i].copy(), float(pop["F"][i]), float(pop["ul_cv"][i]), float(pop["f"][i]),
                              pop["G"][i].copy())
@@ -542,12 +540,10 @@ class BLEAQ(Algorithm):
         f_old, cv_old = pop["f"][best], pop["ll_cv"][best]
         f_new, cv_new = glob["f"][0], glob["ll_cv"][0]
         if cv_new == cv_old == 0 and _distinct_answers(pop["Y"][best], f_old, glob["Y"][0], f_new,
-                                                       ctx.problem.ll_bounds, self.refine_tol, self.free_tol):
+                                                       self._y_range, self.refine_tol, self.free_tol):
             # The follower has two optimal answers here, however consistent psi looks around x (a converged
             # population inherits one answer by recombination, SMD12): let the leader choose for this member.
-            self._seen_free[x.tobytes()] = None
-            if len(self._seen_free) > self.archive_size:
-                del self._seen_free[next(iter(self._seen_free))]
+            _remember(self._seen_free, x.tobytes(), self.archive_size)
         tol = 10 * self.accept_tol * (1 + abs(f_new))
         if not ((cv_new < cv_old) or (cv_new == cv_old == 0 and f_new < f_old - tol)):
             return False
@@ -604,14 +600,26 @@ class BLEAQ(Algorithm):
         return counts
 
 
-def _distinct_answers(y_a: np.ndarray, f_a: float, y_b: np.ndarray, f_b: float, ll_bounds, f_rtol: float,
-                      y_rtol: float) -> bool:
+def _distinct_answers(y_a: np.ndarray, f_a: float, y_b: np.ndarray, f_b: float, y_range: np.ndarray,
+                      f_rtol: float, y_rtol: float) -> bool:
     """Whether two lower-level answers y_a, y_b (ll_dim,) at one x, of values f_a, f_b, are equally good
-    (``|f_a - f_b| <= f_rtol * (1 + |f_a|)``) and apart by more than ``y_rtol`` of some variable's range."""
-    lo, hi = ll_bounds
-    y_range = np.where(hi > lo, hi - lo, 1.0)
+    (``|f_a - f_b| <= f_rtol * (1 + |f_a|)``) and apart by more than ``y_rtol`` of some variable's range
+    (``y_range`` (ll_dim,), see :func:`_ranges`)."""
     equal = abs(f_a - f_b) <= f_rtol * (1 + abs(f_a))
     return bool(equal and np.any(np.abs(y_a - y_b) > y_rtol * y_range))
+
+
+def _ranges(bounds) -> np.ndarray:
+    """The width of each variable's box ``(lo, hi)`` (d,), 1 where it is zero (a fixed variable)."""
+    lo, hi = bounds
+    return np.where(hi > lo, hi - lo, 1.0)
+
+
+def _remember(keys: dict, key: bytes, capacity: int) -> None:
+    """Add ``key`` to the insertion-ordered set ``keys``, forgetting the oldest beyond ``capacity``."""
+    keys[key] = None
+    if len(keys) > capacity:
+        del keys[next(iter(keys))]
 
 
 def _latin_hypercube(n: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:

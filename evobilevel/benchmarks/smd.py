@@ -791,12 +791,11 @@ class SMD12(_CubicConstrained):
         return np.concatenate([-_cubic_margin(xl1), (1.0 - _sq(xu2 - np.tan(xl2)))[:, None]], axis=1)
 
     def _optimal_point(self):
-        p, q, r, _ = self.split
+        r = self.split.r
         x = np.full(self.ul_dim, self._symmetric_optimum(self.ul_dim))
-        xl1 = np.full(q, self._xl1_optimum)
 
         def point(c):
-            return np.r_[xl1, np.arctan(x[p:] - c)]
+            return self._optimal_answer(x, c)
 
         def on_or_outside_sphere(c):
             return bool(np.all(self._g(x[None, :], point(c)[None, :]) <= 0.0))
@@ -808,14 +807,12 @@ class SMD12(_CubicConstrained):
         # The point of the sphere nearest to x_u2 in the L1 norm that sum(tan|x_l2|) measures: reached along one
         # axis, so x_u2 - tan x_l2 = (a, ..., a, sqrt(1 - (r - 1) a^2)) at x* (a = x_u2_i). None for r = 1, where
         # the sphere meets the upper-level constraints in the published point only.
-        p, q, r, _ = self.split
-        xu2 = x[p:]
-        if r < 2 or np.sum(xu2[:-1] ** 2) >= 1.0:
+        xu2 = x[self.split.p:]
+        if self.split.r < 2 or np.sum(xu2[:-1] ** 2) >= 1.0:
             return None
-        xl1 = np.full(q, self._xl1_optimum)
 
         def point(c):
-            return np.r_[xl1, np.arctan(xu2 - np.r_[xu2[:-1], c])]
+            return self._optimal_answer(x, np.r_[xu2[:-1], c])
 
         def feasible(c):
             X, Y = x[None, :], point(c)[None, :]
@@ -824,6 +821,11 @@ class SMD12(_CubicConstrained):
         y = point(_step_until(float(np.sqrt(1.0 - np.sum(xu2[:-1] ** 2))), feasible, np.inf))
         lo, hi = self.ll_bounds
         return y if np.all((y >= lo) & (y <= hi)) else None
+
+    def _optimal_answer(self, x, d):
+        """The lower-level optimum at ``x`` (ul_dim,) whose point of the sphere is ``x_u2 - tan x_l2 = d``
+        (a scalar or (r,)): ``x_l1`` at its optimum, ``x_l2 = atan(x_u2 - d)``."""
+        return np.r_[np.full(self.split.q, self._xl1_optimum), np.arctan(x[self.split.p:] - d)]
 
 
 PROBLEMS = (SMD1, SMD2, SMD3, SMD4, SMD5, SMD6, SMD7, SMD8, SMD9, SMD10, SMD11, SMD12)
