@@ -33,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list", help="list benchmark problems and algorithms")
+    _add_solve_parser(sub)
+    _add_bench_parser(sub)
+    _add_report_and_plot_parsers(sub)
+    return parser
 
+
+def _add_solve_parser(sub) -> None:
     solve = sub.add_parser("solve", help="solve a benchmark problem or a problem file")
     solve.add_argument("problem", help="benchmark name (see `evobilevel list`) or a .py file defining a Problem")
     _add_problem_arguments(solve)
@@ -53,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run saved in this checkpoint (give the same problem and options)")
     _add_scheduler_argument(solve, "lower-level solves")
 
+
+def _add_bench_parser(sub) -> None:
     bench = sub.add_parser(
         "bench", help="run a benchmark grid (problems x sizes x algorithms x runs), resumable",
         description="Run every problem x size x algorithm x run, one JSON file per run in --out. Running the same "
@@ -75,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quiet", action="store_true", help="no progress display")
     _add_scheduler_argument(bench, "runs")
 
+
+def _add_report_and_plot_parsers(sub) -> None:
     report = sub.add_parser("report", help="tables (markdown, CSV) and PNG plots from a results directory")
     report.add_argument("directory", help="results directory (e.g. of `evobilevel bench`)")
     report.add_argument("--out", help="where to write (default: DIRECTORY/report)")
@@ -86,7 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--out", default="convergence.png", help="image file (default: convergence.png)")
     plot.add_argument("--x", choices=("ul", "ll", "both"), default="both",
                       help="evaluations on the horizontal axis (default: both, two panels)")
-    return parser
 
 
 def _add_scheduler_argument(parser: argparse.ArgumentParser, what: str) -> None:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from .budget import Budget
 from .evaluator import Evaluation, Evaluator, LevelCounts
 from .lower.base import LowerSolution
 from .parallel import LowerEngine
 
-__all__ = ["RunContext", "BudgetStop"]
-
-
-class BudgetStop(Exception):
-    """Raised inside a step when a budget cannot pay for what the step needs; the run ends with its best so far."""
+__all__ = ["RunContext"]
 
 
 class RunContext:
     """The services a run gives its algorithm.
+
+    Every evaluation goes through it: it is counted by the run's :class:`~evobilevel.evaluator.Evaluator` and
+    paid for from the run's :class:`~evobilevel.budget.Budget`, which raises
+    :class:`~evobilevel.budget.BudgetExhausted` when it cannot pay (the run then ends with its best so far).
 
     Parameters
     ----------
@@ -33,8 +34,7 @@ class RunContext:
         self.problem = problem
         self.engine = engine
         self.evaluator = Evaluator(problem)
-        self.max_ul_evals = max_ul_evals
-        self.max_ll_evals = max_ll_evals
+        self.budget = Budget(self.evaluator, max_ul_evals, max_ll_evals)
         ul_seed, self._ll_seed = seed.spawn(2)
         #: The algorithm's own generator for upper-level operators.
         self.rng = np.random.default_rng(ul_seed)
@@ -46,14 +46,6 @@ class RunContext:
     @property
     def n_ll_evals(self) -> int:
         return self.evaluator.n_ll_evals
-
-    @property
-    def ll_remaining(self) -> float:
-        return np.inf if self.max_ll_evals is None else self.max_ll_evals - self.n_ll_evals
-
-    @property
-    def ul_remaining(self) -> float:
-        return np.inf if self.max_ul_evals is None else self.max_ul_evals - self.n_ul_evals
 
     def state(self) -> dict:
         """Everything of the context that changes during a run, as plain picklable values.
@@ -82,15 +74,13 @@ class RunContext:
         self._ll_seed = np.random.SeedSequence(**state["ll_seed"])
 
     def evaluate_upper(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
-        """Counted ``F, G`` at X (n, ul_dim), Y (n, ll_dim); raises :class:`BudgetStop` if the budget is short."""
-        if X.shape[0] > self.ul_remaining:
-            raise BudgetStop(f"upper-level budget of {self.max_ul_evals} evaluations exhausted")
+        """Counted ``F, G`` at X (n, ul_dim), Y (n, ll_dim)."""
+        self.budget.check("upper", X.shape[0])
         return self.evaluator.upper(X, Y)
 
     def evaluate_lower(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         """Counted ``f, g`` at X (n, ul_dim), Y (n, ll_dim), in this process (for a handful of points)."""
-        if X.shape[0] > self.ll_remaining:
-            raise BudgetStop(f"lower-level budget of {self.max_ll_evals} evaluations exhausted")
+        self.budget.check("lower", X.shape[0])
         return self.evaluator.lower(X, Y)
 
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
@@ -108,18 +98,10 @@ class RunContext:
 
         Raises
         ------
-        BudgetStop
+        BudgetExhausted
             When the lower-level budget left cannot give every row at least one evaluation.
         """
-        n = X.shape[0]
-        caps = None
-        if max_evals_per_row is not None:
-            caps = np.full(n, int(max_evals_per_row))
-        if self.max_ll_evals is not None:
-            share = int(self.ll_remaining // n) if n else 0
-            if share < 1:
-                raise BudgetStop(f"lower-level budget of {self.max_ll_evals} evaluations exhausted")
-            caps = np.full(n, share) if caps is None else np.minimum(caps, share)
+        caps = self.budget.row_caps(X.shape[0], max_evals_per_row)
         solution, counts = self.engine.solve(self.problem, solver, X, self._ll_seed.spawn(1)[0], Y0=Y0,
                                              max_evals=caps)
         self.evaluator.merge(counts)

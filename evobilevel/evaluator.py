@@ -1,9 +1,9 @@
 """The counting evaluator every algorithm evaluates through.
 
-It counts evaluated points per level (one row = one evaluation), enforces evaluation budgets, and turns failures
+It counts evaluated points per level (one row = one evaluation) and turns failures
 of a black box (an exception, a NaN or infinite objective, a NaN constraint) into *infeasible* points with an
 infinite constraint violation, so that a failing point can never become the best one. Failures are counted and
-the first message is kept for the result.
+the first message is kept for the result. Budgets are not its job (see :mod:`evobilevel.budget`).
 """
 
 from __future__ import annotations
@@ -12,13 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .problem import Problem, _FailureLog
+from .problem import FailureLog, Problem
 
-__all__ = ["Evaluator", "Evaluation", "LevelCounts", "BudgetExhausted", "violation"]
-
-
-class BudgetExhausted(RuntimeError):
-    """An evaluation was asked for beyond the budget; algorithms check ``remaining`` first, so this is a bug."""
+__all__ = ["Evaluator", "Evaluation", "LevelCounts", "violation"]
 
 
 @dataclass(frozen=True)
@@ -71,13 +67,9 @@ class Evaluator:
     Parameters
     ----------
     problem : Problem
-    max_ul_evals, max_ll_evals : int, optional
-        Hard budgets; asking for more raises :class:`BudgetExhausted`.
     """
 
     problem: Problem
-    max_ul_evals: int | None = None
-    max_ll_evals: int | None = None
     ul: LevelCounts = field(default_factory=LevelCounts)
     ll: LevelCounts = field(default_factory=LevelCounts)
 
@@ -89,31 +81,19 @@ class Evaluator:
     def n_ll_evals(self) -> int:
         return self.ll.n_evals
 
-    @property
-    def ul_remaining(self) -> float:
-        """Upper-level evaluations left (``inf`` without a budget)."""
-        return np.inf if self.max_ul_evals is None else self.max_ul_evals - self.ul.n_evals
-
-    @property
-    def ll_remaining(self) -> float:
-        """Lower-level evaluations left (``inf`` without a budget)."""
-        return np.inf if self.max_ll_evals is None else self.max_ll_evals - self.ll.n_evals
-
     def upper(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         """Evaluate ``F, G`` on X (n, ul_dim), Y (n, ll_dim); counts n upper-level evaluations."""
-        return self._evaluate("upper", X, Y, self.ul, self.ul_remaining)
+        return self._evaluate("upper", X, Y, self.ul)
 
     def lower(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         """Evaluate ``f, g`` on X (n, ul_dim), Y (n, ll_dim); counts n lower-level evaluations."""
-        return self._evaluate("lower", X, Y, self.ll, self.ll_remaining)
+        return self._evaluate("lower", X, Y, self.ll)
 
-    def _evaluate(self, level: str, X, Y, counts: LevelCounts, remaining: float) -> Evaluation:
+    def _evaluate(self, level: str, X, Y, counts: LevelCounts) -> Evaluation:
         X, Y = self.problem.check_points(X, Y)
         n = X.shape[0]
-        if n > remaining:
-            raise BudgetExhausted(f"{level}-level budget exceeded: {n} evaluations asked, {remaining} left")
-        log = _FailureLog(np.zeros(n, bool))
-        values, constraints = self.problem._evaluate(level, X, Y, log)
+        log = FailureLog(np.zeros(n, bool))
+        values, constraints = self.problem.evaluate_batch(level, X, Y, log)
         counts.n_evals += n
         failed = log.failed | ~np.isfinite(values) | np.isnan(constraints).any(axis=1)
         if failed.any():

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import math
 import re
 import time
 import traceback
@@ -30,9 +29,11 @@ from pathlib import Path
 from . import benchmarks
 from ._version import __version__
 from .algorithms import Algorithm, make_algorithm
+from .budget import check_budgets
 from .parallel import run_tasks
+from .plain import plain
 from .result import read_run, write_json_atomic
-from .runner import check_budgets, check_target, solve
+from .runner import check_target, solve
 
 __all__ = [
     "Grid",
@@ -280,7 +281,7 @@ class Grid:
             "problems": list(self.problems),
             "sizes": [list(size) for size in self.sizes],
             "variant": self.variant,
-            "algorithms": {label: {"name": algo.name, "settings": _canonical(algo.settings())}
+            "algorithms": {label: {"name": algo.name, "settings": plain(algo.settings())}
                            for label, algo in self._algorithms.items()},
             "runs": list(self.runs),
             **self.protocol,
@@ -338,19 +339,6 @@ def _instance_kwargs(name: str, size: tuple[int, int], variant: str | None) -> d
     if variant is not None and "variant" in accepted:
         kwargs["variant"] = variant
     return kwargs
-
-
-def _canonical(value):
-    """JSON's view of a value (tuples become lists, non-finite floats None), so stored and fresh settings compare."""
-    if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _canonical(value.item())
-    return value
 
 
 @dataclass
@@ -466,7 +454,7 @@ def run_grid(
     _remove_stale_temporaries(directory)
     specs = grid.run_specs()
     algorithms = grid.algorithm_objects
-    settings = {label: _canonical(algo.settings()) for label, algo in algorithms.items()}
+    settings = {label: plain(algo.settings()) for label, algo in algorithms.items()}
     outcomes: list[RunOutcome | None] = [None] * len(specs)
     todo = []
     for i, spec in enumerate(specs):
@@ -532,10 +520,10 @@ def _stored_run(path: Path, spec: RunSpec, protocol: dict, algorithm_name: str, 
         return None  # unreadable: run it again (the new file replaces it)
     stored = data.get("bench") or {}
     expected = {"instance": spec.instance, "algorithm": spec.algorithm, "run": spec.run, **protocol}
-    differences = [key for key, value in expected.items() if _canonical(stored.get(key)) != _canonical(value)]
+    differences = [key for key, value in expected.items() if plain(stored.get(key)) != plain(value)]
     if data.get("seed") != spec.seed:
         differences.append("seed")
-    if data.get("algorithm") != algorithm_name or _canonical(data.get("algorithm_settings")) != settings:
+    if data.get("algorithm") != algorithm_name or plain(data.get("algorithm_settings")) != settings:
         differences.append("algorithm settings")
     if data.get("version") != __version__:
         # Another release may give other numbers for the same seed: one table must not mix them.

@@ -163,16 +163,13 @@ def _check_picklable(problem, solver) -> None:
         except errors as exc:
             # Name the user function that does not pickle, when it is one of them.
             culprit = ""
-            if what == "problem":
-                functions = getattr(obj, "_functions", {})
-                for level, pair in functions.items():
-                    for label, function in zip((level, f"{level}_constraints"), pair):
-                        if function is None or culprit:
-                            continue
-                        try:
-                            cloudpickle.dumps(function)
-                        except errors:
-                            culprit = f" (its {label} function {getattr(function, '__qualname__', function)!r})"
+            functions = obj.functions() if what == "problem" else {}
+            for label, function in functions.items():
+                try:
+                    cloudpickle.dumps(function)
+                except errors:
+                    culprit = f" (its {label} function {getattr(function, '__qualname__', function)!r})"
+                    break
             raise ProblemNotPicklable(
                 f"the {what} {getattr(obj, 'name', type(obj).__name__)!r}{culprit} cannot be sent to worker "
                 f"processes for n_jobs != 1 ({type(exc).__name__}: {exc}). Its functions must pickle with "

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import DEFAULT_TARGET, evals_to_target, target_levels
 from .result import Result
+from .targets import DEFAULT_TARGET, evals_to_target, target_levels
 
 __all__ = [
     "convergence",

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .space import BoundsError, parse_bounds
+
 __all__ = ["Problem", "Optimum", "ProblemDefinitionError", "check_bounds"]
 
 
@@ -74,21 +76,21 @@ class Optimum:
 
 
 def check_bounds(bounds, dim: int | None, what: str, problem_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate ``(lower, upper)`` bounds and return them as two float arrays of shape ``(dim,)``.
+    """Validate box bounds and return them as two read-only float arrays ``(lower, upper)`` of shape ``(dim,)``.
+
+    ``bounds`` may be ``(lower, upper)``, a sequence of ``(low, high)`` pairs or a ``scipy.optimize.Bounds``; see
+    :func:`evobilevel.space.parse_bounds` for how a 2 x 2 table, which both forms can give, is read.
 
     Raises
     ------
     ProblemDefinitionError
-        If the bounds are not a pair of equal-length 1-D sequences of finite numbers with lower <= upper.
+        If the bounds cannot be read (or can be read in two ways), have different lengths, are not finite, or have
+        lower > upper somewhere.
     """
     try:
-        lo, hi = bounds
-    except (TypeError, ValueError):
-        raise ProblemDefinitionError(
-            f"{problem_name}: {what} must be a pair (lower, upper) of arrays, got {bounds!r}"
-        ) from None
-    lo = np.atleast_1d(np.asarray(lo, dtype=float))
-    hi = np.atleast_1d(np.asarray(hi, dtype=float))
+        lo, hi = parse_bounds(bounds, what)
+    except BoundsError as exc:
+        raise ProblemDefinitionError(f"{problem_name}: {exc}") from None
     if lo.ndim != 1 or hi.ndim != 1 or lo.shape != hi.shape:
         raise ProblemDefinitionError(
             f"{problem_name}: {what} lower and upper must be 1-D arrays of one length, "
@@ -112,7 +114,7 @@ def check_bounds(bounds, dim: int | None, what: str, problem_name: str) -> tuple
 
 
 @dataclass
-class _FailureLog:
+class FailureLog:
     """Exceptions raised while evaluating one batch: a mask of the rows that raised and the first message."""
 
     failed: np.ndarray
@@ -133,8 +135,11 @@ class Problem:
         ``F(x, y) -> float`` (``vectorized=False``) or ``F(X, Y) -> array (n,)`` (``vectorized=True``).
     lower : callable
         ``f(x, y) -> float`` or ``f(X, Y) -> array (n,)``, the follower's objective.
-    ul_bounds, ll_bounds : (array_like, array_like)
-        Box bounds ``(lower, upper)`` of ``x`` and ``y``; their length sets ``ul_dim`` and ``ll_dim``.
+    ul_bounds, ll_bounds : (array_like, array_like), sequence of (low, high) pairs, or scipy.optimize.Bounds
+        Box bounds of ``x`` and ``y``, as ``(lower, upper)``, as one ``(low, high)`` pair per variable, or as
+        ``scipy.optimize.Bounds``; their length sets ``ul_dim`` and ``ll_dim``. Two variables give a 2 x 2 table
+        that is read the way that pins no variable, and refused when both ways would be valid (the message names
+        both readings; pass ``scipy.optimize.Bounds(lower, upper)`` then).
     upper_constraints, lower_constraints : callable, optional
         ``G(x, y) -> array (m,)`` or ``G(X, Y) -> array (n, m)``; feasible where every entry is ``<= 0``.
     n_ul_constraints, n_ll_constraints : int, optional
@@ -199,9 +204,7 @@ class Problem:
         self._optimum = optimum
         self.timeout = _check_timeout(timeout, name)
 
-    # Benchmark subclasses and pickles made before the option existed have no instance attribute.
-    timeout: float | None = None
-    _timeout_warned: bool = False
+    _timeout_warned: bool = False  # set by the first warning that the timeout cannot be applied
 
     # ------------------------------------------------------------------ space
     def _init_space(self, name: str, ul_bounds, ll_bounds) -> None:
@@ -210,6 +213,16 @@ class Problem:
         self.ll_bounds = check_bounds(ll_bounds, None, "ll_bounds", self.name)
         self.ul_dim = self.ul_bounds[0].shape[0]
         self.ll_dim = self.ll_bounds[0].shape[0]
+
+    def functions(self) -> dict:
+        """The user's functions by name: ``upper``, ``lower`` and, where given, ``upper_constraints`` and
+        ``lower_constraints``."""
+        out = {}
+        for level, (objective, constraints) in self._functions.items():
+            out[level] = objective
+            if constraints is not None:
+                out[f"{level}_constraints"] = constraints
+        return out
 
     @property
     def n_ul_constraints(self) -> int:
@@ -224,8 +237,8 @@ class Problem:
             # Learn the count from one evaluation at the centre of the box.
             x = 0.5 * (self.ul_bounds[0] + self.ul_bounds[1])
             y = 0.5 * (self.ll_bounds[0] + self.ll_bounds[1])
-            log = _FailureLog(np.zeros(1, bool))
-            self._evaluate(level, x[None, :], y[None, :], log)
+            log = FailureLog(np.zeros(1, bool))
+            self.evaluate_batch(level, x[None, :], y[None, :], log)
             if self._n_constraints[level] is None:
                 label = "n_ul_constraints" if level == "upper" else "n_ll_constraints"
                 raise ProblemDefinitionError(
@@ -277,7 +290,7 @@ class Problem:
     def _public(self, level: str, X, Y):
         single = np.ndim(X) == 1 and np.ndim(Y) == 1
         X, Y = self.check_points(X, Y)
-        values, constraints = self._evaluate(level, X, Y)
+        values, constraints = self.evaluate_batch(level, X, Y)
         if single:
             return float(values[0]), constraints[0]
         return values, constraints
@@ -300,12 +313,23 @@ class Problem:
             )
         return X, Y
 
-    def _evaluate(self, level: str, X: np.ndarray, Y: np.ndarray, log: _FailureLog | None = None):
-        """Evaluate one level on validated batches ``X`` (n, ul_dim), ``Y`` (n, ll_dim).
+    def evaluate_batch(self, level: str, X: np.ndarray, Y: np.ndarray, log: FailureLog | None = None):
+        """Evaluate one level on validated batches ``X`` (n, ul_dim), ``Y`` (n, ll_dim) (see :meth:`check_points`).
 
-        Returns ``(values (n,), constraints (n, m))`` as the functions gave them; judging non-finite values is
-        the caller's job. Without ``log`` an exception from a function propagates; with it, the failed rows are
-        recorded in ``log`` and get NaN values. :class:`ProblemDefinitionError` always propagates.
+        Parameters
+        ----------
+        level : {"upper", "lower"}
+        X, Y : ndarray
+        log : FailureLog, optional
+            Without it an exception from a function propagates; with it, the failed rows are recorded in ``log``
+            and get NaN values. :class:`ProblemDefinitionError` always propagates.
+
+        Returns
+        -------
+        values : ndarray, shape (n,)
+        constraints : ndarray, shape (n, m)
+            As the functions gave them: judging non-finite values is the caller's job (the counting
+            :class:`~evobilevel.evaluator.Evaluator` does it).
         """
         objective, constraint_fn = self._functions[level]
         n = X.shape[0]
@@ -324,7 +348,7 @@ class Problem:
             return np.full(n, np.nan), np.full((n, self._n_constraints[level] or 0), np.nan)
         return self._check_values(level, values, n), self._check_constraints(level, constraints, n)
 
-    def _evaluate_rows(self, level: str, X: np.ndarray, Y: np.ndarray, log: _FailureLog | None):
+    def _evaluate_rows(self, level: str, X: np.ndarray, Y: np.ndarray, log: FailureLog | None):
         """Per-point functions: one call per row, so one failing point does not fail its neighbours."""
         objective, constraint_fn = self._functions[level]
         n = X.shape[0]

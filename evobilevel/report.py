@@ -28,6 +28,7 @@ from . import benchmarks
 from ._version import __version__
 from .experiment import MANIFEST
 from .result import Result, read_run
+from .targets import DEFAULT_TARGET, evals_to_target, target_levels
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -45,9 +46,6 @@ __all__ = [
     "csv_report",
     "write_report",
 ]
-
-DEFAULT_TARGET = 1e-2
-"""The error threshold of the published evaluation counts."""
 
 PUBLISHED_ALGORITHMS = ("BLEAQ", "BLEAQ2", "BL-CMA-ES", "NBLEA")
 
@@ -111,55 +109,6 @@ def published_for(problem: str, ul_dim: int, ll_dim: int, variant: str | None = 
     if _PUBLISHED_VARIANT.get(problem) not in (None, variant):
         return {}
     return {p.algorithm: p for p in _published() if (p.problem, p.ul_dim, p.ll_dim) == (problem, ul_dim, ll_dim)}
-
-
-def target_levels(problem: str) -> str:
-    """Which errors must be below the target for ``problem``: ``"ul"`` for the TP suite (as published), else
-    ``"both"``."""
-    try:
-        return "ul" if benchmarks.suite_of(problem) == "TP" else "both"
-    except ValueError:  # a user's problem
-        return "both"
-
-
-def evals_to_target(result: Result, target: float = DEFAULT_TARGET, levels: str = "both") -> tuple[int, int] | None:
-    """The evaluations a run had spent when it first reached the target, or None if it never did.
-
-    Parameters
-    ----------
-    result : Result
-    target : float
-        Error threshold.
-    levels : {"both", "ul"}
-        Whether ``|f - f*|`` must be below the target too or only ``|F - F*|``.
-
-    Returns
-    -------
-    (n_ul_evals, n_ll_evals) or None
-        None also when the optimum is unknown, or when the lower-level check at the final point found a gap above
-        the target (the run's lower-level answer was not optimal).
-
-    Notes
-    -----
-    A run made with this same ``target`` stopped when it reached it, so its final counts are the answer. Any
-    other run is read from its history: the first feasible record with the errors below the target.
-    """
-    if levels not in ("both", "ul"):
-        raise ValueError(f"levels must be 'both' or 'ul', got {levels!r}")
-    if result.ul_error is None or (result.ll_gap is not None and not result.ll_gap <= target):
-        return None
-    if levels == "both" and result.target is not None and math.isclose(result.target, target):
-        return (int(result.n_ul_evals), int(result.n_ll_evals)) if result.target_reached else None
-    for record in result.history:
-        if not record.get("feasible", True):
-            continue
-        ul_error, ll_error = record.get("ul_error"), record.get("ll_error")
-        if ul_error is None or not ul_error < target:
-            continue
-        if levels == "both" and (ll_error is None or not ll_error < target):
-            continue
-        return int(record["n_ul_evals"]), int(record["n_ll_evals"])
-    return None
 
 
 @dataclass

@@ -6,11 +6,13 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .plain import plain
 
 __all__ = ["Result", "History", "load_result", "write_json_atomic", "write_bytes_atomic"]
 
@@ -54,7 +56,7 @@ class History:
 
     def to_columns(self) -> dict[str, list]:
         """Column-wise form used in JSON: ``{key: [value per record]}``."""
-        return {k: [_jsonable(r.get(k)) for r in self.records] for k in self.keys()}
+        return {k: [plain(r.get(k)) for r in self.records] for k in self.keys()}
 
     @classmethod
     def from_columns(cls, columns: dict[str, list]) -> History:
@@ -157,7 +159,7 @@ class Result:
         d = {}
         for fl in fields(self):
             value = getattr(self, fl.name)
-            d[fl.name] = value.to_columns() if isinstance(value, History) else _jsonable(value)
+            d[fl.name] = value.to_columns() if isinstance(value, History) else plain(value)
         return d
 
     @classmethod
@@ -214,22 +216,3 @@ def write_bytes_atomic(path, payload: bytes) -> None:
 
 def _float_or_nan(value) -> float:
     return math.nan if value is None else float(value)
-
-
-def _jsonable(value):
-    """Plain JSON types; non-finite floats become None (strict JSON has no NaN or inf)."""
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if hasattr(value, "__dataclass_fields__"):
-        return _jsonable(asdict(value))
-    return value

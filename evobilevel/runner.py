@@ -1,39 +1,42 @@
 """``solve``: drive an algorithm over a problem, with budgets, a target, callbacks, history and the LL-gap check.
 
-A run can write checkpoints (the whole state between two generations) and be resumed from one; the resumed run
-gives exactly the result of the uninterrupted run, because the state includes every random stream's position.
+One run, in order:
+
+1. the arguments are checked, and a checkpoint to resume from is read and matched against them;
+2. the algorithm is set up (or restored from the checkpoint) with a :class:`~evobilevel.context.RunContext`:
+   counted evaluation, the budgets, parallel lower-level solves, the run's random streams;
+3. after every generation the runner records the history, tests the target, the algorithm's own rule and the
+   callback, and writes a checkpoint when one is due; then the algorithm takes its next step;
+4. the result is built from the algorithm's best pair, and an independent, stronger lower-level solve at its
+   ``x`` measures the lower-level gap.
+
+A resumed run gives exactly the result of the uninterrupted run: the checkpoint holds the algorithm's state and
+every random stream's position.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import pickle
 import time
-from pathlib import Path
 
 import numpy as np
 
 from ._version import __version__
 from .algorithms import make_algorithm
 from .algorithms.base import Algorithm, Candidate
-from .context import BudgetStop, RunContext
+from .budget import BudgetExhausted, check_budgets
+from .checkpoint import check_same_run, load_checkpoint, problem_identity, write_checkpoint
+from .context import RunContext
 from .evaluator import Evaluator
 from .lower import check_solver
 from .parallel import LowerEngine
+from .plain import plain
 from .problem import Problem
 from .progress import ProgressLine
-from .result import History, Result, write_bytes_atomic
+from .result import History, Result
 
-__all__ = ["solve", "load_checkpoint", "CHECKPOINT_FORMAT_VERSION"]
-
-CHECKPOINT_FORMAT_VERSION = 1
-"""Version of the checkpoint layout; a checkpoint of another version is refused."""
-
-_CHECKPOINT_FORMAT = "evobilevel-checkpoint"
-
-# Arguments of solve() that change the numbers of a run: a checkpoint only resumes under the same values.
-_BINDING_ARGUMENTS = ("problem", "algorithm", "seed", "max_ul_evals", "max_ll_evals", "target", "chunk_size")
+__all__ = ["solve", "load_checkpoint", "check_target"]
 
 
 def solve(
@@ -119,26 +122,15 @@ def solve(
     algorithms keep their archives in ring buffers of fixed capacity (``archive_size``); their per-generation
     convergence record is one float per generation.
     """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"problem must be an evobilevel.Problem, got {type(problem).__name__}")
-    check_budgets(max_ul_evals, max_ll_evals)
-    for label, value, least in (("checkpoint_every", checkpoint_every, 1), ("history_limit", history_limit, 3)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{label} must be an integer of at least {least}, got {value!r}")
-    optimum = problem.optimum
-    check_target(target)
-    if target is not None and optimum is None:
-        raise ValueError(f"target needs a known optimum, and {problem.name} has none")
+    _check_arguments(problem, max_ul_evals, max_ll_evals, target, checkpoint_every, history_limit)
     configured = make_algorithm(algorithm)
-    saved = None
-    if resume is not None:
-        saved = load_checkpoint(resume)
-        if seed is None:
-            seed = saved["arguments"]["seed"]
+    saved = None if resume is None else load_checkpoint(resume)
+    if saved is not None and seed is None:
+        seed = saved["arguments"]["seed"]
     seed_seq = np.random.SeedSequence(seed)
     arguments = {
-        "problem": _problem_identity(problem),
-        "algorithm": {"name": configured.name, "settings": _plain(configured.settings())},
+        "problem": problem_identity(problem),
+        "algorithm": {"name": configured.name, "settings": plain(configured.settings())},
         "seed": int(seed_seq.entropy),
         "max_ul_evals": max_ul_evals,
         "max_ll_evals": max_ll_evals,
@@ -150,97 +142,12 @@ def solve(
         "checkpoint_every": checkpoint_every,
     }
     if saved is not None:
-        _check_same_run(saved["arguments"], arguments, resume)
-        algo = saved["algorithm"]
-    else:
-        algo = copy.deepcopy(configured)
-    run_seed, check_seed = seed_seq.spawn(2)
-    history = History(max_records=history_limit)
-    for record in saved["history"] if saved else ():
-        # Appending (rather than adopting the list) applies a history_limit lowered since the checkpoint.
-        history.append(record)
-    display = ProgressLine(enabled=progress)
-    finished = bool(saved and saved["finished"])
-    generation = saved["generation"] if saved else 0
-    start = time.perf_counter() - (saved["elapsed"] if saved else 0.0)
-    message = saved["message"] if finished else ""
-    target_reached, interrupted = bool(finished and saved["target_reached"]), False
-
+        check_same_run(saved["arguments"], arguments, resume)
+    run = _Run(problem, copy.deepcopy(configured), seed_seq, arguments, saved)
+    run.callback, run.checkpoint, run.display = callback, checkpoint, ProgressLine(enabled=progress)
     with LowerEngine(n_jobs=n_jobs, chunk_size=chunk_size) as engine:
-        ctx = RunContext(problem, engine, run_seed, max_ul_evals, max_ll_evals)
-        if saved is not None:
-            ctx.restore(saved["context"])
-
-        def save(done: bool) -> None:
-            if checkpoint is not None:
-                _write_checkpoint(checkpoint, {
-                    "arguments": arguments, "algorithm": algo, "context": ctx.state(), "history": history.records,
-                    "generation": generation, "elapsed": time.perf_counter() - start, "finished": done,
-                    "message": message, "target_reached": target_reached,
-                })
-
-        try:
-            if saved is None:
-                algo.setup(ctx)
-            # A resumed run continues right after the checkpointed generation's record and stop tests.
-            recorded = saved is not None
-            while not finished:
-                if not recorded:
-                    record = _record(generation, ctx, algo, optimum, time.perf_counter() - start)
-                    history.append(record)
-                    display.update(record)
-                    if target is not None and _reached(record, target):
-                        target_reached, message = True, f"target {target:g} reached at both levels"
-                        finished = True
-                        break
-                    if algo.converged:
-                        message, finished = algo.stop_message or "converged", True
-                        break
-                    if callback is not None and callback(record):
-                        save(done=False)
-                        message = "stopped by callback"
-                        break
-                    if generation % checkpoint_every == 0:
-                        save(done=False)
-                recorded = False
-                generation += 1
-                algo.step(ctx)
-        except BudgetStop as stop:
-            message, finished = str(stop), True
-            history.append(_record(generation, ctx, algo, optimum, time.perf_counter() - start))
-        except KeyboardInterrupt:
-            # The algorithm may be half-way through a generation: its state is not saved, the last checkpoint stays.
-            message, interrupted = "interrupted (KeyboardInterrupt); best result so far", True
-        finally:
-            display.close()
-        if finished:
-            save(done=True)
-
-    best = algo.best()
-    if best is None:
-        best = _nothing_found(problem)
-    result = _result(problem, algo, seed_seq, n_jobs, best, ctx, optimum, target, message, history)
-    result.target_reached, result.interrupted = target_reached, interrupted
-    result.max_ul_evals, result.max_ll_evals = max_ul_evals, max_ll_evals
-    if check_ll and math.isfinite(best.f):
-        try:
-            result.ll_gap, result.n_ll_evals_check = _ll_gap(problem, best, check_seed)
-        except KeyboardInterrupt:
-            result.interrupted = True
-            result.message += "; lower-level check interrupted (no ll_gap)"
-    result.success = _success(result, algo, target)
-    if not result.success and target_reached:
-        result.message += f"; but the lower-level gap {result.ll_gap:.3g} exceeds the target"
-    result.elapsed = time.perf_counter() - start
-    return result
-
-
-# ------------------------------------------------------------------------------------------------- checkpoints
-def check_budgets(max_ul_evals, max_ll_evals) -> None:
-    """Raise ValueError unless each budget is None or a positive integer."""
-    for label, budget in (("max_ul_evals", max_ul_evals), ("max_ll_evals", max_ll_evals)):
-        if budget is not None and (int(budget) != budget or budget < 1):
-            raise ValueError(f"{label} must be a positive integer, got {budget!r}")
+        run.drive(engine)
+    return run.result(check_ll)
 
 
 def check_target(target) -> None:
@@ -249,124 +156,185 @@ def check_target(target) -> None:
         raise ValueError(f"target must be a positive number, got {target!r}")
 
 
-def load_checkpoint(path) -> dict:
-    """Read a checkpoint written by :func:`solve`.
+def _check_arguments(problem, max_ul_evals, max_ll_evals, target, checkpoint_every, history_limit) -> None:
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be an evobilevel.Problem, got {type(problem).__name__}")
+    check_budgets(max_ul_evals, max_ll_evals)
+    for label, value, least in (("checkpoint_every", checkpoint_every, 1), ("history_limit", history_limit, 3)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{label} must be an integer of at least {least}, got {value!r}")
+    check_target(target)
+    if target is not None and problem.optimum is None:
+        raise ValueError(f"target needs a known optimum, and {problem.name} has none")
+
+
+class _Run:
+    """One call of :func:`solve`: the algorithm, its context, the history and how the run ended.
 
     Parameters
     ----------
-    path : path
-
-    Returns
-    -------
-    dict
-        ``arguments`` (the run's solve arguments, the problem and algorithm as name and settings), ``algorithm``
-        (the algorithm object with its state), ``context`` (see :meth:`RunContext.state`), ``history`` (list of
-        records), ``generation``, ``elapsed`` (seconds), ``finished``, ``message``, ``target_reached``,
-        ``version`` (evobilevel's) and ``format_version``.
-
-    Raises
-    ------
-    FileNotFoundError
-    ValueError
-        The file is not a checkpoint, or one of another format or evobilevel version (whose algorithms may
-        continue differently).
+    problem : Problem
+    algo : Algorithm
+        This run's own copy of the configured algorithm.
+    seed_seq : SeedSequence
+    arguments : dict
+        The call's arguments as stored in checkpoints.
+    saved : dict, optional
+        The checkpoint to resume from.
     """
-    path = Path(path)
-    with open(path, "rb") as fh:
+
+    callback = None
+    checkpoint = None
+    display: ProgressLine
+
+    def __init__(self, problem: Problem, algo: Algorithm, seed_seq: np.random.SeedSequence, arguments: dict,
+                 saved: dict | None):
+        self.problem, self.algo, self.seed_seq, self.arguments, self.saved = problem, algo, seed_seq, arguments, saved
+        self.run_seed, self.check_seed = seed_seq.spawn(2)
+        self.optimum = problem.optimum
+        self.target = arguments["target"]
+        self.history = History(max_records=arguments["history_limit"])
+        for record in saved["history"] if saved else ():
+            # Appending (rather than adopting the list) applies a history_limit lowered since the checkpoint.
+            self.history.append(record)
+        self.finished = bool(saved and saved["finished"])
+        self.generation = saved["generation"] if saved else 0
+        self.start = time.perf_counter() - (saved["elapsed"] if saved else 0.0)
+        self.message = saved["message"] if self.finished else ""
+        self.target_reached = bool(self.finished and saved["target_reached"])
+        self.interrupted = False
+        self.ctx: RunContext | None = None
+
+    # ------------------------------------------------------------------ the loop
+    def drive(self, engine: LowerEngine) -> None:
+        """Set the algorithm up (or restore it) and step it until something ends the run."""
+        args = self.arguments
+        self.ctx = RunContext(self.problem, engine, self.run_seed, args["max_ul_evals"], args["max_ll_evals"])
         try:
-            data = pickle.load(fh)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"
-            raise ValueError(f"{path} is not a readable evobilevel checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an evobilevel checkpoint")
-    if data.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-        raise ValueError(f"{path} is a checkpoint of format {data.get('format_version')}; this evobilevel reads "
-                         f"format {CHECKPOINT_FORMAT_VERSION}")
-    if data.get("version") != __version__:
-        raise ValueError(f"{path} was written by evobilevel {data.get('version')}, this is {__version__}: "
-                         "a resumed run would not be the same run")
-    return data
+            if self.saved is None:
+                self.algo.setup(self.ctx)
+            else:
+                self.ctx.restore(self.saved["context"])
+                self.algo.restore(self.ctx, self.saved["algorithm_state"])
+            # A resumed run continues right after the checkpointed generation's record and stop tests.
+            recorded = self.saved is not None
+            while not self.finished:
+                if not recorded and self._after_generation():
+                    break
+                recorded = False
+                self.generation += 1
+                self.algo.step(self.ctx)
+        except BudgetExhausted as stop:
+            self.message, self.finished = str(stop), True
+            self.history.append(self._record())
+        except KeyboardInterrupt:
+            # The algorithm may be half-way through a generation: its state is not saved, the last checkpoint stays.
+            self.message, self.interrupted = "interrupted (KeyboardInterrupt); best result so far", True
+        finally:
+            self.display.close()
+        if self.finished:
+            self._save(done=True)
 
+    def _after_generation(self) -> bool:
+        """Record the generation and apply the stop tests in order; whether the run stops here."""
+        record = self._record()
+        self.history.append(record)
+        self.display.update(record)
+        if self.target is not None and _reached(record, self.target):
+            self.target_reached, self.message = True, f"target {self.target:g} reached at both levels"
+            self.finished = True
+        elif self.algo.converged:
+            self.message, self.finished = self.algo.stop_message or "converged", True
+        elif self.callback is not None and self.callback(record):
+            self._save(done=False)
+            self.message = "stopped by callback"
+            return True
+        elif self.generation % self.arguments["checkpoint_every"] == 0:
+            self._save(done=False)
+        return self.finished
 
-def _write_checkpoint(path, state: dict) -> None:
-    """Pickle ``state`` to ``path`` through a temporary file in the same folder and a rename (atomic)."""
-    import cloudpickle  # pickles algorithm objects whose settings hold lambdas; the output loads with pickle
+    def _record(self) -> dict:
+        """The history record of the current generation."""
+        best, ctx = self.algo.best(), self.ctx
+        record = {
+            "generation": self.generation,
+            "n_ul_evals": ctx.n_ul_evals,
+            "n_ll_evals": ctx.n_ll_evals,
+            "best_F": None if best is None else best.F,
+            "best_f": None if best is None else best.f,
+            "feasible": None if best is None else best.feasible,
+            "ul_error": None,
+            "ll_error": None,
+            "elapsed": time.perf_counter() - self.start,
+        }
+        if self.optimum is not None and best is not None:
+            record["ul_error"], record["ll_error"] = self.optimum.errors(best.F, best.f)
+        record.update(self.algo.record())
+        return record
 
-    data = {"format": _CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION, "version": __version__,
-            **state}
-    try:
-        payload = cloudpickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
-        raise ValueError(f"cannot write the checkpoint {path}: the run's state does not pickle "
-                         f"({type(exc).__name__}: {exc})") from exc
-    write_bytes_atomic(path, payload)
+    def _save(self, done: bool) -> None:
+        if self.checkpoint is None:
+            return
+        write_checkpoint(self.checkpoint, {
+            "arguments": self.arguments, "algorithm_state": self.algo.state, "context": self.ctx.state(),
+            "history": self.history.records, "generation": self.generation,
+            "elapsed": time.perf_counter() - self.start, "finished": done, "message": self.message,
+            "target_reached": self.target_reached,
+        })
 
+    # ---------------------------------------------------------------- the result
+    def result(self, check_ll: bool) -> Result:
+        """The run's result; with ``check_ll``, the lower-level gap at its ``x`` measured independently."""
+        best = self.algo.best()
+        if best is None:
+            best = _nothing_found(self.problem)
+        result = self._result(best)
+        if check_ll and math.isfinite(best.f):
+            try:
+                result.ll_gap, result.n_ll_evals_check = _ll_gap(self.problem, best, self.check_seed)
+            except KeyboardInterrupt:
+                result.interrupted = True
+                result.message += "; lower-level check interrupted (no ll_gap)"
+        result.success = _success(result, self.algo, self.target)
+        if not result.success and self.target_reached:
+            result.message += f"; but the lower-level gap {result.ll_gap:.3g} exceeds the target"
+        result.elapsed = time.perf_counter() - self.start
+        return result
 
-def _problem_identity(problem: Problem) -> dict:
-    """What identifies a problem instance without its functions: name, sizes, settings and bounds."""
-    return {
-        "name": problem.name,
-        "ul_dim": problem.ul_dim,
-        "ll_dim": problem.ll_dim,
-        "settings": _plain(problem.settings),
-        "ul_bounds": _plain(problem.ul_bounds),
-        "ll_bounds": _plain(problem.ll_bounds),
-    }
-
-
-def _check_same_run(saved: dict, now: dict, path) -> None:
-    """Raise ValueError naming every binding argument in which this call differs from the checkpointed run."""
-    differences = []
-    for key in _BINDING_ARGUMENTS:
-        was, is_now = saved.get(key), now[key]
-        if key == "algorithm" and was["name"] != is_now["name"]:
-            # Settings of two different algorithms differ everywhere; the names say it all.
-            was, is_now = was["name"], is_now["name"]
-        if was != is_now:
-            differences.append(f"{key}: {_difference(was, is_now)}")
-    if differences:
-        raise ValueError(f"cannot resume from {path}: this call differs from the checkpointed run in "
-                         + "; ".join(differences))
-
-
-def _difference(saved, now) -> str:
-    """``checkpoint X, now Y``, narrowed to the differing entries where both are dicts."""
-    if isinstance(saved, dict) and isinstance(now, dict):
-        keys = [k for k in {**saved, **now} if saved.get(k) != now.get(k)]
-        return ", ".join(f"{k} {_difference(saved.get(k), now.get(k))}" for k in keys)
-    return f"checkpoint {saved!r}, now {now!r}"
-
-
-def _plain(value):
-    """Plain Python values (lists for arrays and tuples, floats and ints for numpy scalars), for comparisons."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _record(generation: int, ctx: RunContext, algo: Algorithm, optimum, elapsed: float) -> dict:
-    best = algo.best()
-    record = {
-        "generation": generation,
-        "n_ul_evals": ctx.n_ul_evals,
-        "n_ll_evals": ctx.n_ll_evals,
-        "best_F": None if best is None else best.F,
-        "best_f": None if best is None else best.f,
-        "feasible": None if best is None else best.feasible,
-        "ul_error": None,
-        "ll_error": None,
-        "elapsed": elapsed,
-    }
-    if optimum is not None and best is not None:
-        record["ul_error"], record["ll_error"] = optimum.errors(best.F, best.f)
-    record.update(algo.record())
-    return record
+    def _result(self, best: Candidate) -> Result:
+        ev, problem = self.ctx.evaluator, self.problem
+        ul_error = ll_error = None
+        if self.optimum is not None and math.isfinite(best.F):
+            ul_error, ll_error = self.optimum.errors(best.F, best.f)
+        return Result(
+            problem=problem.name,
+            problem_settings=problem.settings,
+            algorithm=self.algo.name,
+            algorithm_settings=self.algo.settings(),
+            seed=int(self.seed_seq.entropy),
+            n_jobs=self.arguments["n_jobs"],
+            x=np.asarray(best.x, dtype=float),
+            y=np.asarray(best.y, dtype=float),
+            F=float(best.F),
+            f=float(best.f),
+            feasible=bool(best.feasible),
+            success=False,
+            message=self.message,
+            n_ul_evals=ev.n_ul_evals,
+            n_ll_evals=ev.n_ll_evals,
+            ul_error=ul_error,
+            ll_error=ll_error,
+            target=self.target,
+            target_reached=self.target_reached,
+            interrupted=self.interrupted,
+            max_ul_evals=self.arguments["max_ul_evals"],
+            max_ll_evals=self.arguments["max_ll_evals"],
+            n_ul_failed=ev.ul.n_failed,
+            n_ll_failed=ev.ll.n_failed,
+            first_error="; ".join(e for e in (ev.ul.first_error, ev.ll.first_error) if e) or None,  # both levels
+            version=__version__,
+            history=self.history,
+        )
 
 
 def _reached(record: dict, target: float) -> bool:
@@ -398,35 +366,3 @@ def _success(result: Result, algo: Algorithm, target: float | None) -> bool:
     if target is None:
         return bool(algo.converged)
     return result.target_reached and (result.ll_gap is None or result.ll_gap <= target)
-
-
-def _result(problem, algo, seed_seq, n_jobs, best, ctx, optimum, target, message, history) -> Result:
-    ev = ctx.evaluator
-    ul_error = ll_error = None
-    if optimum is not None and math.isfinite(best.F):
-        ul_error, ll_error = optimum.errors(best.F, best.f)
-    return Result(
-        problem=problem.name,
-        problem_settings=problem.settings,
-        algorithm=algo.name,
-        algorithm_settings=algo.settings(),
-        seed=int(seed_seq.entropy),
-        n_jobs=n_jobs,
-        x=np.asarray(best.x, dtype=float),
-        y=np.asarray(best.y, dtype=float),
-        F=float(best.F),
-        f=float(best.f),
-        feasible=bool(best.feasible),
-        success=False,
-        message=message,
-        n_ul_evals=ev.n_ul_evals,
-        n_ll_evals=ev.n_ll_evals,
-        ul_error=ul_error,
-        ll_error=ll_error,
-        target=target,
-        n_ul_failed=ev.ul.n_failed,
-        n_ll_failed=ev.ll.n_failed,
-        first_error="; ".join(e for e in (ev.ul.first_error, ev.ll.first_error) if e) or None,  # both levels
-        version=__version__,
-        history=history,
-    )

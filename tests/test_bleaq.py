@@ -230,7 +230,8 @@ def _smd12_circle_answer(p, degrees, radius=1.0):
 
 
 def test_distinct_answers_are_equally_good_and_far_apart():
-    from evobilevel.algorithms.bleaq import _distinct_answers, _ranges
+    from evobilevel.algorithms.bleaq.recheck import distinct_answers as _distinct_answers
+    from evobilevel.space import widths as _ranges
 
     p = eb.benchmarks.get("SMD12", ul_dim=5, ll_dim=5, variant="bleaq2")
     x = p.optimum.x
@@ -251,12 +252,12 @@ def test_recheck_that_finds_another_optimal_answer_frees_the_follower():
     algo.setup(ctx)
     x, y = p.optimum.x, _smd12_circle_answer(p, 7)
     f = _start(p, x, y)[1]
-    pop = algo._pop
-    pop["X"][0], pop["Y"][0], pop["F"][0], pop["f"][0] = x, y, -1e9, f  # the best member, whatever the others
-    pop["ul_cv"][0] = pop["ll_cv"][0] = 0.0
-    algo._recheck_once(ctx)
-    assert x.tobytes() in algo._seen_free
-    assert algo._follower_free(ctx, 0)
+    pop = algo.state.population
+    pop.X[0], pop.Y[0], pop.F[0], pop.f[0] = x, y, -1e9, f  # the best member, whatever the others
+    pop.ul_cv[0] = pop.ll_cv[0] = 0.0
+    algo._recheck.run(ctx, algo.state)
+    assert x.tobytes() in algo.state.leader.seen_free
+    assert algo._leader.follower_free(ctx, algo.state, 0)
 
 
 def test_searches_for_a_follower_without_feasible_answers_are_capped_once_they_keep_failing():

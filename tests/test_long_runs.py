@@ -206,7 +206,7 @@ def test_a_long_run_keeps_its_state_bounded(tmp_path):
     assert np.all(np.diff(r.history.column("generation")) > 0)
     assert r.history.column("archive_size").max() == 32  # 12000 solutions went through a 32-row archive
     state = load_checkpoint(path)
-    assert len(state["history"]) <= 40 and state["algorithm"]._archive.size == 32
+    assert len(state["history"]) <= 40 and state["algorithm_state"].archive.size == 32
     # Between generations 1000 and 3000 the state grows by the algorithm's convergence record only (one float,
     # 9 pickled bytes, per generation); anything growing by a record or a population per generation is far above.
     assert path.stat().st_size - sizes[1000] < 12 * (generations - 1000)

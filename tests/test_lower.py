@@ -207,35 +207,46 @@ def test_every_call_of_the_black_box_is_counted(name):
     assert np.all(np.abs(sol.f - 0.5) < 1e-6)  # optimum (0.5, 0.5) on sum(y) = 1
 
 
-def test_evaluator_budget_is_respected():
+def test_run_budget_splits_what_is_left_over_the_rows_and_refuses_beyond_it():
+    from evobilevel.budget import Budget, BudgetExhausted
+
     problem, _ = make("sphere")
-    ev = Evaluator(problem, max_ll_evals=100)
-    sol = default_solver().solve(ev, points(4), np.random.default_rng(0), max_evals=80)
+    ev = Evaluator(problem)
+    budget = Budget(ev, max_ll_evals=100)
+    assert budget.row_caps(3).tolist() == [33, 33, 33]
+    assert budget.row_caps(3, per_row=20).tolist() == [20, 20, 20]
+    assert Budget(ev).row_caps(3) is None and Budget(ev).row_caps(2, per_row=7).tolist() == [7, 7]
+    sol = default_solver().solve(ev, points(4), np.random.default_rng(0), max_evals=budget.row_caps(4))
     assert ev.n_ll_evals == sol.n_evals.sum() <= 100
+    left = 100 - ev.n_ll_evals
+    assert budget.remaining("lower") == left and budget.remaining("upper") == np.inf
+    budget.check("lower", left)
+    with pytest.raises(BudgetExhausted, match="lower-level budget of 100 evaluations exhausted"):
+        budget.check("lower", left + 1)
+    with pytest.raises(BudgetExhausted):
+        budget.row_caps(left + 1)  # not one evaluation for every row
 
 
 def test_one_row_budget_path_agrees_with_the_batch_path():
-    # A local search asks its row's budget before every evaluation through can_spend / evaluate_row; they must
-    # give what grant / evaluate give for one row, including at the row cap and at the evaluator's budget.
-    from evobilevel.lower.base import RowBudget
+    # A local search evaluates its row point by point through evaluate_row; it must give what evaluate gives for
+    # one row, and refuse beyond the row's cap as evaluate does, without evaluating.
+    from evobilevel.lower import BudgetExhausted, RowBudget
 
     problem, _ = make("constrained")
     X = points(2)
-    budget = RowBudget(Evaluator(problem, max_ll_evals=9), X, np.array([5.0, np.inf]))
+    budget = RowBudget(Evaluator(problem), X, np.array([5.0, np.inf]))
+    batch = RowBudget(Evaluator(problem), X, np.array([5.0, np.inf]))
     Y = np.zeros((3, problem.ll_dim))
-    for row, k in [(0, 5), (0, 6), (1, 9), (1, 10)]:
-        assert budget.can_spend(row, k) == (budget.grant(np.array([row]), k)[0] >= k)
-    f, g, cv = budget.evaluate_row(0, Y)
-    f_batch, g_batch, cv_batch = RowBudget(Evaluator(problem), X, np.array([5.0, np.inf])).evaluate(
-        np.zeros(3, int), Y)
-    np.testing.assert_array_equal(f, f_batch)
-    np.testing.assert_array_equal(g, g_batch)
-    np.testing.assert_array_equal(cv, cv_batch)
+    for one, many in zip(budget.evaluate_row(0, Y), batch.evaluate(np.zeros(3, int), Y)):
+        np.testing.assert_array_equal(one, many)
+    assert budget.used.tolist() == batch.used.tolist() == [3, 0] and budget.ev.n_ll_evals == 3
+    assert budget.grant(np.array([0, 1]), 3).tolist() == [2, 3]
+    for call in (lambda b: b.evaluate_row(0, Y), lambda b: b.evaluate(np.zeros(3, int), Y)):
+        with pytest.raises(BudgetExhausted):
+            call(budget)
     assert budget.used.tolist() == [3, 0] and budget.ev.n_ll_evals == 3
-    assert budget.can_spend(0, 2) and not budget.can_spend(0, 3)  # the row cap
-    assert budget.can_spend(1, 6) and not budget.can_spend(1, 7)  # the evaluator's budget
-    with pytest.raises(RuntimeError, match="beyond a row's cap"):
-        budget.evaluate_row(0, Y)
+    budget.evaluate_row(1, np.zeros((50, problem.ll_dim)))  # no cap on row 1
+    assert budget.ev.n_ll_evals == 53
 
 
 @pytest.mark.parametrize("name", list(SOLVERS))

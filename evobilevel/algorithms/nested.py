@@ -18,10 +18,38 @@ from typing import ClassVar
 import numpy as np
 
 from ..lower import default_solver
-from .base import Algorithm, Candidate, Restarts, child_wins, population_best, population_ranks, stalled
-from .operators import SolutionArchive, de_current_to_pbest, repair_midpoint
+from .archive import SolutionArchive
+from .base import Algorithm, AlgorithmState, Candidate
+from .operators import de_current_to_pbest, repair_midpoint
+from .population import Population, child_wins, stalled
+from .restarts import RestartRule, RestartState
 
-__all__ = ["Nested"]
+__all__ = ["Nested", "NestedState"]
+
+#: A population of at least this many members, and this many per upper-level variable: smaller ones converge
+#: prematurely on a multimodal upper level.
+MIN_POP_SIZE = 30
+POP_PER_VARIABLE = 6
+
+
+@dataclass
+class NestedState(AlgorithmState):
+    """A nested run between two generations.
+
+    Attributes
+    ----------
+    population : Population or None
+    archive : SolutionArchive or None
+        Lower-level optima of the solved candidates, for warm starts.
+    best_history : list of float
+        Best feasible ``F`` after each generation of the current attempt (the stall test's window only).
+    restarts : RestartState
+    """
+
+    population: Population | None = None
+    archive: SolutionArchive | None = None
+    best_history: list = field(default_factory=list)
+    restarts: RestartState = field(default_factory=RestartState)
 
 
 @dataclass
@@ -47,7 +75,8 @@ class Nested(Algorithm):
     archive_size : int
         Lower-level solutions kept for warm starts.
     restarts, restart_patience : int
-        After convergence, start again from a fresh population (see :class:`~evobilevel.algorithms.base.Restarts`).
+        After convergence, start again from a fresh population (see
+        :class:`~evobilevel.algorithms.restarts.RestartRule`).
     """
 
     name: ClassVar[str] = "nested"
@@ -66,60 +95,69 @@ class Nested(Algorithm):
 
     def setup(self, ctx) -> None:
         problem = ctx.problem
+        self._build(problem)
+        self.state = NestedState(archive=SolutionArchive(problem.ul_bounds, problem.ll_dim, self.archive_size))
+        self._start_population(ctx, self._initial_size)
+
+    def restore(self, ctx, state: NestedState) -> None:
+        self._build(ctx.problem)
+        self.state = state
+
+    def _build(self, problem) -> None:
+        """What the settings and the problem's sizes determine."""
         self._lo, self._hi = problem.ul_bounds
-        n = self.pop_size or max(30, 6 * problem.ul_dim)
-        self._archive = SolutionArchive(problem.ul_bounds, problem.ll_dim, self.archive_size)
-        self._generation = 0
-        self.converged, self.stop_message = False, ""
-        self._restarts = Restarts(self.restarts, self.restart_patience)
-        self._initial_size = n
-        self._start_population(ctx, n)
+        self._initial_size = self.pop_size or max(MIN_POP_SIZE, POP_PER_VARIABLE * problem.ul_dim)
+        self._restart_rule = RestartRule(self.restarts, self.restart_patience)
 
     def _start_population(self, ctx, n: int) -> None:
         X = self._lo + ctx.rng.random((n, len(self._lo))) * (self._hi - self._lo)
-        self._pop = self._evaluate(ctx, X)
-        self._best_history = []
+        self.state.population = self._evaluate(ctx, X)
+        self.state.best_history = []
 
-    def _evaluate(self, ctx, X: np.ndarray) -> dict:
+    def _evaluate(self, ctx, X: np.ndarray) -> Population:
         """Solve the lower level at X (n, ul_dim), evaluate the upper level, archive the solutions."""
-        Y0 = self._archive.warm_starts(X, self.n_warm_starts)
+        archive = self.state.archive
+        Y0 = archive.warm_starts(X, self.n_warm_starts)
         sol = ctx.solve_lower(X, self.lower_solver, Y0=Y0)
         ul = ctx.evaluate_upper(X, sol.Y)
         solved = np.isfinite(sol.f)
-        self._archive.add(X=X[solved], Y=sol.Y[solved], f=sol.f[solved])
-        return {"X": X, "Y": sol.Y, "F": ul.values, "ul_cv": ul.cv, "f": sol.f, "ll_cv": sol.cv}
+        archive.add(X=X[solved], Y=sol.Y[solved], f=sol.f[solved])
+        return Population(X=X, Y=sol.Y, F=ul.values, G=ul.constraints, ul_cv=ul.cv, f=sol.f, ll_cv=sol.cv)
 
     def step(self, ctx) -> None:
-        pop = self._pop
-        ranks = population_ranks(pop)
-        trial = de_current_to_pbest(pop["X"], ranks, ctx.rng, self.p_best, crossover_rate=self.crossover_rate)
-        trial = repair_midpoint(trial, pop["X"], self._lo, self._hi)
+        state = self.state
+        population = state.population
+        trial = de_current_to_pbest(population.X, population.ranks(), ctx.rng, self.p_best,
+                                    crossover_rate=self.crossover_rate)
+        trial = repair_midpoint(trial, population.X, self._lo, self._hi)
         children = self._evaluate(ctx, trial)
         # One-to-one survivor selection with feasibility first.
-        wins = child_wins(pop, children)
-        self._pop = {k: np.where(wins.reshape((-1,) + (1,) * (pop[k].ndim - 1)), children[k], pop[k]) for k in pop}
-        self._generation += 1
+        wins = child_wins(population, children)
+        population.put(wins, children.take(wins))
+        state.generation += 1
         self._check_convergence(ctx)
 
     def _check_convergence(self, ctx) -> None:
-        best = population_best(self._pop)
-        self._best_history.append(best.F if best.feasible else np.inf)
-        del self._best_history[: -(2 * self.stall_generations + 1)]  # all the convergence test looks at
-        if self._generation >= self.max_generations:
-            self.converged, self.stop_message = True, f"maximum of {self.max_generations} generations"
-        elif stalled(self._best_history, self._pop, self.ftol, self.stall_generations):
-            if self._restarts.after_attempt(best):
-                self._start_population(ctx, self._restarts.population_size(self._initial_size))
+        state = self.state
+        best = state.population.best()
+        state.best_history.append(best.F if best.feasible else np.inf)
+        del state.best_history[: -(2 * self.stall_generations + 1)]  # all the convergence test looks at
+        if state.generation >= self.max_generations:
+            state.converged, state.stop_message = True, f"maximum of {self.max_generations} generations"
+        elif stalled(state.best_history, state.population, self.ftol, self.stall_generations):
+            if self._restart_rule.after_attempt(state.restarts, best):
+                self._start_population(ctx, self._restart_rule.population_size(state.restarts, self._initial_size))
                 return
-            self.converged = True
-            self.stop_message = (f"best F improved by less than {self.ftol:g} (relative) "
-                                 f"in {self.stall_generations} generations")
+            state.converged = True
+            state.stop_message = (f"best F improved by less than {self.ftol:g} (relative) "
+                                  f"in {self.stall_generations} generations")
 
     def best(self) -> Candidate | None:
-        pop = getattr(self, "_pop", None)
-        return None if pop is None else self._restarts.best(population_best(pop))
+        if self.state is None or self.state.population is None:
+            return None
+        return self._restart_rule.best(self.state.restarts, self.state.population.best())
 
     def record(self) -> dict:
-        if not hasattr(self, "_archive"):
+        if self.state is None:
             return {}
-        return {"archive_size": self._archive.size, "restarts": self._restarts.n_restarts}
+        return {"archive_size": self.state.archive.size, "restarts": self.state.restarts.n_restarts}

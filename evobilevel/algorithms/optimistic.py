@@ -20,12 +20,21 @@ import numpy as np
 from scipy.optimize import Bounds, minimize
 
 from ..blas import single_blas_thread
+from ..differences import PENALTY, forward_steps
+from ..space import widths
 
 __all__ = ["LeaderChoice", "choose_confirmed", "choose_for_leader"]
 
-# What SLSQP sees in place of a failed evaluation (see lower/local.py).
-_PENALTY = 1e30
-
+#: A confirmed choice keeps at least this share of the gain the loose search found: on a set of optima the
+#: follower's refinement stays where the leader chose, at a unique optimum it takes the gain back.
+KEPT_GAIN_SHARE = 0.5
+#: A gain of F below this (relative) is a rounding difference, not a better answer.
+ROUNDING = 1e-9
+#: SLSQP's tolerance on the leader's objective: tight, since the choices differ in the digits the tolerance on f
+#: leaves free.
+CHOICE_FTOL = 1e-12
+#: Points whose values and slopes the search remembers (SLSQP asks for each several times).
+CACHE_SIZE = 32
 
 @dataclass
 class LeaderChoice:
@@ -101,7 +110,7 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
         minimize(search.fun, start.y, jac=search.jac, method="SLSQP", bounds=Bounds(lo, hi),
                  constraints=[{"type": "ineq", "fun": lambda y: -(search.constraints(y) + margins),
                                "jac": lambda y: -search.constraint_jac(y)}],
-                 options={"maxiter": maxiter, "ftol": 1e-12})
+                 options={"maxiter": maxiter, "ftol": CHOICE_FTOL})
     return search.best
 
 
@@ -139,8 +148,8 @@ def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine
     refined = LeaderChoice(sol.Y[0].copy(), float(upper.values[0]), float(upper.cv[0]), float(sol.f[0]),
                            upper.constraints[0].copy())
     gain = start.F - refined.F
-    kept = (refined.ul_cv == 0 and not upper.failed[0] and gain >= 0.5 * (start.F - loose.F)
-            and gain > 1e-9 * (1 + abs(start.F)))  # not a rounding difference
+    kept = (refined.ul_cv == 0 and not upper.failed[0] and gain >= KEPT_GAIN_SHARE * (start.F - loose.F)
+            and gain > ROUNDING * (1 + abs(start.F)))
     return refined if kept else start
 
 
@@ -150,7 +159,7 @@ class _Search:
     def __init__(self, ctx, x, start: LeaderChoice, f_limit: float, fd_step: float):
         self.ctx, self.x, self.f_limit = ctx, np.asarray(x, float), f_limit
         self.lo, self.hi = ctx.problem.ll_bounds
-        self.steps = fd_step * np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
+        self.steps = fd_step * widths((self.lo, self.hi))
         self.best = start
         self.cache: dict[bytes, tuple] = {}
 
@@ -167,8 +176,8 @@ class _Search:
                                          float(lower.values[j]), upper.constraints[j].copy())
                 if candidate.key() < self.best.key():
                     self.best = candidate
-        F = np.where(np.isfinite(upper.values), upper.values, _PENALTY)
-        C = np.clip(np.where(np.isnan(C), _PENALTY, C), -_PENALTY, _PENALTY)
+        F = np.where(np.isfinite(upper.values), upper.values, PENALTY)
+        C = np.clip(np.where(np.isnan(C), PENALTY, C), -PENALTY, PENALTY)
         return F, C
 
     def at(self, y: np.ndarray, slopes: bool) -> tuple:
@@ -178,7 +187,7 @@ class _Search:
         entry = self.cache.get(key)
         if entry is not None and (entry[2] is not None or not slopes):
             return entry
-        h = np.where(y + self.steps > self.hi, -self.steps, self.steps)
+        h = forward_steps(y, self.steps, self.hi)
         # The point itself (unless known) and, for slopes, its neighbours, in one batch per level.
         Y = np.vstack(([] if entry is not None else [y]) + ([y + np.diag(h)] if slopes else []))
         F, C = self._evaluate(Y)
@@ -190,7 +199,7 @@ class _Search:
         if slopes:
             dF = (F - F0) / h
             dC = ((C - C0) / h[:, None]).T
-        if len(self.cache) > 32:
+        if len(self.cache) > CACHE_SIZE:
             self.cache.clear()
         entry = self.cache[key] = (F0, C0, dF, dC)
         return entry

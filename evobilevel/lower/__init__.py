@@ -2,23 +2,39 @@
 
 Every solver implements :meth:`LowerSolver.solve` ``(ev, X, rng, Y0=None, max_evals=None) -> LowerSolution``:
 it solves the lower level for each row of ``X`` (n, ul_dim), evaluating only through the counting evaluator
-``ev`` and never spending more than ``max_evals[i]`` evaluations on row i.
+``ev`` and never spending more than ``max_evals[i]`` evaluations on row i. :func:`prepare` checks those
+arguments, :class:`RowBudget` counts a batch's evaluations per row against the caps, and :func:`better` /
+:func:`rank` compare points feasibility first; ``docs/extending.md`` shows a solver written with them.
 """
 
-from .base import LowerSolution, LowerSolver
+from ..budget import BudgetExhausted, RowBudget
+from .base import LowerSolution, LowerSolver, better, prepare, rank
 from .de import DifferentialEvolution
 from .local import LocalRefinement
-from .pymoo_adapter import PymooSolver
 
 __all__ = [
     "LowerSolution",
     "LowerSolver",
+    "RowBudget",
+    "BudgetExhausted",
+    "prepare",
+    "better",
+    "rank",
     "DifferentialEvolution",
     "LocalRefinement",
     "PymooSolver",
     "default_solver",
     "check_solver",
 ]
+
+
+def __getattr__(name: str):
+    # pymoo is imported only when its adapter is asked for: most runs never use it.
+    if name == "PymooSolver":
+        from .pymoo_adapter import PymooSolver
+
+        return PymooSolver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_solver() -> DifferentialEvolution:

@@ -1,5 +1,5 @@
-"""Shared parts of the lower-level solvers: the result record, the solver interface, per-row budgets and
-the feasibility-first comparison.
+"""Shared parts of the lower-level solvers: the result record, the solver interface, the check of its arguments
+and the feasibility-first comparison (per-row budgets are :class:`evobilevel.budget.RowBudget`).
 
 A lower-level solver receives a batch of upper-level points ``X`` (n, ul_dim) and solves the n problems
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..evaluator import Evaluator
 
-__all__ = ["LowerSolution", "LowerSolver", "RowBudget", "better", "rank", "prepare"]
+__all__ = ["LowerSolution", "LowerSolver", "better", "rank", "prepare"]
 
 
 @dataclass
@@ -182,109 +182,3 @@ def prepare(ev: Evaluator, X, Y0, max_evals) -> tuple[np.ndarray, np.ndarray | N
             raise ValueError(f"{problem.name}: max_evals must be non-negative, got {max_evals!r}")
         caps = np.floor(caps)
     return X, Y0, caps
-
-
-class RowBudget:
-    """Evaluations of a batch of lower-level problems, counted per row against per-row caps.
-
-    Solvers ask :meth:`grant` how many points each row may evaluate, then pass exactly those to
-    :meth:`evaluate`, which makes one ``ev.lower`` call for the whole batch. Besides the row caps it honours
-    the evaluator's own remaining budget, if it has one.
-
-    Parameters
-    ----------
-    ev : Evaluator
-    X : ndarray, shape (n, ul_dim)
-    caps : ndarray, shape (n,)
-        Per-row caps (``inf`` for none).
-    """
-
-    def __init__(self, ev: Evaluator, X: np.ndarray, caps: np.ndarray):
-        self.ev = ev
-        self.X = X
-        self.cap = caps
-        self.used = np.zeros(X.shape[0], np.int64)
-        self._n_constraints: int | None = None
-
-    @property
-    def n_constraints(self) -> int:
-        """Constraint values per point.
-
-        Taken from the first evaluation when possible: asking the problem before its count is known would make
-        it evaluate an uncounted point to learn it.
-        """
-        if self._n_constraints is None:
-            self._n_constraints = self.ev.problem.n_ll_constraints
-        return self._n_constraints
-
-    def left(self, rows) -> np.ndarray:
-        """Evaluations the rows ``rows`` may still spend (float, ``inf`` without a cap)."""
-        return self.cap[rows] - self.used[rows]
-
-    def grant(self, rows: np.ndarray, want) -> np.ndarray:
-        """How many of the ``want`` points (per row of ``rows``) may be evaluated now, as ints."""
-        want = np.broadcast_to(np.asarray(want), rows.shape)
-        allowed = np.minimum(want, self.left(rows)).astype(np.int64)
-        remaining = self.ev.ll_remaining
-        if allowed.sum() > remaining:
-            # The evaluator's global budget is shorter than the row caps: the first rows get what is left.
-            before = np.cumsum(allowed) - allowed
-            allowed = np.clip(int(remaining) - before, 0, allowed)
-        return allowed
-
-    def can_spend(self, row: int, k: int) -> bool:
-        """Whether row ``row`` may evaluate ``k`` more points now (its cap and the global budget allow it);
-        ``grant`` for one row, without its array work (a local search asks before every evaluation)."""
-        return k <= self.cap[row] - self.used[row] and k <= self.ev.ll_remaining
-
-    def evaluate_row(self, row: int, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Evaluate the points ``Y`` (k, ll_dim), all of row ``row``, in one call; see :meth:`evaluate`."""
-        k = Y.shape[0]
-        if self.used[row] + k > self.cap[row]:
-            raise RuntimeError("lower-level solver asked for evaluations beyond a row's cap")  # a solver bug
-        result = self.ev.lower(np.repeat(self.X[row:row + 1], k, axis=0), Y)
-        self.used[row] += k
-        return result.values, self._constraint_columns(result), result.cv
-
-    def evaluate(self, rows: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Evaluate the points ``Y`` (k, ll_dim), point j belonging to row ``rows[j]``, in one call.
-
-        Returns
-        -------
-        f : ndarray, shape (k,)
-        g : ndarray, shape (k, n_ll_constraints)
-        cv : ndarray, shape (k,)
-            ``inf`` for failed points, also when the problem has no constraints.
-        """
-        k = rows.shape[0]
-        if k == 0:
-            return np.empty(0), np.empty((0, self._n_constraints or 0)), np.empty(0)
-        counts = np.bincount(rows, minlength=self.used.shape[0])
-        if np.any(self.used + counts > self.cap):
-            raise RuntimeError("lower-level solver asked for evaluations beyond a row's cap")  # a solver bug
-        result = self.ev.lower(self.X[rows], Y)
-        self.used += counts
-        return result.values, self._constraint_columns(result), result.cv
-
-    def _constraint_columns(self, result) -> np.ndarray:
-        """The constraint values (k, n_constraints) of an evaluation; learns the count from the first one."""
-        g = result.constraints
-        if self._n_constraints is None:
-            if not result.failed.all():
-                self._n_constraints = g.shape[1]
-        elif g.shape[1] != self._n_constraints:
-            # A batch that failed as a whole before the problem knew its constraint count comes back with no
-            # constraint columns; its points are infeasible in every column.
-            g = np.full((g.shape[0], self._n_constraints), np.inf)
-        return g
-
-    def fallback_points(self, Y0: np.ndarray | None) -> np.ndarray:
-        """(n, ll_dim) points to report for rows without evaluation: the first warm start, else the centre."""
-        lo, hi = self.ev.problem.ll_bounds
-        Y = np.tile(0.5 * (lo + hi), (self.X.shape[0], 1))
-        if Y0 is not None:
-            valid = ~np.isnan(Y0[:, :, 0])
-            has = valid.any(axis=1)
-            first = np.argmax(valid, axis=1)
-            Y[has] = Y0[has, first[has]]
-        return Y

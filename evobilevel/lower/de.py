@@ -2,9 +2,7 @@
 
 The populations of all rows form one array of shape (rows, pop_size, ll_dim); every generation evaluates the
 trial vectors of all still active rows in a single ``ev.lower`` call. The variant is DE/current-to-pbest/1/bin
-with JADE's per-row adaptation of the scale factor and crossover rate: it converges about twice as fast as
-DE/rand/1/bin on sphere-, Rastrigin- and Rosenbrock-like lower levels, and the adaptation lowers the crossover
-rate where a separable multimodal landscape needs it (strong Rastrigin) without per-problem tuning.
+with JADE's per-row adaptation of the scale factor and crossover rate (why: ``docs/design.md``).
 Constraints are handled by Deb's feasibility rules, relaxed to an epsilon level that shrinks to zero during
 the first generations so that the population can cross infeasible gaps. A local refinement finishes each row:
 DE only has to find the right basin, which is where most of the evaluations are saved.
@@ -23,8 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..budget import RowBudget
+from ..epsilon import epsilon_level
 from ..evaluator import Evaluator
-from .base import LowerSolution, LowerSolver, RowBudget, better, prepare, rank
+from ..space import latin_hypercube
+from .base import LowerSolution, LowerSolver, better, prepare, rank
 from .local import LocalRefinement, StartValues
 
 __all__ = ["DifferentialEvolution"]
@@ -60,11 +61,12 @@ class DifferentialEvolution(LowerSolver):
         trap the search.
     warm_sigma : float
         Standard deviation of the samples around a warm start, as a fraction of each variable's range.
-    epsilon_gens, epsilon_quantile : int, float
+    epsilon_gens, epsilon_quantile, epsilon_exponent : int, float, float
         Constrained lower levels only: in the first ``epsilon_gens`` generations a violation up to
-        ``eps = eps0 * (1 - gen / epsilon_gens) ** 5`` counts as feasible, ``eps0`` being the
+        ``eps = eps0 * (1 - gen / epsilon_gens) ** epsilon_exponent`` counts as feasible, ``eps0`` being the
         ``epsilon_quantile`` quantile of the violations in the initial population (Takahama and Sakai's
-        epsilon-constrained DE). Afterwards, and for the returned point, Deb's rules apply. ``0`` disables it.
+        epsilon-constrained DE, :mod:`evobilevel.epsilon`). Afterwards, and for the returned point, Deb's rules
+        apply. ``epsilon_gens=0`` disables it.
     polish : bool
         Finish each row with :attr:`local` from the DE best, within the row's remaining budget.
     local : LocalRefinement
@@ -84,6 +86,7 @@ class DifferentialEvolution(LowerSolver):
     warm_sigma: float = 0.05
     epsilon_gens: int = 60
     epsilon_quantile: float = 0.2
+    epsilon_exponent: float = 5.0
     polish: bool = True
     local: LocalRefinement = field(default_factory=LocalRefinement)
 
@@ -169,12 +172,10 @@ class _Run:
 
     # ------------------------------------------------------------------ start
     def initialise(self, Y0: np.ndarray | None) -> None:
-        n, NP, d = self.n, self.NP, self.d
+        n, NP = self.n, self.NP
         rng = self.rng
         width = self.hi - self.lo
-        # Latin hypercube per row: each variable's range is cut into NP strata, one member per stratum.
-        strata = np.argsort(rng.random((n, NP, d)), axis=1)
-        self.P = self.lo + (strata + rng.random((n, NP, d))) / NP * width
+        self.P = latin_hypercube(rng, self.lo, self.hi, NP, batch=(n,))
         if Y0 is not None:
             # Warm starts first (they are evaluated first when the cap is smaller than the population).
             n_warm = max(1, int(round(self.s.warm_fraction * NP)))
@@ -262,7 +263,7 @@ class _Run:
         """
         if not self.m or self.s.epsilon_gens <= 0:
             return None
-        eps = self.eps0[rows] * np.clip(1.0 - self.gen[rows] / self.s.epsilon_gens, 0.0, 1.0) ** 5
+        eps = epsilon_level(self.eps0[rows], self.gen[rows], self.s.epsilon_gens, self.s.epsilon_exponent)
         if not eps.any():
             return None
         return lambda cv: np.where(cv <= eps[:, None], 0.0, cv)

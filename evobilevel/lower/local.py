@@ -14,14 +14,13 @@ import numpy as np
 from scipy.optimize import Bounds, minimize, nnls
 
 from ..blas import single_blas_thread
+from ..budget import BudgetExhausted, RowBudget
+from ..differences import PENALTY, forward_steps
 from ..evaluator import Evaluator
-from .base import LowerSolution, LowerSolver, RowBudget, better, prepare
+from .base import LowerSolution, LowerSolver, better, prepare
 
 __all__ = ["LocalRefinement", "StartValues"]
 
-# What scipy sees instead of a failed evaluation: a finite value lets its line searches back off instead of
-# propagating inf/NaN into the quasi-Newton update. The best-point tracking still sees the true inf.
-_PENALTY = 1e30
 # A constraint counts as active in the optimality check when g >= -_ACTIVE_TOL.
 _ACTIVE_TOL = 1e-6
 
@@ -185,10 +184,10 @@ class LocalRefinement(LowerSolver):
             # The gradient at the start first: if the start is already a feasible first-order point (a warm
             # start at the optimum), that one evaluator call verifies it. Otherwise scipy reuses it.
             target.gradients(y0)
-        except _BudgetStop:
+        except BudgetExhausted:
             try:
                 target.values(y0)  # not enough left for a gradient: at least report the start's values
-            except _BudgetStop:
+            except BudgetExhausted:
                 pass
             return False
         if target.best_cv <= 0 and target.stationary(self.gtol, verify):
@@ -215,15 +214,11 @@ class LocalRefinement(LowerSolver):
                     bounds=Bounds(lo, hi),
                     options={"maxiter": self.maxiter, "ftol": self.ftol, "gtol": self.gtol},
                 )
-        except _BudgetStop:
+        except BudgetExhausted:
             return target.stationary(self.gtol, verify=False)
         # With finite differences scipy often ends on a failed line search at a point that is optimal up to
         # the gradient noise; the first-order test on the forward slopes accepts those.
         return bool(result.success) or target.stationary(self.gtol, verify=False)
-
-
-class _BudgetStop(Exception):
-    """Raised inside scipy's callbacks when the row's cap would be exceeded; ends that row's search."""
 
 
 class _RowTarget:
@@ -253,9 +248,7 @@ class _RowTarget:
 
     # ------------------------------------------------------------ evaluations
     def _evaluate(self, Y: np.ndarray):
-        if not self.budget.can_spend(self.row, Y.shape[0]):
-            raise _BudgetStop
-        f, g, cv = self.budget.evaluate_row(self.row, Y)
+        f, g, cv = self.budget.evaluate_row(self.row, Y)  # BudgetExhausted at the row's cap ends its search
         for j in range(Y.shape[0]):
             if self.best_y is None or better(f[j], cv[j], self.best_f, self.best_cv):
                 self.best_y, self.best_f, self.best_cv = Y[j].copy(), f[j], cv[j]
@@ -283,7 +276,7 @@ class _RowTarget:
         key = y.tobytes()
         if key in self.slopes:
             return self.slopes[key][:4]
-        h = np.where(y + self.steps > self.hi, -self.steps, self.steps)
+        h = forward_steps(y, self.steps, self.hi)
         shifted = y + np.diag(h)
         if key in self.cache:
             f_shift, g_shift, _ = self._evaluate(shifted)
@@ -302,7 +295,7 @@ class _RowTarget:
                 f_back, g_back, _ = self._evaluate(np.clip(y + np.diag(h)[failed], self.lo, self.hi))
                 f_shift, g_shift = f_shift.copy(), g_shift.copy()
                 f_shift[failed], g_shift[failed] = f_back, g_back
-            except _BudgetStop:
+            except BudgetExhausted:
                 pass
         with np.errstate(invalid="ignore", divide="ignore"):
             df = (f_shift - f0) / h
@@ -337,7 +330,7 @@ class _RowTarget:
             # Central differences: average the forward slopes with backward ones where y - h is in the box.
             inside = np.flatnonzero((y - h >= self.lo) & (y - h <= self.hi) & (h != 0))
             f_back, g_back, _ = self._evaluate(y - np.diag(h)[inside])
-        except _BudgetStop:
+        except BudgetExhausted:
             return False
         with np.errstate(invalid="ignore"):
             back_df = (f0 - f_back) / h[inside]
@@ -365,7 +358,7 @@ class _RowTarget:
         on x only) would stop it early. Shifting by the start value makes ``ftol`` an absolute tolerance.
         """
         if not np.isfinite(f):
-            return _PENALTY
+            return PENALTY
         if self.offset is None:
             self.offset = float(f)
         return float(f) - self.offset
@@ -374,7 +367,7 @@ class _RowTarget:
         return self.gradients(y)[2]
 
     def con(self, y):
-        return np.clip(-(self.values(y)[1] + self.margin), -_PENALTY, _PENALTY)
+        return np.clip(-(self.values(y)[1] + self.margin), -PENALTY, PENALTY)
 
     def con_jac(self, y):
         return -self.gradients(y)[3]

@@ -20,8 +20,9 @@ from pymoo.termination.default import DefaultSingleObjectiveTermination, Default
 from pymoo.termination.max_eval import MaximumFunctionCallTermination
 from pymoo.util.misc import termination_from_tuple
 
+from ..budget import RowBudget
 from ..evaluator import Evaluator
-from .base import LowerSolution, LowerSolver, RowBudget, better, prepare
+from .base import LowerSolution, LowerSolver, better, prepare
 
 __all__ = ["PymooSolver"]
 

@@ -1,0 +1,82 @@
+"""Bounded memories of a run: the newest rows of named arrays, and the archive of lower-level optima that warm
+starts and response models are drawn from."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..space import widths
+
+__all__ = ["RingBuffer", "SolutionArchive"]
+
+
+class RingBuffer:
+    """The newest ``capacity`` rows of several named arrays, so memory stays bounded on long runs.
+
+    Parameters
+    ----------
+    capacity : int
+    widths : dict
+        Name -> number of columns, or None for a 1-D array.
+    """
+
+    def __init__(self, capacity: int, **widths: int | None):
+        self.capacity = int(capacity)
+        self._data = {k: np.empty(self.capacity if w is None else (self.capacity, w)) for k, w in widths.items()}
+        self.size = 0
+        self._next = 0
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        data = self.__dict__.get("_data", {})
+        if name in data:
+            return data[name][: self.size]
+        raise AttributeError(name)
+
+    def add(self, **rows: np.ndarray) -> None:
+        """Append rows (each array's first axis is the row), overwriting the oldest when full."""
+        n = len(next(iter(rows.values())))
+        if n == 0:
+            return
+        keep = slice(max(0, n - self.capacity), n)
+        idx = (self._next + np.arange(n)[keep] - keep.start) % self.capacity
+        for k, v in rows.items():
+            self._data[k][idx] = np.asarray(v)[keep]
+        self._next = int((idx[-1] + 1) % self.capacity)
+        self.size = min(self.size + idx.size, self.capacity)
+
+
+class SolutionArchive(RingBuffer):
+    """Recent lower-level optima ``(x, y*, f*)``, for warm starts and response models.
+
+    Distances are measured in ``x`` scaled to the unit box.
+
+    Parameters
+    ----------
+    ul_bounds : (ndarray, ndarray)
+    ll_dim : int
+    capacity : int
+    """
+
+    def __init__(self, ul_bounds: tuple[np.ndarray, np.ndarray], ll_dim: int, capacity: int = 5000):
+        super().__init__(capacity, X=ul_bounds[0].shape[0], Y=ll_dim, f=None)
+        self.scale = widths(ul_bounds)
+
+    def nearest(self, X: np.ndarray, k: int = 1) -> np.ndarray:
+        """Indices (n, min(k, size)) of the stored entries nearest to each row of X (n, ul_dim), nearest first."""
+        d2 = ((((X[:, None, :] - self.X[None, :, :]) / self.scale)) ** 2).sum(axis=2)
+        k = min(k, self.size)
+        idx = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < self.size else np.tile(np.arange(self.size), (len(X), 1))
+        order = np.take_along_axis(d2, idx, axis=1).argsort(axis=1)
+        return np.take_along_axis(idx, order, axis=1)
+
+    def warm_starts(self, X: np.ndarray, k: int = 1) -> np.ndarray | None:
+        """The y* of the k nearest stored x for each row: shape (n, k, ll_dim), or None when empty."""
+        if self.size == 0:
+            return None
+        return self.Y[self.nearest(X, k)]
+
+    def replace(self, x: np.ndarray, y: np.ndarray, f: float) -> None:
+        """Correct the entries stored for exactly ``x`` (a better lower-level optimum was found there)."""
+        same = np.all(self.X == x, axis=1)
+        self._data["Y"][: self.size][same] = y
+        self._data["f"][: self.size][same] = f

@@ -1,0 +1,288 @@
+"""BLEAQ: bilevel evolutionary algorithm with quadratic approximations of the lower level.
+
+One generation:
+
+1. the upper-level search proposes offspring (DE on the joint ``(x, y)`` vector) and one candidate from a
+   quadratic model of the leader's problem around the best member (:mod:`.upper`);
+2. the lower-level settlement gives each candidate its follower's answer: predicted by the psi/phi models where
+   they are trusted, else refined locally, else searched globally (:mod:`.settlement`, :mod:`.response`);
+3. the candidates are evaluated at the upper level and each competes with its parent, upper-level violations
+   compared at the current epsilon level (:mod:`evobilevel.epsilon`);
+4. the leader chooses among the follower's optimal answers for the best member where that can help
+   (:mod:`.leader`);
+5. from time to time the best member's lower level is re-checked globally (:mod:`.recheck`);
+6. once the best ``F`` stalls, the best member is re-checked and the leader chooses for it; then the run stops
+   or restarts from a fresh population (:mod:`~evobilevel.algorithms.restarts`).
+
+The design notes (``docs/design.md``) say what each mechanism is for and which experiments chose the defaults.
+
+Differences from BLEAQ/BLEAQ2 (Sinha et al.): DE/current-to-pbest/1 instead of PCX at the upper level, the
+prediction accepted by the psi/phi consistency test instead of by a mean-squared-error threshold alone, the
+model form chosen per output with that form's own coefficients, and a quasi-Newton refinement instead of a
+quadratic-programming phase.
+
+References: A. Sinha, P. Malo, K. Deb, "Evolutionary algorithm for bilevel optimization using approximations
+of the lower level optimal solution mapping", Eur. J. Oper. Res. 257(2):395-411, 2017; A. Sinha, Z. Lu,
+K. Deb, P. Malo, "Bilevel optimization based on iterative approximation of multiple mappings",
+J. Heuristics 26:151-185, 2020.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from numbers import Integral
+from typing import ClassVar
+
+import numpy as np
+
+from ...epsilon import EpsilonSchedule
+from ...lower import DifferentialEvolution, LocalRefinement, default_solver
+from ...space import latin_hypercube
+from ..archive import RingBuffer, SolutionArchive
+from ..base import Algorithm, Candidate
+from ..population import Population, stalled
+from ..restarts import RestartRule
+from .leader import LeaderPolicy
+from .recheck import Recheck
+from .response import ResponseModel
+from .settlement import Answers, LowerSettlement
+from .state import BLEAQState, RecheckState
+from .upper import Offspring, UpperSearch
+
+__all__ = ["BLEAQ"]
+
+#: A population of at least this many members: fewer see too little of a multimodal upper level.
+MIN_POP_SIZE = 24
+#: Members per upper-level variable (plus as many more), so that the population grows with the dimension.
+POP_PER_VARIABLE = 5
+#: A quarter of the population gets an offspring each generation: selection stays one-to-one, and the lower-level
+#: work of a generation stays small enough for the models to learn from the previous one.
+OFFSPRING_SHARE = 4
+#: A feasible best member must have held for this share of the stall window before the leader chooses for it.
+HELD_SHARE = 5
+#: Local refinement iterations per row: enough for a quasi-Newton search from a warm start near the optimum.
+LOCAL_MAXITER = 40
+
+
+def _default_local() -> LocalRefinement:
+    return LocalRefinement(maxiter=LOCAL_MAXITER)
+
+
+@dataclass
+class BLEAQ(Algorithm):
+    """BLEAQ with psi/phi quadratic models, local refinement and global fall-back at the lower level.
+
+    Parameters
+    ----------
+    pop_size : int, optional
+        Upper-level population; default ``max(24, 5 * ul_dim + 5)``.
+    n_offspring : int, optional
+        Evolutionary offspring per generation; default ``max(2, pop_size // 4)``.
+    max_generations : int
+    ftol, stall_generations : float, int
+        Convergence: the best ``F`` improved by less than ``ftol * (1 + |F|)`` in ``stall_generations``
+        generations and the feasible members' ``F`` values lie within that tolerance (or the stall lasted twice
+        as long); the best member's lower level is re-solved globally before the run stops.
+    n_initial_global : int
+        Initial members whose lower level is solved from scratch; the others start from their solutions.
+    accept_tol : float
+        A prediction is accepted when ``f(x, psi(x)) <= phi(x) + accept_tol * (1 + |phi(x)|)`` and ``phi``'s
+        held-out error is below the same tolerance.
+    psi_tol : float
+        A component of ``psi`` counts as determined when its held-out error is below this fraction of the
+        variable's range; other components of a prediction come from the candidate's own lower-level vector.
+    refine_tol : float
+        A refined lower-level answer goes on to the global search when its ``f`` exceeds the ``phi`` prediction
+        by more than three held-out errors plus ``refine_tol * (1 + |phi|)``.
+    model_search : bool
+        Propose one candidate per generation from a quadratic model of the upper level.
+    recheck_every : int
+        Generations between global re-solves of the best member's lower level.
+    eps_generations, eps_exponent, eps_quantile : int, float, float
+        Epsilon-level comparison of upper-level constraint violations: for ``eps_generations`` generations after
+        each (re)start, members whose violation is at most ``eps0 * (1 - t / eps_generations) ** eps_exponent``
+        compete on ``F`` as if feasible, ``eps0`` being the ``eps_quantile`` quantile of the first population's
+        violations. ``eps_generations=0`` switches it off (feasibility first throughout).
+    leader_choice : bool
+        Let the leader choose among the follower's near-optimal answers (``f <= f + leader_tol * (1 + |f|)``)
+        where the follower has several optimal answers (see :mod:`.leader`).
+    leader_tol : float
+    free_tol : float
+        A member's follower counts as free to choose when psi's held-out error at its x, or the distance between
+        its answer and another one as good that a global re-solve found, exceeds this fraction of a range.
+    restarts, restart_patience : int
+        When the population has converged, start again from a fresh sample (keeping the archive and, aside, the
+        best member), at most ``restarts`` times and until ``restart_patience`` restarts in a row found nothing
+        better.
+    infeasible_evals : int
+        Evaluations of a global search for a candidate whose refinement ended infeasible at the lower level, once
+        such searches have turned out hopeless in this run (see :mod:`.settlement`).
+    global_solver, local_solver : LowerSolver
+    archive_size : int
+        Lower-level optima kept for the models, and members remembered by the leader's choice.
+    """
+
+    name: ClassVar[str] = "bleaq"
+
+    pop_size: int | None = None
+    n_offspring: int | None = None
+    max_generations: int = 1000
+    ftol: float = 1e-6
+    stall_generations: int = 25
+    n_initial_global: int = 3
+    accept_tol: float = 1e-6
+    psi_tol: float = 1e-3
+    refine_tol: float = 1e-3
+    model_search: bool = True
+    recheck_every: int = 15
+    eps_generations: int = 120
+    eps_exponent: float = 4.0
+    eps_quantile: float = 0.2
+    leader_choice: bool = True
+    leader_tol: float = 1e-6
+    free_tol: float = 0.1
+    restarts: int = 12
+    restart_patience: int = 5
+    infeasible_evals: int = 200
+    global_solver: DifferentialEvolution = field(default_factory=default_solver)
+    local_solver: LocalRefinement = field(default_factory=_default_local)
+    archive_size: int = 2000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.infeasible_evals, bool) or not isinstance(self.infeasible_evals, Integral) \
+                or self.infeasible_evals < 1:
+            raise ValueError(f"BLEAQ: infeasible_evals must be a positive integer, got {self.infeasible_evals!r}")
+
+    # ------------------------------------------------------------------ setup
+    def _build(self, problem) -> None:
+        """The run's parts, derived from the settings and the problem's sizes (no state)."""
+        d = problem.ul_dim
+        self._initial_size = self.pop_size or max(MIN_POP_SIZE, POP_PER_VARIABLE * d + POP_PER_VARIABLE)
+        n_offspring = self.n_offspring or max(2, self._initial_size // OFFSPRING_SHARE)
+        self._epsilon = EpsilonSchedule(self.eps_generations, self.eps_exponent, self.eps_quantile)
+        self._restart_rule = RestartRule(self.restarts, self.restart_patience)
+        response = ResponseModel(problem.ul_bounds, problem.ll_bounds, self.accept_tol, self.psi_tol,
+                                 self.refine_tol)
+        self._upper = UpperSearch(problem.ul_bounds, problem.ll_bounds, n_offspring)
+        self._settlement = LowerSettlement(response, self.local_solver, self.global_solver, self.infeasible_evals)
+        self._leader = LeaderPolicy(self.leader_tol, self.free_tol, self.stall_generations // HELD_SHARE,
+                                    self.archive_size, response, self.local_solver)
+        self._recheck = Recheck(self.recheck_every, self.accept_tol, self.refine_tol, self.free_tol,
+                                self.archive_size, self._settlement, self._upper)
+
+    def setup(self, ctx) -> None:
+        problem = ctx.problem
+        self._build(problem)
+        self.state = BLEAQState(
+            archive=SolutionArchive(problem.ul_bounds, problem.ll_dim, self.archive_size),
+            evaluated=RingBuffer(self.archive_size, X=problem.ul_dim, F=None, G=problem.n_ul_constraints),
+            recheck=RecheckState(last=0, interval=self.recheck_every),
+        )
+        self._start_population(ctx, self._initial_size)
+
+    def restore(self, ctx, state: BLEAQState) -> None:
+        self._build(ctx.problem)
+        self.state = state
+
+    def _start_population(self, ctx, n: int) -> None:
+        """A Latin-hypercube population; while the archive is empty, the lower levels of the first few members are
+        solved from scratch, the others from the nearest archived optima."""
+        state = self.state
+        X = latin_hypercube(ctx.rng, *ctx.problem.ul_bounds, n)
+        first = min(n, self.n_initial_global) if state.archive.size == 0 else 0
+        parts = []
+        if first:
+            head = self._settlement.search(ctx, state, X[:first], None)
+            self._settlement.archive(state, head)
+            parts.append(head)
+        if first < n:
+            Y0 = state.archive.warm_starts(X[first:], 2)
+            parts.append(self._settlement.settle(ctx, state, X[first:], Y0, allow_prediction=False))
+        state.population = self._upper.evaluate(ctx, state.evaluated, Answers.concat(parts))
+        state.best_history = []
+        state.eps0 = self._epsilon.initial_level(state.population.ul_cv, state.population.ll_cv == 0)
+        state.eps_start = state.generation
+
+    # ------------------------------------------------------------------- step
+    def step(self, ctx) -> None:
+        state = self.state
+        offspring = self._offspring(ctx)
+        answers = self._settlement.settle(ctx, state, offspring.X, self._starts(offspring))
+        children = self._upper.evaluate(ctx, state.evaluated, answers)
+        self._upper.select(state.population, children, offspring.parents, self._ranks)
+        if self.leader_choice:
+            self._leader.after_generation(ctx, state, int(np.argmin(self._ranks(state.population))))
+        state.generation += 1
+        if self._recheck.due(state):
+            self._recheck.run(ctx, state)
+        self._check_convergence(ctx)
+
+    def _offspring(self, ctx) -> Offspring:
+        """This generation's candidates: evolutionary offspring and, where the model finds one, the candidate of
+        the quadratic model around the best member."""
+        state = self.state
+        ranks = self._ranks(state.population)
+        offspring = self._upper.offspring(ctx.rng, state.population, ranks)
+        if self.model_search and self._upper.with_model_candidate(offspring, state.population, state.evaluated,
+                                                                   int(np.argmin(ranks))):
+            state.counts["model_candidates"] += 1
+        return offspring
+
+    def _starts(self, offspring: Offspring) -> np.ndarray:
+        """Starting points (k, 2, ll_dim) for the candidates' lower levels: their own recombined vector, then the
+        archived optimum of the nearest solved x."""
+        nearest = self.state.archive.warm_starts(offspring.X, 1)
+        return np.concatenate([offspring.Y_start[:, None, :], nearest], axis=1)
+
+    def _ranks(self, population: Population) -> np.ndarray:
+        """Ranks under the current epsilon level (violations up to it count as none)."""
+        return population.ranks(self._eps())
+
+    def _eps(self) -> float:
+        """The current epsilon level of upper-level constraint violation (0: feasibility first)."""
+        state = self.state
+        return self._epsilon.level(state.eps0, state.generation - state.eps_start)
+
+    # ------------------------------------------------------------ convergence
+    def _check_convergence(self, ctx) -> None:
+        state = self.state
+        best = state.population.best()
+        state.best_history.append(best.F if best.feasible else np.inf)
+        del state.best_history[: -(2 * self.stall_generations + 1)]  # all the convergence test looks at
+        if state.generation >= self.max_generations:
+            self._finish(ctx, f"maximum of {self.max_generations} generations")
+        elif self._eps() == 0 and stalled(state.best_history, state.population, self.ftol, self.stall_generations):
+            self._finish(ctx, f"best F improved by less than {self.ftol:g} (relative) in "
+                              f"{self.stall_generations} generations")
+
+    def _finish(self, ctx, message: str) -> None:
+        """Stop or restart, after a global check of the best member's lower level and the leader's choice for it
+        (either may revive the run)."""
+        state = self.state
+        before = state.population.best()
+        self._recheck.run(ctx, state)
+        if self.leader_choice:
+            self._leader.at_convergence(ctx, state, int(np.argmin(state.population.ranks())))
+        after = state.population.best()
+        revived = not (np.array_equal(before.x, after.x) and before.f == after.f)
+        if revived and state.generation < self.max_generations:
+            return
+        if state.generation < self.max_generations and self._restart_rule.after_attempt(state.restarts, after):
+            self._start_population(ctx, self._restart_rule.population_size(state.restarts, self._initial_size))
+        else:
+            state.converged, state.stop_message = True, message
+
+    # ------------------------------------------------------------- reporting
+    def best(self) -> Candidate | None:
+        if self.state is None or self.state.population is None:
+            return None
+        return self._restart_rule.best(self.state.restarts, self.state.population.best())
+
+    def record(self) -> dict:
+        """The :data:`~.state.COUNTERS`, the restarts so far and the epsilon level (once there is a population)."""
+        if self.state is None:
+            return {}
+        out = {**self.state.counts, "restarts": self.state.restarts.n_restarts}
+        if self.state.population is not None:
+            out["eps_level"] = self._eps()
+        return out

@@ -1,0 +1,135 @@
+"""When BLEAQ lets the leader choose among the follower's optimal answers (see
+:mod:`~evobilevel.algorithms.optimistic` for how it chooses).
+
+Where the follower has a set of optimal answers at ``x`` (a sphere, a line), the one a lower-level solver returns
+is arbitrary, yet the leader's value and feasibility may depend on it. The leader chooses
+
+- for the best member when it violates upper-level constraints that may move with ``y``;
+- for a best member feasible at both levels whose follower is known to be free, once it has held for a while or
+  the population has converged on it, keeping the choice only where the follower's own refinement confirms it.
+
+Each member is chosen for once; attempts that miss are spaced out exponentially.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...lower import LowerSolver
+from ..optimistic import LeaderChoice, choose_confirmed, choose_for_leader
+from ..population import Population
+from .response import ResponseModel
+from .state import BLEAQState, LeaderState
+
+__all__ = ["LeaderPolicy", "remember"]
+
+#: After k attempts in a row that missed, the leader waits 2 ** min(k, MAX_BACKOFF_DOUBLINGS) generations: an
+#: attempt costs upper-level evaluations, and where the violated constraints hardly depend on y it buys nothing.
+MAX_BACKOFF_DOUBLINGS = 6
+
+
+def remember(keys: dict, key: bytes, capacity: int) -> None:
+    """Add ``key`` to the insertion-ordered set ``keys``, forgetting the oldest beyond ``capacity``."""
+    keys[key] = None
+    if len(keys) > capacity:
+        del keys[next(iter(keys))]
+
+
+class LeaderPolicy:
+    """Decides when the leader chooses, and records what it learns in a :class:`~.state.LeaderState`.
+
+    Parameters
+    ----------
+    tol : float
+        The leader chooses among answers within ``tol * (1 + |f|)`` of the follower's value.
+    free_tol : float
+        psi's held-out error, as a fraction of a variable's range, above which the follower counts as free.
+    held_generations : int
+        Generations a feasible best member must have held before the leader chooses for it.
+    memory : int
+        Members remembered as tried or free.
+    response : ResponseModel
+    local_solver : LowerSolver
+        Confirms a choice for a feasible member.
+    """
+
+    def __init__(self, tol: float, free_tol: float, held_generations: int, memory: int, response: ResponseModel,
+                 local_solver: LowerSolver):
+        self.tol, self.free_tol, self.held_generations, self.memory = tol, free_tol, held_generations, memory
+        self.response, self.local_solver = response, local_solver
+
+    def after_generation(self, ctx, state: BLEAQState, best: int) -> None:
+        """The leader's choice for the best member ``best`` after a generation, when one is due."""
+        leader, population = state.leader, state.population
+        if state.generation < leader.next_generation:
+            return
+        if population.ul_cv[best] > 0 and self._repairable_by_y(leader, population, best):
+            self.choose(ctx, state, best)
+        elif _unchanged(state.best_history, self.held_generations) and self.follower_free(ctx, state, best):
+            # A feasible best member that has held for a while: what its follower's free directions can give the
+            # leader, before the population spends a stall window on finding it by selection.
+            self.choose(ctx, state, best, confirm=True)
+
+    def at_convergence(self, ctx, state: BLEAQState, best: int) -> None:
+        """The confirmed choice for the converged population's best member, where its follower is free."""
+        if self.follower_free(ctx, state, best):
+            self.choose(ctx, state, best, confirm=True)
+
+    @staticmethod
+    def _repairable_by_y(leader: LeaderState, population: Population, i: int) -> bool:
+        """Whether member i violates an upper-level constraint that may move with y (not yet known not to)."""
+        if leader.G_moves_with_y is None:
+            return True
+        violated = population.G[i] > 0
+        return bool(np.any(leader.G_moves_with_y[violated]))
+
+    def follower_free(self, ctx, state: BLEAQState, i: int) -> bool:
+        """Whether member i is feasible at both levels and its follower is known to be free to choose: a global
+        re-solve at its x found another optimal answer far from its own, or psi cannot place part of its answer
+        at all (held-out error above ``free_tol`` of the range), the sign of a set of lower-level optima."""
+        population = state.population
+        x = population.X[i]
+        if population.ul_cv[i] != 0 or population.ll_cv[i] != 0 or x.tobytes() in state.leader.tried:
+            return False
+        if x.tobytes() in state.leader.seen_free:
+            return True
+        predictions = self.response.predict(state.archive, x[None, :], ctx.rng)
+        return predictions is not None and bool(np.any(predictions.psi_error > self.free_tol))
+
+    def choose(self, ctx, state: BLEAQState, i: int, confirm: bool = False) -> None:
+        """Let the leader pick member i's answer among the follower's near-optimal ones, once per member.
+
+        With ``confirm`` (a member already feasible), only a gain that does not come from the follower's
+        tolerance is taken (see :func:`~evobilevel.algorithms.optimistic.choose_confirmed`).
+        """
+        population, leader = state.population, state.leader
+        x = population.X[i]
+        if population.ll_cv[i] != 0 or not np.isfinite(population.f[i]) or x.tobytes() in leader.tried:
+            return
+        remember(leader.tried, x.tobytes(), self.memory)
+        state.counts["leader_choices"] += 1
+        start = LeaderChoice(population.Y[i].copy(), float(population.F[i]), float(population.ul_cv[i]),
+                             float(population.f[i]), population.G[i].copy())
+        if confirm:
+            choice = choose_confirmed(ctx, x, start, self.tol, self.local_solver)
+        else:
+            if leader.G_moves_with_y is None:
+                leader.G_moves_with_y = np.zeros(ctx.problem.n_ul_constraints, bool)
+            f_limit = start.f + self.tol * (1 + abs(start.f))
+            choice = choose_for_leader(ctx, x, start, f_limit, moves_with_y=leader.G_moves_with_y)
+        # A confirmed member's attempt misses when it gains nothing, an infeasible one's when it stays infeasible.
+        missed = choice is start if confirm else choice.ul_cv > 0
+        leader.misses = leader.misses + 1 if missed else 0
+        wait = 2 ** min(leader.misses, MAX_BACKOFF_DOUBLINGS) if leader.misses else 0
+        leader.next_generation = state.generation + wait
+        if choice is start:
+            return
+        state.counts["leader_improvements"] += 1
+        population.Y[i], population.F[i], population.ul_cv[i] = choice.y, choice.F, choice.ul_cv
+        population.f[i], population.G[i] = choice.f, choice.G
+        state.archive.replace(x, choice.y, choice.f)
+
+
+def _unchanged(best_history: list, n: int) -> bool:
+    """Whether the best feasible F has stayed the same over the last n generations."""
+    return len(best_history) > n and np.isfinite(best_history[-1]) and best_history[-1 - n] == best_history[-1]

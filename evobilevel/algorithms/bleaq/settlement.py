@@ -1,0 +1,183 @@
+"""BLEAQ's lower-level settlement: the follower's answer for each new candidate, by the cheapest route that can
+be trusted.
+
+1. *Prediction*: where the psi/phi models are trusted, ``y = psi(x)`` is evaluated once and accepted if it is
+   feasible and meets phi (see :meth:`~.response.ResponseModel.meets_phi`).
+2. *Local refinement* from the prediction, the candidate's own recombined lower-level vector and the nearest
+   archived optimum. An answer clearly above phi is a local optimum and goes on to step 3; one that meets an
+   accurate phi is accepted even if the search did not report convergence (on a sphere of lower-level optima
+   a local search circles at the optimal value).
+3. *Global search* (batched DE, warm-started). Where the follower's problem keeps turning out infeasible after a
+   refinement ended infeasible, such searches are capped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...lower import LowerSolver
+from .response import Predictions, ResponseModel
+from .state import BLEAQState
+
+__all__ = ["Answers", "LowerSettlement"]
+
+#: Stuck searches (after a refinement that ended infeasible) must have been tried this often before their success
+#: rate is read; fewer say nothing about whether the follower's problem is infeasible there.
+MIN_STUCK_TRIES = 5
+#: ... and they count as hopeless where at most this share found a feasible answer.
+HOPELESS_SHARE = 0.1
+
+
+@dataclass
+class Answers:
+    """The follower's answers to n candidates.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n, ul_dim)
+    Y : ndarray, shape (n, ll_dim)
+        NaN where none was found.
+    f : ndarray, shape (n,)
+    ll_cv : ndarray, shape (n,)
+        Lower-level constraint violation (inf: not evaluated or failed).
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    f: np.ndarray
+    ll_cv: np.ndarray
+
+    @classmethod
+    def none(cls, X: np.ndarray, ll_dim: int) -> Answers:
+        """No answer yet for any row of X."""
+        n = X.shape[0]
+        return cls(X, np.full((n, ll_dim), np.nan), np.full(n, np.inf), np.full(n, np.inf))
+
+    @staticmethod
+    def concat(parts: list[Answers]) -> Answers:
+        return Answers(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("X", "Y", "f", "ll_cv")))
+
+
+class LowerSettlement:
+    """Settles the lower level of batches of candidates (see the module's description).
+
+    Parameters
+    ----------
+    response : ResponseModel
+    local_solver, global_solver : LowerSolver
+    infeasible_evals : int
+        Evaluations of a capped global search.
+    """
+
+    def __init__(self, response: ResponseModel, local_solver: LowerSolver, global_solver: LowerSolver,
+                 infeasible_evals: int):
+        self.response = response
+        self.local_solver, self.global_solver = local_solver, global_solver
+        self.infeasible_evals = infeasible_evals
+
+    def settle(self, ctx, state: BLEAQState, X: np.ndarray, starts: np.ndarray | None,
+               allow_prediction: bool = True) -> Answers:
+        """Lower-level answers for the rows of X (n, ul_dim), added to the archive.
+
+        Parameters
+        ----------
+        starts : ndarray, shape (n, k, ll_dim), optional
+            Starting points for the refinement, the first one the candidate's own lower-level vector.
+        allow_prediction : bool
+            Use the models (not for an initial population, whose answers the models are then fitted on).
+
+        Returns
+        -------
+        Answers
+        """
+        out = Answers.none(X, ctx.problem.ll_dim)
+        todo = np.ones(X.shape[0], bool)
+        predictions = self.response.predict(state.archive, X, ctx.rng) if allow_prediction else None
+        if predictions is not None:
+            starts = self._predict(ctx, state, predictions, starts, out, todo)
+        self._refine(ctx, state, predictions, starts, out, todo)
+        rows = np.flatnonzero(todo)
+        if rows.size:
+            self._search(ctx, state, rows, starts, out)
+        self.archive(state, out)
+        return out
+
+    def _predict(self, ctx, state, predictions: Predictions, starts, out: Answers, todo: np.ndarray):
+        """Accept the trusted predictions that meet phi; returns the refinement's starts, the prediction first."""
+        Y_hat = predictions.Y
+        if starts is not None:
+            # Where psi does not determine y (the follower is indifferent along that direction, or the model is
+            # poor), keep the candidate's own value: the leader's selection, not the model's average, decides
+            # among equally optimal answers.
+            Y_hat = np.where(predictions.determined, Y_hat, starts[:, 0])
+        rows = np.flatnonzero(predictions.trusted)
+        if rows.size:
+            ev = ctx.evaluate_lower(out.X[rows], Y_hat[rows])
+            ok = (ev.cv == 0) & self.response.meets_phi(ev.values, predictions.phi[rows])
+            out.Y[rows], out.f[rows], out.ll_cv[rows] = Y_hat[rows], ev.values, ev.cv
+            todo[rows[ok]] = False
+            state.counts["predicted"] += int(ok.sum())
+        has = np.isfinite(Y_hat).all(axis=1)
+        first = Y_hat[:, None, :].copy()
+        first[~has] = np.nan
+        return first if starts is None else np.concatenate([first, starts], axis=1)
+
+    def _refine(self, ctx, state, predictions: Predictions | None, starts, out: Answers, todo: np.ndarray) -> None:
+        """Local refinement of the rows still to settle; the ones it settles are marked done."""
+        rows = np.flatnonzero(todo)
+        if not rows.size:
+            return
+        sol = ctx.solve_lower(out.X[rows], self.local_solver, Y0=None if starts is None else starts[rows])
+        good = sol.success & (sol.cv == 0)
+        if predictions is not None:
+            # A refinement ends at a local optimum; one clearly above phi is sent on to the global search ...
+            good &= sol.f <= predictions.f_bound[rows]
+            # ... and one that meets an accurate phi is optimal by the rule that accepts predictions, converged
+            # or not.
+            good |= (sol.cv == 0) & predictions.trusted[rows] & self.response.meets_phi(sol.f, predictions.phi[rows])
+        out.Y[rows], out.f[rows], out.ll_cv[rows] = sol.Y, sol.f, sol.cv
+        todo[rows[good]] = False
+        state.counts["refined"] += int(good.sum())
+
+    def _search(self, ctx, state, rows: np.ndarray, starts, out: Answers) -> None:
+        """Global searches for ``rows``, from their refined answers and starts."""
+        Y0 = np.concatenate([out.Y[rows, None, :], starts[rows]], axis=1) if starts is not None else None
+        # Rows whose refinement could not even reach the follower's feasible set: where the global search has
+        # (almost) never found one for such rows in this run, the follower's problem is infeasible there.
+        stuck = out.ll_cv[rows] > 0
+        found = self.search(ctx, state, out.X[rows], Y0, capped=stuck if self._hopeless(state) else None)
+        state.stuck.tried += int(stuck.sum())
+        state.stuck.rescued += int((found.ll_cv[stuck] == 0).sum())
+        out.Y[rows], out.f[rows], out.ll_cv[rows] = found.Y, found.f, found.ll_cv
+
+    @staticmethod
+    def _hopeless(state: BLEAQState) -> bool:
+        """Whether the stuck searches have been tried often enough and found a feasible answer rarely enough to
+        take the follower's problem for infeasible around them."""
+        tried, rescued = state.stuck.tried, state.stuck.rescued
+        return tried >= MIN_STUCK_TRIES and rescued <= HOPELESS_SHARE * tried
+
+    def search(self, ctx, state: BLEAQState, X: np.ndarray, Y0: np.ndarray | None,
+               capped: np.ndarray | None = None) -> Answers:
+        """Global lower-level searches for the rows of X (n, ul_dim); those marked in ``capped`` (n,) bool get at
+        most ``infeasible_evals`` evaluations each. Not archived here."""
+        state.counts["global"] += X.shape[0]
+        if capped is None or not capped.any():
+            sol = ctx.solve_lower(X, self.global_solver, Y0=Y0)
+            return Answers(X, sol.Y, sol.f, sol.cv)
+        out = Answers.none(X, ctx.problem.ll_dim)
+        state.counts["capped_global"] += int(capped.sum())
+        for part, cap in ((~capped, None), (capped, self.infeasible_evals)):
+            if part.any():
+                sol = ctx.solve_lower(X[part], self.global_solver, Y0=None if Y0 is None else Y0[part],
+                                      max_evals_per_row=cap)
+                out.Y[part], out.f[part], out.ll_cv[part] = sol.Y, sol.f, sol.cv
+        return out
+
+    @staticmethod
+    def archive(state: BLEAQState, settled: Answers) -> None:
+        """Add the feasible answers of ``settled`` to the archive of lower-level optima."""
+        ok = (settled.ll_cv == 0) & np.isfinite(settled.f)
+        state.archive.add(X=settled.X[ok], Y=settled.Y[ok], f=settled.f[ok])

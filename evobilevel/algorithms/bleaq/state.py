@@ -1,0 +1,113 @@
+"""Everything of a BLEAQ run that changes from one generation to the next: a checkpoint is this object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..archive import RingBuffer, SolutionArchive
+from ..base import AlgorithmState
+from ..population import Population
+from ..restarts import RestartState
+
+__all__ = ["BLEAQState", "LeaderState", "RecheckState", "StuckSearches", "COUNTERS"]
+
+#: Per-run counters reported in every history record: how the lower levels were settled (predicted by the models,
+#: refined locally, searched globally, capped), how often the upper-level model proposed a candidate, the
+#: re-checks of the best member and what they corrected, the leader's choices and those that gained.
+COUNTERS = ("predicted", "refined", "global", "model_candidates", "rechecks", "recheck_corrections",
+            "leader_choices", "leader_improvements", "capped_global")
+
+
+@dataclass
+class LeaderState:
+    """What the leader's choice among the follower's optima has learnt.
+
+    Attributes
+    ----------
+    tried : dict
+        ``x.tobytes()`` of the members the leader has chosen for (once per ``x``), oldest first.
+    seen_free : dict
+        ``x.tobytes()`` of members at which a global re-solve found another answer as good as theirs, far away.
+    next_generation : int
+        The first generation at which the leader may choose again (misses space the attempts out).
+    misses : int
+        Attempts in a row that did not help their member.
+    G_moves_with_y : ndarray of bool, shape (n_ul_constraints,), or None
+        Upper-level constraints seen to depend on ``y`` (None until the first gradient).
+    """
+
+    tried: dict = field(default_factory=dict)
+    seen_free: dict = field(default_factory=dict)
+    next_generation: int = 0
+    misses: int = 0
+    G_moves_with_y: np.ndarray | None = None
+
+
+@dataclass
+class RecheckState:
+    """Schedule of the global re-checks of the best member's lower level.
+
+    Attributes
+    ----------
+    last : int
+        Generation of the last re-check.
+    interval : int
+        Generations from one re-check to the next (halved after a correction, doubled back after a confirmation).
+    checked_x : ndarray or None
+        ``x`` of the member whose answer the last re-check confirmed (not checked again while it stays best).
+    """
+
+    last: int
+    interval: int
+    checked_x: np.ndarray | None = None
+
+
+@dataclass
+class StuckSearches:
+    """Global searches for rows whose local refinement ended infeasible at the lower level.
+
+    Attributes
+    ----------
+    tried : int
+    rescued : int
+        Those that found a feasible answer.
+    """
+
+    tried: int = 0
+    rescued: int = 0
+
+
+@dataclass
+class BLEAQState(AlgorithmState):
+    """A BLEAQ run between two generations.
+
+    Attributes
+    ----------
+    population : Population or None
+        The current attempt's members (None before the first is evaluated).
+    archive : SolutionArchive
+        Lower-level optima ``(x, y*, f*)`` for warm starts and the psi/phi models.
+    evaluated : RingBuffer
+        ``X, F, G`` of the settled pairs evaluated at the upper level, for the upper-level model.
+    best_history : list of float
+        Best feasible ``F`` after each generation of the current attempt (the stall test's window only).
+    eps0, eps_start : float, int
+        The current attempt's starting epsilon level and the generation it started at.
+    restarts, recheck, leader, stuck : RestartState, RecheckState, LeaderState, StuckSearches
+    counts : dict
+        The :data:`COUNTERS`.
+    """
+
+    archive: SolutionArchive | None = None
+    evaluated: RingBuffer | None = None
+    population: Population | None = None
+    best_history: list = field(default_factory=list)
+    eps0: float = 0.0
+    eps_start: int = 0
+    restarts: RestartState = field(default_factory=RestartState)
+    recheck: RecheckState | None = None
+    leader: LeaderState = field(default_factory=LeaderState)
+    stuck: StuckSearches = field(default_factory=StuckSearches)
+    counts: dict = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))

@@ -1,0 +1,140 @@
+"""BLEAQ's upper-level search: evolutionary offspring, one candidate from a quadratic model of the leader's
+problem, the upper-level evaluation of settled candidates, and survivor selection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ...space import widths
+from ...surrogates import fit_quadratic, n_coefficients
+from ..archive import RingBuffer
+from ..operators import de_current_to_pbest, repair_midpoint
+from ..population import Population, child_wins
+from .settlement import Answers
+
+__all__ = ["Offspring", "UpperSearch"]
+
+#: Iterations of the SLSQP search on the quadratic model: the model is smooth and cheap, so this only guards
+#: against an ill-conditioned fit.
+MODEL_MAXITER = 100
+#: A distance this small is no distance: neighbours that span less of a variable's range give the model nothing to
+#: go on in that direction, and a proposal that moves less (absolute) is the best member again.
+NO_DISTANCE = 1e-12
+
+
+@dataclass
+class Offspring:
+    """A generation's new candidates.
+
+    Attributes
+    ----------
+    X : ndarray, shape (k, ul_dim)
+    Y_start : ndarray, shape (k, ll_dim)
+        Each candidate's own starting point for its lower level.
+    parents : ndarray of int, shape (k,)
+        The member each candidate competes with, -1 for the model candidate (it competes with the worst member).
+    """
+
+    X: np.ndarray
+    Y_start: np.ndarray
+    parents: np.ndarray
+
+
+class UpperSearch:
+    """Proposes, evaluates and selects upper-level candidates.
+
+    Parameters
+    ----------
+    ul_bounds, ll_bounds : (ndarray, ndarray)
+    n_offspring : int
+        Evolutionary offspring per generation.
+    """
+
+    def __init__(self, ul_bounds, ll_bounds, n_offspring: int):
+        self.lo, self.hi = ul_bounds
+        self.ll_bounds = ll_bounds
+        self.n_offspring = n_offspring
+        self.x_widths = widths(ul_bounds)
+        d = self.lo.shape[0]
+        # Evaluated pairs for the upper-level model: a full quadratic in x, plus d for its least-squares slack.
+        self.n_model_fit = n_coefficients(d, "quadratic") + d
+
+    def offspring(self, rng: np.random.Generator, population: Population, ranks: np.ndarray) -> Offspring:
+        """DE offspring of randomly chosen members.
+
+        DE works on the joint vector (x, y): y's part gives each child a recombined lower-level start, which carries
+        the follower's free directions (where several y are optimal) through selection.
+        """
+        n = len(ranks)
+        targets = rng.choice(n, size=min(self.n_offspring, n), replace=False)
+        joint = np.hstack([population.X, population.Y])
+        trial = de_current_to_pbest(joint, ranks, rng)[targets]
+        d = self.lo.shape[0]
+        X = repair_midpoint(trial[:, :d], population.X[targets], self.lo, self.hi)
+        Y_start = np.clip(trial[:, d:], *self.ll_bounds)
+        return Offspring(X, Y_start, targets)
+
+    def with_model_candidate(self, offspring: Offspring, population: Population, evaluated: RingBuffer,
+                             best: int) -> bool:
+        """Add the candidate that minimises quadratic models of F and G around member ``best`` to ``offspring``;
+        whether there was one."""
+        x_model = self.model_candidate(population, evaluated, best)
+        if x_model is None:
+            return False
+        offspring.X = np.vstack([offspring.X, x_model])
+        offspring.Y_start = np.vstack([offspring.Y_start, population.Y[best]])
+        offspring.parents = np.append(offspring.parents, -1)
+        return True
+
+    def model_candidate(self, population: Population, evaluated: RingBuffer, best: int) -> np.ndarray | None:
+        """Minimise quadratic models of F(x, y*(x)) and of the upper-level constraints near member ``best``,
+        within the box of the points they were fitted on; None where there are too few points or no move."""
+        if not population.feasible.any() or evaluated.size < self.n_model_fit:
+            return None
+        x_best = population.X[best]
+        Xe, Fe, Ge = evaluated.X, evaluated.F, evaluated.G
+        d2 = (((Xe - x_best) / self.x_widths) ** 2).sum(axis=1)
+        near = np.argsort(d2)[: self.n_model_fit]
+        lo = np.maximum(self.lo, Xe[near].min(axis=0))
+        hi = np.minimum(self.hi, Xe[near].max(axis=0))
+        if np.any(hi - lo <= NO_DISTANCE * self.x_widths):
+            return None  # the neighbours span no box in some direction: the model cannot say where to go
+        model = fit_quadratic(Xe[near], np.hstack([Fe[near, None], Ge[near]]))
+        constraints = []
+        if Ge.shape[1]:
+            constraints = [{"type": "ineq", "fun": lambda x: -model.predict(x)[0, 1:]}]
+        res = minimize(lambda x: model.predict(x)[0, 0], x_best, method="SLSQP", bounds=list(zip(lo, hi)),
+                       constraints=constraints, options={"maxiter": MODEL_MAXITER})
+        x = np.clip(res.x, lo, hi)
+        if not np.all(np.isfinite(x)) or np.allclose(x, x_best, rtol=0, atol=NO_DISTANCE):
+            return None
+        return x
+
+    @staticmethod
+    def evaluate(ctx, evaluated: RingBuffer, answers: Answers) -> Population:
+        """Upper-level values of settled candidates, as members; the pairs with a feasible follower's answer are
+        remembered in ``evaluated`` for the upper-level model."""
+        ul = ctx.evaluate_upper(answers.X, answers.Y)
+        ok = (answers.ll_cv == 0) & ~ul.failed
+        evaluated.add(X=answers.X[ok], F=ul.values[ok], G=ul.constraints[ok])
+        return Population(X=answers.X.copy(), Y=answers.Y.copy(), F=ul.values.copy(), G=ul.constraints.copy(),
+                          ul_cv=ul.cv.copy(), f=answers.f.copy(), ll_cv=answers.ll_cv.copy())
+
+    @staticmethod
+    def select(population: Population, children: Population, parents: np.ndarray, ranks) -> None:
+        """Each evolutionary child against its parent, the model candidate against the worst member; in place.
+
+        ``ranks`` ranks a population (the current epsilon level's order).
+        """
+        evolved = np.flatnonzero(parents >= 0)
+        # The parents are distinct, so the one-to-one contests do not interact.
+        wins = evolved[child_wins(population.take(parents[evolved]), children.take(evolved), ranks)]
+        population.put(parents[wins], children.take(wins))
+        for j in np.flatnonzero(parents < 0):
+            worst = int(np.argmax(ranks(population)))
+            one = children.take(slice(j, j + 1))
+            if child_wins(population.take(slice(worst, worst + 1)), one, ranks)[0]:
+                population.put(worst, one.take(0))
