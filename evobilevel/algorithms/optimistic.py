@@ -104,9 +104,11 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
             violated = C0[:n_G] > 0
             if violated.any() and not np.any(dC[:n_G][violated] != 0):
                 return search.best
-        # A constraint within the margin at the start keeps only the slack it has: one that y cannot move (SMD12's
-        # cubic constraints at x*, active there) could never meet the margin, and SLSQP would give up at once.
-        margins = np.minimum(margin, np.maximum(-search.constraints(start.y), 0.0))
+        # A constraint satisfied within the margin at the start keeps only the slack it has: one that y cannot
+        # move (SMD12's cubic constraints at x*, active there) could never meet the margin, and SLSQP would give up
+        # at once. A violated one gets the whole margin, so that the search ends strictly inside it.
+        C0 = search.constraints(start.y)
+        margins = np.where(C0 > 0, margin, np.minimum(margin, np.maximum(-C0, 0.0)))
         minimize(search.fun, start.y, jac=search.jac, method="SLSQP", bounds=Bounds(lo, hi),
                  constraints=[{"type": "ineq", "fun": lambda y: -(search.constraints(y) + margins),
                                "jac": lambda y: -search.constraint_jac(y)}],
