@@ -6,6 +6,7 @@ import numpy as np
 
 from .budget import Budget
 from .evaluator import Evaluation, Evaluator, LevelCounts
+from .evidence import check_evidence
 from .lower.base import LowerSolution
 from .parallel import LowerEngine
 
@@ -17,7 +18,9 @@ class RunContext:
 
     Every evaluation goes through it: it is counted by the run's :class:`~evobilevel.evaluator.Evaluator` and
     paid for from the run's :class:`~evobilevel.budget.Budget`, which raises
-    :class:`~evobilevel.budget.BudgetExhausted` when it cannot pay (the run then ends with its best so far).
+    :class:`~evobilevel.budget.BudgetExhausted` when it cannot pay; once the counts show that the run cannot
+    succeed (:mod:`evobilevel.evidence`), it raises :class:`~evobilevel.evidence.HopelessRun`. Either ends the run
+    with its best so far.
 
     Parameters
     ----------
@@ -26,16 +29,22 @@ class RunContext:
     seed : SeedSequence
         The run's only source of randomness: spawned into the upper-level generator and the lower-level streams.
     max_ul_evals, max_ll_evals : int, optional
-        Budgets; never exceeded.
+        Evaluation budgets; never exceeded.
+    max_time : float, optional
+        Wall-time budget in seconds, counted from ``started`` (see :class:`~evobilevel.budget.Budget`).
+    started : float, optional
+        ``time.perf_counter()`` at the start of the run.
     """
 
     def __init__(self, problem, engine: LowerEngine, seed: np.random.SeedSequence, max_ul_evals=None,
-                 max_ll_evals=None):
+                 max_ll_evals=None, max_time=None, started=None):
         self.problem = problem
         self.engine = engine
         self.evaluator = Evaluator(problem)
-        self.budget = Budget(self.evaluator, max_ul_evals, max_ll_evals)
+        self.budget = Budget(self.evaluator, max_ul_evals, max_ll_evals, max_time, started)
         ul_seed, self._ll_seed = seed.spawn(2)
+        # Upper-level points whose lower-level search ended infeasible while no feasible answer had been seen.
+        self._n_x_infeasible = 0
         #: The algorithm's own generator for upper-level operators.
         self.rng = np.random.default_rng(ul_seed)
 
@@ -56,7 +65,8 @@ class RunContext:
             ``ul_counts`` and ``ll_counts`` (:class:`~evobilevel.evaluator.LevelCounts`: evaluations, failures, first
             error), ``rng`` (the upper-level generator's ``bit_generator.state``) and ``ll_seed`` (the state of the
             lower-level :class:`~numpy.random.SeedSequence`, with how many children it has spawned, so that the
-            next lower-level solve gets the same stream as in an uninterrupted run).
+            next lower-level solve gets the same stream as in an uninterrupted run) and ``n_x_infeasible`` (the
+            evidence of a follower infeasible everywhere, see :mod:`evobilevel.evidence`).
         """
         counts = self.evaluator.counts()
         return {
@@ -64,6 +74,7 @@ class RunContext:
             "ll_counts": counts["ll"],
             "rng": self.rng.bit_generator.state,
             "ll_seed": dict(self._ll_seed.state),
+            "n_x_infeasible": self._n_x_infeasible,
         }
 
     def restore(self, state: dict) -> None:
@@ -72,16 +83,21 @@ class RunContext:
         self.evaluator.ll = LevelCounts(**vars(state["ll_counts"]))
         self.rng.bit_generator.state = state["rng"]
         self._ll_seed = np.random.SeedSequence(**state["ll_seed"])
+        self._n_x_infeasible = state["n_x_infeasible"]
 
     def evaluate_upper(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         """Counted ``F, G`` at X (n, ul_dim), Y (n, ll_dim)."""
         self.budget.check("upper", X.shape[0])
-        return self.evaluator.upper(X, Y)
+        evaluation = self.evaluator.upper(X, Y)
+        self._check()
+        return evaluation
 
     def evaluate_lower(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         """Counted ``f, g`` at X (n, ul_dim), Y (n, ll_dim), in this process (for a handful of points)."""
         self.budget.check("lower", X.shape[0])
-        return self.evaluator.lower(X, Y)
+        evaluation = self.evaluator.lower(X, Y)
+        self._check()
+        return evaluation
 
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
                     max_evals_per_row: int | None = None) -> LowerSolution:
@@ -102,7 +118,20 @@ class RunContext:
             When the lower-level budget left cannot give every row at least one evaluation.
         """
         caps = self.budget.row_caps(X.shape[0], max_evals_per_row)
-        solution, counts = self.engine.solve(self.problem, solver, X, self._ll_seed.spawn(1)[0], Y0=Y0,
-                                             max_evals=caps)
-        self.evaluator.merge(counts)
-        return solution
+        tasks = self.engine.tasks(self.problem, solver, X, self._ll_seed.spawn(1)[0], Y0=Y0, max_evals=caps)
+        # Until the follower has shown one feasible answer, a large batch goes in two steps, so that a black box
+        # that fails everywhere (or a follower infeasible everywhere) is caught after one chunk, not after all.
+        groups = [tasks[:1], tasks[1:]] if self.evaluator.ll.n_feasible == 0 and len(tasks) > 1 else [tasks]
+        parts = []
+        for group in groups:
+            solution, counts = self.engine.run(group)
+            self.evaluator.merge(counts)
+            parts.append(solution)
+            self._check(solution)
+        return parts[0] if len(parts) == 1 else LowerSolution.concat(parts)
+
+    def _check(self, solution: LowerSolution | None = None) -> None:
+        """Stop the run (:class:`~evobilevel.evidence.HopelessRun`) once its evaluations show it cannot succeed."""
+        if solution is not None and self.evaluator.ll.n_feasible == 0:
+            self._n_x_infeasible += int(np.count_nonzero(solution.cv > 0))
+        check_evidence(self.evaluator.ul, self.evaluator.ll, self._n_x_infeasible)

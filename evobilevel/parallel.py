@@ -103,10 +103,16 @@ class LowerEngine:
         counts : dict
             Evaluations spent, ``{"ul": LevelCounts, "ll": LevelCounts}``, summed over the chunks.
         """
+        return self.run(self.tasks(problem, solver, X, seed, Y0, max_evals))
+
+    def tasks(self, problem, solver, X: np.ndarray, seed: np.random.SeedSequence, Y0: np.ndarray | None = None,
+              max_evals: np.ndarray | None = None) -> list[tuple]:
+        """The chunk tasks of :meth:`solve`, each with its own random stream: running them in any grouping (all at
+        once, or some first) gives the same solutions."""
         n = X.shape[0]
         starts = range(0, n, self.chunk_size)
         seeds = seed.spawn(len(starts))
-        tasks = [
+        return [
             (
                 problem,
                 solver,
@@ -117,6 +123,9 @@ class LowerEngine:
             )
             for i, s in zip(starts, seeds)
         ]
+
+    def run(self, tasks: list[tuple]) -> tuple[LowerSolution, dict[str, LevelCounts]]:
+        """Run chunk tasks (see :meth:`tasks`); returns the solution of their rows in order and the summed counts."""
         if self.n_jobs == 1 or len(tasks) == 1:
             results = [_solve_chunk(*task) for task in tasks]
         else:

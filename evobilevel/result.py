@@ -92,6 +92,8 @@ class Result:
         The run was stopped by ``KeyboardInterrupt``.
     max_ul_evals, max_ll_evals : int or None
         The budgets the run was given.
+    max_time : float or None
+        The wall-time budget in seconds.
     history : History
     """
 
@@ -119,6 +121,7 @@ class Result:
     interrupted: bool = False
     max_ul_evals: int | None = None
     max_ll_evals: int | None = None
+    max_time: float | None = None
     n_ul_failed: int = 0
     n_ll_failed: int = 0
     first_error: str | None = None
