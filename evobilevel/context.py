@@ -34,11 +34,14 @@ class RunContext:
         Wall-time budget in seconds, counted from ``started`` (see :class:`~evobilevel.budget.Budget`).
     started : float, optional
         ``time.perf_counter()`` at the start of the run.
+    target : float, optional
+        The accuracy the run is measured at (the benchmark protocol): the run ends there or at a budget only.
     """
 
     def __init__(self, problem, engine: LowerEngine, seed: np.random.SeedSequence, max_ul_evals=None,
-                 max_ll_evals=None, max_time=None, started=None):
+                 max_ll_evals=None, max_time=None, started=None, target: float | None = None):
         self.problem = problem
+        self.target = target
         self.engine = engine
         self.evaluator = Evaluator(problem)
         self.budget = Budget(self.evaluator, max_ul_evals, max_ll_evals, max_time, started)
@@ -47,6 +50,12 @@ class RunContext:
         self._n_x_infeasible = 0
         #: The algorithm's own generator for upper-level operators.
         self.rng = np.random.default_rng(ul_seed)
+
+    @property
+    def until_target(self) -> bool:
+        """Whether the run ends at its target (or a budget) only: an algorithm's own rule should then restart where
+        it would otherwise stop, and its attempts converge to well within the target."""
+        return self.target is not None
 
     @property
     def n_ul_evals(self) -> int:

@@ -78,7 +78,9 @@ def solve(
         Evaluation budgets per level; never exceeded.
     target : float, optional
         Benchmark protocol: stop as soon as ``|F - F*| < target`` and ``|f - f*| < target`` (needs a known
-        optimum). Success then also needs the final lower-level gap below ``target``.
+        optimum). Success then also needs the final lower-level gap below ``target``. With a target, the run ends
+        only there or at a budget: where the algorithm's own rule would stop, it restarts instead (up to its restart
+        limit), as in the published protocol of evaluations to a target.
     progress : bool
         Print the budgets in force, then show a one-line progress display on standard error: generation, best
         ``F``, evaluations per level and, when a budget applies, an estimate of the time left.
@@ -229,7 +231,7 @@ class _Run:
         args = self.arguments
         self.engine = engine
         self.ctx = RunContext(self.problem, engine, self.run_seed, args["max_ul_evals"], args["max_ll_evals"],
-                              args["max_time"], self.start)
+                              args["max_time"], self.start, target=self.target)
         try:
             if self.saved is None:
                 self.algo.setup(self.ctx)

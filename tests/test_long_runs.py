@@ -22,11 +22,12 @@ from evobilevel.runner import load_checkpoint
 
 SMALL = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
 
-# BLEAQ with a short stall window: it restarts once within 60 generations, so a checkpoint must carry its
-# restart state (kept member, restart counter, archives) as well as its population.
+# BLEAQ with a short stall window and without the model that would end its attempts within a few generations: it
+# restarts within 60 generations, so a checkpoint must carry its restart state (kept member, restart counter,
+# archives) as well as its population.
 CONFIGS = {
     "nested": lambda: Nested(pop_size=10, max_generations=15),
-    "bleaq": lambda: BLEAQ(pop_size=12, max_generations=60, stall_generations=5),
+    "bleaq": lambda: BLEAQ(pop_size=12, max_generations=60, stall_generations=5, model_search=False),
 }
 
 

@@ -21,7 +21,7 @@ from ..lower import default_solver
 from .archive import SolutionArchive
 from .base import Algorithm, AlgorithmState, Candidate
 from .operators import de_current_to_pbest, repair_midpoint
-from .population import Population, child_wins, stalled
+from .population import Population, child_wins, stalled, tolerance_cap
 from .restarts import RestartRule, RestartState
 
 __all__ = ["Nested", "NestedState"]
@@ -65,7 +65,8 @@ class Nested(Algorithm):
     crossover_rate, p_best : float
         DE settings (see :func:`~evobilevel.algorithms.operators.de_current_to_pbest`).
     ftol, stall_generations : float, int
-        Convergence: the best ``F`` improved by less than ``ftol * (1 + |F|)`` over ``stall_generations``
+        The accuracy of ``F`` an attempt converges to, relative to ``1 + |F|``: the best ``F`` improved by less
+        than ``ftol * (1 + |F|)`` over ``stall_generations``
         generations and either the feasible members' ``F`` values lie within that tolerance or the stall has
         lasted twice as long.
     n_warm_starts : int
@@ -85,7 +86,7 @@ class Nested(Algorithm):
     max_generations: int = 300
     crossover_rate: float = 0.9
     p_best: float = 0.2
-    ftol: float = 1e-6
+    ftol: float = 1e-4
     stall_generations: int = 20
     n_warm_starts: int = 2
     lower_solver: object = field(default_factory=default_solver)
@@ -107,7 +108,7 @@ class Nested(Algorithm):
         """What the settings and the problem's sizes determine."""
         self._lo, self._hi = problem.ul_bounds
         self._initial_size = self.pop_size or max(MIN_POP_SIZE, POP_PER_VARIABLE * problem.ul_dim)
-        self._restart_rule = RestartRule(self.restarts, self.restart_patience)
+        self._restart_rule = RestartRule(self.restarts, self.restart_patience, tol=self.ftol)
 
     def _start_population(self, ctx, n: int) -> None:
         X = self._lo + ctx.rng.random((n, len(self._lo))) * (self._hi - self._lo)
@@ -144,13 +145,16 @@ class Nested(Algorithm):
         del state.best_history[: -(2 * self.stall_generations + 1)]  # all the convergence test looks at
         if state.generation >= self.max_generations:
             state.converged, state.stop_message = True, f"maximum of {self.max_generations} generations"
-        elif stalled(state.best_history, state.population, self.ftol, self.stall_generations):
-            if self._restart_rule.after_attempt(state.restarts, best):
+        elif stalled(state.best_history, state.population, self.ftol, self.stall_generations,
+                     tolerance_cap(ctx.target)):
+            if self._restart_rule.after_attempt(state.restarts, best, persist=ctx.until_target):
                 self._start_population(ctx, self._restart_rule.population_size(state.restarts, self._initial_size))
                 return
             state.converged = True
             state.stop_message = (f"best F improved by less than {self.ftol:g} (relative) "
                                   f"in {self.stall_generations} generations")
+            if self.restarts:
+                state.stop_message += f"; {self._restart_rule.reason(state.restarts)}"
 
     def best(self) -> Candidate | None:
         if self.state is None or self.state.population is None:

@@ -8,7 +8,16 @@ import numpy as np
 
 from .base import Candidate
 
-__all__ = ["Population", "rank_key", "child_wins", "stalled", "better_candidate"]
+__all__ = ["Population", "rank_key", "child_wins", "stalled", "better_candidate", "TARGET_MARGIN", "tolerance_cap"]
+
+#: With a target, attempts converge to this fraction of it at least: an answer that only just meets the target
+#: would leave no room for the lower level's error, and restarts could not do better than attempts that stop short.
+TARGET_MARGIN = 10
+
+
+def tolerance_cap(target: float | None) -> float:
+    """The largest tolerance of F an attempt may converge to in a run with ``target`` (inf without one)."""
+    return np.inf if target is None else target / TARGET_MARGIN
 
 
 @dataclass
@@ -104,10 +113,11 @@ def child_wins(parents: Population, children: Population, ranks=Population.ranks
     return r[k:] < r[:k]
 
 
-def stalled(best_history: list[float], population: Population, ftol: float, window: int) -> bool:
-    """Whether the search has converged: the best feasible ``F`` improved by less than ``ftol * (1 + |F|)`` over
-    ``window`` generations, and either the feasible members' ``F`` lie within that tolerance of each other or
-    the stall has lasted twice as long.
+def stalled(best_history: list[float], population: Population, ftol: float, window: int,
+            cap: float = np.inf) -> bool:
+    """Whether the search has converged: the best feasible ``F`` improved by less than ``ftol * (1 + |F|)`` (at
+    most ``cap``) over ``window`` generations, and either the feasible members' ``F`` lie within that tolerance of
+    each other or the stall has lasted twice as long.
 
     Parameters
     ----------
@@ -118,7 +128,7 @@ def stalled(best_history: list[float], population: Population, ftol: float, wind
     if len(best_history) <= window or not np.isfinite(best_history[-1]):
         return False
     now = best_history[-1]
-    tol = ftol * (1 + abs(now))
+    tol = min(ftol * (1 + abs(now)), cap)
     if best_history[-1 - window] - now >= tol:
         return False
     feasible = population.feasible

@@ -40,14 +40,14 @@ from ...lower import DifferentialEvolution, LocalRefinement, default_solver
 from ...space import latin_hypercube
 from ..archive import RingBuffer, SolutionArchive
 from ..base import Algorithm, Candidate
-from ..population import Population, stalled
+from ..population import Population, stalled, tolerance_cap
 from ..restarts import RestartRule
 from .leader import LeaderPolicy
 from .recheck import Recheck
 from .response import ResponseModel
 from .settlement import Answers, LowerSettlement
 from .state import BLEAQState, RecheckState
-from .upper import Offspring, UpperSearch
+from .upper import ModelProposal, Offspring, UpperSearch
 
 __all__ = ["BLEAQ"]
 
@@ -55,11 +55,16 @@ __all__ = ["BLEAQ"]
 MIN_POP_SIZE = 24
 #: Members per upper-level variable (plus as many more), so that the population grows with the dimension.
 POP_PER_VARIABLE = 5
-#: A quarter of the population gets an offspring each generation: selection stays one-to-one, and the lower-level
-#: work of a generation stays small enough for the models to learn from the previous one.
-OFFSPRING_SHARE = 4
+#: A restart's population is at least this large: DE needs a few members beyond the parents of one offspring.
+MIN_RESTART_SIZE = 8
 #: A feasible best member must have held for this share of the stall window before the leader chooses for it.
 HELD_SHARE = 5
+#: A model whose points span at least this share of every variable's range, and that certifies the best member,
+#: shows the leader's problem to be one quadratic basin over most of the box: restarts are not needed.
+SINGLE_BASIN_SPAN = 0.5
+#: Generations in a row in which the model around the best member must certify it as a local optimum: the second
+#: confirms the first with the evaluations the first one's generation added near the best member.
+CERTIFIED_GENERATIONS = 2
 #: Local refinement iterations per row: enough for a quasi-Newton search from a warm start near the optimum.
 LOCAL_MAXITER = 40
 
@@ -77,12 +82,15 @@ class BLEAQ(Algorithm):
     pop_size : int, optional
         Upper-level population; default ``max(24, 5 * ul_dim + 5)``.
     n_offspring : int, optional
-        Evolutionary offspring per generation; default ``max(2, pop_size // 4)``.
+        Evolutionary offspring per generation; default ``max(2, n // 4)`` for the attempt's population of n.
     max_generations : int
     ftol, stall_generations : float, int
-        Convergence: the best ``F`` improved by less than ``ftol * (1 + |F|)`` in ``stall_generations``
-        generations and the feasible members' ``F`` values lie within that tolerance (or the stall lasted twice
-        as long); the best member's lower level is re-solved globally before the run stops.
+        The accuracy of ``F`` an attempt converges to, relative to ``1 + |F|``. An attempt has converged when the
+        quadratic model around the best member, accurate there to ``ftol``, has predicted no improvement beyond it
+        for two generations in a row (and none came), or when the best ``F`` improved by less than that in
+        ``stall_generations`` generations and the feasible members' ``F`` values lie within it (or the stall
+        lasted twice as long). The best member's lower level is then re-solved globally, and the run stops or
+        restarts.
     n_initial_global : int
         Initial members whose lower level is solved from scratch; the others start from their solutions.
     accept_tol : float
@@ -111,9 +119,10 @@ class BLEAQ(Algorithm):
         A member's follower counts as free to choose when psi's held-out error at its x, or the distance between
         its answer and another one as good that a global re-solve found, exceeds this fraction of a range.
     restarts, restart_patience : int
-        When the population has converged, start again from a fresh sample (keeping the archive and, aside, the
-        best member), at most ``restarts`` times and until ``restart_patience`` restarts in a row found nothing
-        better.
+        When an attempt has converged, start again from a fresh sample (keeping the archive and, aside, the best
+        member) until an attempt finds the kept answer again, ``restart_patience`` attempts in a row found nothing
+        better, or ``restarts`` restarts were made; the size of each restart follows what the previous ones found
+        (:mod:`~evobilevel.algorithms.restarts`).
     infeasible_evals : int
         Evaluations of a global search for a candidate whose refinement ended infeasible at the lower level, once
         such searches have turned out hopeless in this run (see :mod:`.settlement`).
@@ -127,7 +136,7 @@ class BLEAQ(Algorithm):
     pop_size: int | None = None
     n_offspring: int | None = None
     max_generations: int = 1000
-    ftol: float = 1e-6
+    ftol: float = 1e-4
     stall_generations: int = 25
     n_initial_global: int = 3
     accept_tol: float = 1e-6
@@ -158,12 +167,11 @@ class BLEAQ(Algorithm):
         """The run's parts, derived from the settings and the problem's sizes (no state)."""
         d = problem.ul_dim
         self._initial_size = self.pop_size or max(MIN_POP_SIZE, POP_PER_VARIABLE * d + POP_PER_VARIABLE)
-        n_offspring = self.n_offspring or max(2, self._initial_size // OFFSPRING_SHARE)
         self._epsilon = EpsilonSchedule(self.eps_generations, self.eps_exponent, self.eps_quantile)
-        self._restart_rule = RestartRule(self.restarts, self.restart_patience)
+        self._restart_rule = RestartRule(self.restarts, self.restart_patience, tol=self.ftol)
         response = ResponseModel(problem.ul_bounds, problem.ll_bounds, self.accept_tol, self.psi_tol,
                                  self.refine_tol)
-        self._upper = UpperSearch(problem.ul_bounds, problem.ll_bounds, n_offspring)
+        self._upper = UpperSearch(problem.ul_bounds, problem.ll_bounds, self.n_offspring)
         self._settlement = LowerSettlement(response, self.local_solver, self.global_solver, self.infeasible_evals)
         self._leader = LeaderPolicy(self.leader_tol, self.free_tol, self.stall_generations // HELD_SHARE,
                                     self.archive_size, response, self.local_solver)
@@ -199,14 +207,14 @@ class BLEAQ(Algorithm):
             Y0 = state.archive.warm_starts(X[first:], 2)
             parts.append(self._settlement.settle(ctx, state, X[first:], Y0, allow_prediction=False))
         state.population = self._upper.evaluate(ctx, state.evaluated, Answers.concat(parts))
-        state.best_history = []
+        state.best_history, state.certified = [], 0
         state.eps0 = self._epsilon.initial_level(state.population.ul_cv, state.population.ll_cv == 0)
         state.eps_start = state.generation
 
     # ------------------------------------------------------------------- step
     def step(self, ctx) -> None:
         state = self.state
-        offspring = self._offspring(ctx)
+        offspring, proposal = self._offspring(ctx)
         answers = self._settlement.settle(ctx, state, offspring.X, self._starts(offspring))
         children = self._upper.evaluate(ctx, state.evaluated, answers)
         self._upper.select(state.population, children, offspring.parents, self._ranks)
@@ -215,18 +223,21 @@ class BLEAQ(Algorithm):
         state.generation += 1
         if self._recheck.due(state):
             self._recheck.run(ctx, state)
-        self._check_convergence(ctx)
+        self._check_convergence(ctx, proposal)
 
-    def _offspring(self, ctx) -> Offspring:
+    def _offspring(self, ctx) -> tuple[Offspring, ModelProposal | None]:
         """This generation's candidates: evolutionary offspring and, where the model finds one, the candidate of
         the quadratic model around the best member."""
         state = self.state
         ranks = self._ranks(state.population)
         offspring = self._upper.offspring(ctx.rng, state.population, ranks)
-        if self.model_search and self._upper.with_model_candidate(offspring, state.population, state.evaluated,
-                                                                   int(np.argmin(ranks))):
-            state.counts["model_candidates"] += 1
-        return offspring
+        proposal = None
+        if self.model_search:
+            proposal = self._upper.with_model_candidate(offspring, state.population, state.evaluated,
+                                                        int(np.argmin(ranks)))
+            if proposal is not None and proposal.x is not None:
+                state.counts["model_candidates"] += 1
+        return offspring, proposal
 
     def _starts(self, offspring: Offspring) -> np.ndarray:
         """Starting points (k, 2, ll_dim) for the candidates' lower levels: their own recombined vector, then the
@@ -245,16 +256,40 @@ class BLEAQ(Algorithm):
         return self._epsilon.level(state.eps0, state.generation - state.eps_start)
 
     # ------------------------------------------------------------ convergence
-    def _check_convergence(self, ctx) -> None:
+    def _check_convergence(self, ctx, proposal: ModelProposal | None = None) -> None:
         state = self.state
         best = state.population.best()
+        before = state.best_history[-1] if state.best_history else np.inf
         state.best_history.append(best.F if best.feasible else np.inf)
         del state.best_history[: -(2 * self.stall_generations + 1)]  # all the convergence test looks at
+        certified = self._certified(best, before, proposal, tolerance_cap(ctx.target))
+        state.certified = state.certified + 1 if certified else 0
         if state.generation >= self.max_generations:
             self._finish(ctx, f"maximum of {self.max_generations} generations")
-        elif self._eps() == 0 and stalled(state.best_history, state.population, self.ftol, self.stall_generations):
+        elif self._eps() == 0 and stalled(state.best_history, state.population, self.ftol, self.stall_generations,
+                                          tolerance_cap(ctx.target)):
             self._finish(ctx, f"best F improved by less than {self.ftol:g} (relative) in "
                               f"{self.stall_generations} generations")
+        elif state.certified >= CERTIFIED_GENERATIONS:
+            self._finish(ctx, f"the best member is a local optimum of the leader's quadratic model (to {self.ftol:g}, "
+                              f"relative) in {CERTIFIED_GENERATIONS} generations in a row")
+
+    def _certified(self, best: Candidate, before: float, proposal: ModelProposal | None, cap: float) -> bool:
+        """Whether this generation certifies the best member as a local optimum: feasible, comparisons feasibility
+        first, the best F improved by at most the tolerance, and the quadratic model around it (fitted before the
+        generation) accurate there and predicting no improvement beyond the tolerance.
+
+        Where that model's points span at least :data:`SINGLE_BASIN_SPAN` of every variable's range, the
+        leader's problem is one quadratic basin over that much of the box, and the attempt is marked as one that
+        no restart can improve on.
+        """
+        if proposal is None or not best.feasible or self._eps() != 0:
+            return False
+        tol = min(self.ftol * (1 + abs(best.F)), cap)
+        certified = before - best.F <= tol and proposal.gain <= tol and proposal.error <= tol
+        if certified and proposal.span >= SINGLE_BASIN_SPAN:
+            self.state.single_basin = True
+        return certified
 
     def _finish(self, ctx, message: str) -> None:
         """Stop or restart, after a global check of the best member's lower level and the leader's choice for it
@@ -267,11 +302,19 @@ class BLEAQ(Algorithm):
         after = state.population.best()
         revived = not (np.array_equal(before.x, after.x) and before.f == after.f)
         if revived and state.generation < self.max_generations:
+            state.certified = 0  # a new best member: the certificate starts again
             return
-        if state.generation < self.max_generations and self._restart_rule.after_attempt(state.restarts, after):
-            self._start_population(ctx, self._restart_rule.population_size(state.restarts, self._initial_size))
-        else:
+        if state.generation >= self.max_generations:
             state.converged, state.stop_message = True, message
+        elif state.single_basin and state.restarts.kept is None and not ctx.until_target:
+            state.converged = True
+            state.stop_message = f"{message}; a quadratic model over most of the box certifies one basin: no restart"
+        elif self._restart_rule.after_attempt(state.restarts, after, persist=ctx.until_target):
+            self._start_population(ctx, self._restart_rule.population_size(state.restarts, self._initial_size,
+                                                                           MIN_RESTART_SIZE))
+        else:
+            ending = self._restart_rule.reason(state.restarts) if self.restarts else ""
+            state.converged, state.stop_message = True, f"{message}; {ending}" if ending else message
 
     # ------------------------------------------------------------- reporting
     def best(self) -> Candidate | None:

@@ -98,6 +98,10 @@ class BLEAQState(AlgorithmState):
     restarts, recheck, leader, stuck : RestartState, RecheckState, LeaderState, StuckSearches
     counts : dict
         The :data:`COUNTERS`.
+    certified : int
+        Generations in a row whose model certified the best member as a local optimum.
+    single_basin : bool
+        The first attempt's model certified its answer over most of the box (no restart needed).
     """
 
     archive: SolutionArchive | None = None
@@ -111,3 +115,5 @@ class BLEAQState(AlgorithmState):
     leader: LeaderState = field(default_factory=LeaderState)
     stuck: StuckSearches = field(default_factory=StuckSearches)
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    certified: int = 0
+    single_basin: bool = False

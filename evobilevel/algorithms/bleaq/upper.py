@@ -15,8 +15,11 @@ from ..operators import de_current_to_pbest, repair_midpoint
 from ..population import Population, child_wins
 from .settlement import Answers
 
-__all__ = ["Offspring", "UpperSearch"]
+__all__ = ["Offspring", "ModelProposal", "UpperSearch"]
 
+#: A quarter of the population gets an offspring each generation: selection stays one-to-one, and the lower-level
+#: work of a generation stays small enough for the response models to learn from the previous one.
+OFFSPRING_SHARE = 4
 #: Iterations of the SLSQP search on the quadratic model: the model is smooth and cheap, so this only guards
 #: against an ill-conditioned fit.
 MODEL_MAXITER = 100
@@ -43,24 +46,51 @@ class Offspring:
     parents: np.ndarray
 
 
+@dataclass
+class ModelProposal:
+    """What the quadratic model of the leader's problem around the best member proposes.
+
+    Attributes
+    ----------
+    x : ndarray, shape (ul_dim,), or None
+        The model's minimiser within the box of its points; None where it is the best member itself.
+    gain : float
+        The improvement of F over the best member's the model predicts there (0 or more; inf where the model's
+        minimiser violates the model's constraints).
+    error : float
+        The model's error at the best member, ``|model(x_best) - F_best|``.
+    span : float
+        The smallest share of a variable's range that the model's points span.
+    """
+
+    x: np.ndarray | None
+    gain: float
+    error: float
+    span: float = 0.0
+
+
 class UpperSearch:
     """Proposes, evaluates and selects upper-level candidates.
 
     Parameters
     ----------
     ul_bounds, ll_bounds : (ndarray, ndarray)
-    n_offspring : int
-        Evolutionary offspring per generation.
+    n_offspring : int, optional
+        Evolutionary offspring per generation; by default a quarter of the population.
     """
 
-    def __init__(self, ul_bounds, ll_bounds, n_offspring: int):
+    def __init__(self, ul_bounds, ll_bounds, n_offspring: int | None = None):
         self.lo, self.hi = ul_bounds
         self.ll_bounds = ll_bounds
-        self.n_offspring = n_offspring
+        self.fixed_offspring = n_offspring
         self.x_widths = widths(ul_bounds)
         d = self.lo.shape[0]
         # Evaluated pairs for the upper-level model: a full quadratic in x, plus d for its least-squares slack.
         self.n_model_fit = n_coefficients(d, "quadratic") + d
+
+    def n_offspring(self, pop_size: int) -> int:
+        """Offspring per generation for a population of ``pop_size``."""
+        return self.fixed_offspring or max(2, pop_size // OFFSPRING_SHARE)
 
     def offspring(self, rng: np.random.Generator, population: Population, ranks: np.ndarray) -> Offspring:
         """DE offspring of randomly chosen members.
@@ -69,7 +99,7 @@ class UpperSearch:
         the follower's free directions (where several y are optimal) through selection.
         """
         n = len(ranks)
-        targets = rng.choice(n, size=min(self.n_offspring, n), replace=False)
+        targets = rng.choice(n, size=min(self.n_offspring(n), n), replace=False)
         joint = np.hstack([population.X, population.Y])
         trial = de_current_to_pbest(joint, ranks, rng)[targets]
         d = self.lo.shape[0]
@@ -78,20 +108,20 @@ class UpperSearch:
         return Offspring(X, Y_start, targets)
 
     def with_model_candidate(self, offspring: Offspring, population: Population, evaluated: RingBuffer,
-                             best: int) -> bool:
-        """Add the candidate that minimises quadratic models of F and G around member ``best`` to ``offspring``;
-        whether there was one."""
-        x_model = self.model_candidate(population, evaluated, best)
-        if x_model is None:
-            return False
-        offspring.X = np.vstack([offspring.X, x_model])
-        offspring.Y_start = np.vstack([offspring.Y_start, population.Y[best]])
-        offspring.parents = np.append(offspring.parents, -1)
-        return True
+                             best: int) -> ModelProposal | None:
+        """Add the candidate that minimises quadratic models of F and G around member ``best`` to ``offspring``,
+        where the model proposes a move; returns the model's proposal (None where no model could be fitted)."""
+        proposal = self.model_candidate(population, evaluated, best)
+        if proposal is not None and proposal.x is not None:
+            offspring.X = np.vstack([offspring.X, proposal.x])
+            offspring.Y_start = np.vstack([offspring.Y_start, population.Y[best]])
+            offspring.parents = np.append(offspring.parents, -1)
+        return proposal
 
-    def model_candidate(self, population: Population, evaluated: RingBuffer, best: int) -> np.ndarray | None:
+    def model_candidate(self, population: Population, evaluated: RingBuffer, best: int) -> ModelProposal | None:
         """Minimise quadratic models of F(x, y*(x)) and of the upper-level constraints near member ``best``,
-        within the box of the points they were fitted on; None where there are too few points or no move."""
+        within the box of the points they were fitted on; None where there are too few points or they span no
+        box."""
         if not population.feasible.any() or evaluated.size < self.n_model_fit:
             return None
         x_best = population.X[best]
@@ -109,9 +139,26 @@ class UpperSearch:
         res = minimize(lambda x: model.predict(x)[0, 0], x_best, method="SLSQP", bounds=list(zip(lo, hi)),
                        constraints=constraints, options={"maxiter": MODEL_MAXITER})
         x = np.clip(res.x, lo, hi)
-        if not np.all(np.isfinite(x)) or np.allclose(x, x_best, rtol=0, atol=NO_DISTANCE):
-            return None
-        return x
+        if not np.all(np.isfinite(x)):
+            return ModelProposal(None, np.inf, np.inf)
+        move = None if np.allclose(x, x_best, rtol=0, atol=NO_DISTANCE) else x
+        return ModelProposal(move, self._gain(model, x_best, float(population.F[best]), lo, hi, constraints),
+                             abs(model.predict(x_best)[0, 0] - population.F[best]),
+                             float(np.min((hi - lo) / self.x_widths)))
+
+    def _gain(self, model, x_best: np.ndarray, F_best: float, lo, hi, constraints) -> float:
+        """The improvement of F the model predicts anywhere within its reach of the best member: the box of its
+        points widened to centre on the best member (within the problem's bounds), so that a best member on the
+        edge of the sampled region, whose model still falls beyond it, is not taken for a minimum."""
+        reach = np.maximum(x_best - lo, hi - x_best)
+        lo_c, hi_c = np.maximum(self.lo, x_best - reach), np.minimum(self.hi, x_best + reach)
+        res = minimize(lambda x: model.predict(x)[0, 0], x_best, method="SLSQP", bounds=list(zip(lo_c, hi_c)),
+                       constraints=constraints, options={"maxiter": MODEL_MAXITER})
+        x = np.clip(res.x, lo_c, hi_c)
+        at_x = model.predict(x)[0]
+        if not np.all(np.isfinite(at_x)) or np.any(at_x[1:] > 0):
+            return np.inf  # a minimiser that violates the model's own constraints promises nothing
+        return max(0.0, F_best - at_x[0])
 
     @staticmethod
     def evaluate(ctx, evaluated: RingBuffer, answers: Answers) -> Population:
