@@ -6,6 +6,7 @@ import numpy as np
 
 from .budget import Budget
 from .evaluator import Evaluation, Evaluator, LevelCounts
+from .followers import solve_followers
 from .lower.base import LowerSolution
 from .parallel import LowerEngine
 
@@ -59,17 +60,22 @@ class RunContext:
             next lower-level solve gets the same stream as in an uninterrupted run).
         """
         counts = self.evaluator.counts()
-        return {
+        state = {
             "ul_counts": counts["ul"],
             "ll_counts": counts["ll"],
             "rng": self.rng.bit_generator.state,
             "ll_seed": dict(self._ll_seed.state),
         }
+        if "followers" in counts:
+            state["follower_counts"] = counts["followers"]
+        return state
 
     def restore(self, state: dict) -> None:
         """Put the context back into a state returned by :meth:`state` (of a run of the same problem and seed)."""
         self.evaluator.ul = LevelCounts(**vars(state["ul_counts"]))
         self.evaluator.ll = LevelCounts(**vars(state["ll_counts"]))
+        if "follower_counts" in state:
+            self.evaluator.followers = [LevelCounts(**vars(c)) for c in state["follower_counts"]]
         self.rng.bit_generator.state = state["rng"]
         self._ll_seed = np.random.SeedSequence(**state["ll_seed"])
 
@@ -96,13 +102,22 @@ class RunContext:
         max_evals_per_row : int, optional
             The caller's cap per row; the lower-level budget left is also split evenly over the rows.
 
+        With several followers, each follower's problem is solved on its own (one engine call per follower, each
+        with its own random stream), and the answers are joined (see
+        :func:`~evobilevel.followers.solve_followers`).
+
         Raises
         ------
         BudgetExhausted
             When the lower-level budget left cannot give every row at least one evaluation.
         """
+        if getattr(self.problem, "follower_set", None) is not None:
+            return solve_followers(self, X, solver, Y0, max_evals_per_row)
         caps = self.budget.row_caps(X.shape[0], max_evals_per_row)
-        solution, counts = self.engine.solve(self.problem, solver, X, self._ll_seed.spawn(1)[0], Y0=Y0,
-                                             max_evals=caps)
+        solution, counts = self.engine.solve(self.problem, solver, X, self.ll_stream(), Y0=Y0, max_evals=caps)
         self.evaluator.merge(counts)
         return solution
+
+    def ll_stream(self) -> np.random.SeedSequence:
+        """A new random stream for one batch of lower-level solves (spawned from the run's lower-level seed)."""
+        return self._ll_seed.spawn(1)[0]

@@ -24,6 +24,7 @@ import numpy as np
 from ..budget import RowBudget
 from ..epsilon import epsilon_level
 from ..evaluator import Evaluator
+from ..integrality import integer_mask, round_integral, search_box
 from ..space import latin_hypercube
 from .base import LowerSolution, LowerSolver, better, prepare, rank
 from .local import LocalRefinement, StartValues
@@ -139,7 +140,9 @@ class _Run:
         self.budget = budget
         self.rng = rng
         problem = budget.ev.problem
-        self.lo, self.hi = problem.ll_bounds
+        # Integer variables move in a box half a unit wider and are rounded when evaluated (see _evaluate).
+        self.integer = integer_mask(problem)
+        self.lo, self.hi = search_box(problem.ll_bounds, self.integer)
         n, d = budget.X.shape[0], problem.ll_dim
         self.n, self.d = n, d
         # The number of constraints is known once the initial population is evaluated (see RowBudget).
@@ -271,9 +274,14 @@ class _Run:
     def _evaluate(self, rows, U, mask, initial=False):
         """Evaluate ``U[mask]`` (U (a, NP, d), mask (a, NP)) in one call and update the best points.
 
+        Integer variables are evaluated, and kept as best points, rounded; the members themselves keep their
+        unrounded values (as in scipy's ``differential_evolution``), which lets a small range of whole numbers
+        keep its diversity under recombination.
+
         Returns f, cv (a, NP) and g (a, NP, m), inf where not evaluated.
         """
         a, NP = mask.shape
+        U = round_integral(U, self.integer)
         f_m, g_m, cv_m = self.budget.evaluate(np.broadcast_to(rows[:, None], mask.shape)[mask], U[mask])
         if initial:
             self.m = self.budget.n_constraints

@@ -98,6 +98,8 @@ class BLEAQState(AlgorithmState):
     restarts, recheck, leader, stuck : RestartState, RecheckState, LeaderState, StuckSearches
     counts : dict
         The :data:`COUNTERS`.
+    followers : list of FollowerLowerState, optional
+        With several followers, what each one's settlement keeps (its archive is a part of ``archive``).
     """
 
     archive: SolutionArchive | None = None
@@ -111,3 +113,4 @@ class BLEAQState(AlgorithmState):
     leader: LeaderState = field(default_factory=LeaderState)
     stuck: StuckSearches = field(default_factory=StuckSearches)
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    followers: list | None = None
