@@ -11,19 +11,19 @@ import math
 
 import numpy as np
 
+from .budget import RowBudget
 from .evaluator import Evaluator
 from .followers import FollowerResult
 from .integrality import integer_mask, lattice, lattice_size
 from .lower import check_solver
-from .lower.base import LowerSolution, rank
+from .lower.base import LowerSolution
+from .lower.integer import enumerate_lattice
 
 __all__ = ["EXHAUSTIVE_POINTS", "check_lower", "follower_answers", "solve_exactly_or_check"]
 
 #: A lower level with only integer variables and at most this many points is checked by evaluating all of them:
-#: fewer evaluations than the check solver's population spends in a few generations, and no doubt left.
+#: about what the check solver spends on a hard lower level, and no doubt left.
 EXHAUSTIVE_POINTS = 20_000
-#: Points per evaluator call of an exhaustive check.
-EXHAUSTIVE_BATCH = 4096
 
 
 def follower_answers(problem, y: np.ndarray, counts) -> list[FollowerResult] | None:
@@ -100,12 +100,6 @@ def solve_exactly_or_check(evaluator: Evaluator, x: np.ndarray, seed: np.random.
 def _exhaustive(evaluator: Evaluator, x: np.ndarray) -> LowerSolution:
     """Every integer point of the lower level at ``x`` evaluated; the best one by Deb's rules."""
     points = lattice(evaluator.problem.ll_bounds)
-    best_y, best_f, best_cv = points[0], math.inf, math.inf
-    for start in range(0, points.shape[0], EXHAUSTIVE_BATCH):
-        Y = points[start:start + EXHAUSTIVE_BATCH]
-        result = evaluator.lower(np.repeat(x[None, :], Y.shape[0], axis=0), Y)
-        j = int(rank(result.values, result.cv)[0])
-        if (result.cv[j], result.values[j]) < (best_cv, best_f):
-            best_y, best_f, best_cv = Y[j], float(result.values[j]), float(result.cv[j])
-    return LowerSolution(Y=best_y[None, :].copy(), f=np.array([best_f]), cv=np.array([best_cv]),
-                         success=np.array([best_cv == 0]), n_evals=np.array([points.shape[0]]))
+    budget = RowBudget(evaluator, x[None, :], np.array([np.inf]))
+    Y, f, cv = enumerate_lattice(budget, points)
+    return LowerSolution(Y=Y, f=f, cv=cv, success=cv <= 0, n_evals=budget.used.copy())

@@ -24,12 +24,17 @@ import numpy as np
 from ..budget import RowBudget
 from ..epsilon import epsilon_level
 from ..evaluator import Evaluator
-from ..integrality import integer_mask, round_integral, search_box
+from ..integrality import integer_mask, lattice, lattice_size, round_integral, search_box
 from ..space import latin_hypercube
 from .base import LowerSolution, LowerSolver, better, prepare, rank
+from .integer import enumerate_lattice
 from .local import LocalRefinement, StartValues
 
 __all__ = ["DifferentialEvolution"]
+
+#: An all-integer lower level with at most this many points per member of the population is enumerated instead:
+#: a DE run spends at least that many evaluations (its patience alone is 60 generations), and enumeration is exact.
+LATTICE_MEMBERS = 20
 
 
 @dataclass
@@ -70,6 +75,10 @@ class DifferentialEvolution(LowerSolver):
         apply. ``epsilon_gens=0`` disables it.
     polish : bool
         Finish each row with :attr:`local` from the DE best, within the row's remaining budget.
+
+    A lower level whose variables are all integer is searched with its members rounded to whole numbers where
+    they are evaluated; one with at most ``LATTICE_MEMBERS`` (20) points per member of the population is
+    enumerated instead, when every row's cap allows it.
     local : LocalRefinement
         The refinement used to polish.
     """
@@ -108,6 +117,10 @@ class DifferentialEvolution(LowerSolver):
         """Solve every row's lower level; see :class:`~evobilevel.lower.base.LowerSolver`."""
         X, Y0, caps = prepare(ev, X, Y0, max_evals)
         budget = RowBudget(ev, X, caps)
+        points = self._small_lattice(ev.problem, caps)
+        if points is not None:
+            Y, f, cv = enumerate_lattice(budget, points)
+            return LowerSolution(Y=Y, f=f, cv=cv, success=cv <= 0, n_evals=budget.used.copy())
         run = _Run(self, budget, rng)
         run.initialise(Y0)
         while run.active.any():
@@ -125,6 +138,19 @@ class DifferentialEvolution(LowerSolver):
         never = ~run.evaluated
         Y[never] = budget.fallback_points(Y0)[never]
         return LowerSolution(Y=Y, f=f, cv=cv, success=success, n_evals=budget.used.copy())
+
+
+    def _small_lattice(self, problem, caps: np.ndarray) -> np.ndarray | None:
+        """Every point of an all-integer lower level with at most ``LATTICE_MEMBERS`` points per member of the
+        population (and within every row's cap): enumerating them costs less than the DE would spend, and is
+        exact. None otherwise."""
+        mask = integer_mask(problem)
+        if mask is None or not mask.all():
+            return None
+        size = lattice_size(problem.ll_bounds)
+        if size > LATTICE_MEMBERS * self.population_size(problem.ll_dim) or np.any(caps < size):
+            return None
+        return lattice(problem.ll_bounds)
 
 
 class _Run:

@@ -20,11 +20,13 @@ from ..evaluator import Evaluator
 from ..integrality import round_integral
 from .base import better, rank
 
-__all__ = ["refine_integer", "HeldIntegers"]
+__all__ = ["refine_integer", "HeldIntegers", "enumerate_lattice"]
 
 #: Rounds of "refine the continuous variables, then try the integer neighbours" per row at most: each round that
 #: moves changes an integer variable by one, and a refinement from a warm start rarely needs more than a few.
 MAX_MIXED_ROUNDS = 10
+#: Points per evaluator call when a lattice is enumerated.
+LATTICE_BATCH = 4096
 
 
 def refine_integer(local, budget: RowBudget, rows: np.ndarray, starts: np.ndarray, values, mask: np.ndarray,
@@ -207,3 +209,24 @@ class HeldIntegers:
         held[rows] = Y[:, self.mask]
         ev = Evaluator(self, ul=budget.ev.ul, ll=budget.ev.ll)
         return RowBudget(ev, np.hstack([budget.X, held]), budget.cap - budget.used)
+
+
+def enumerate_lattice(budget: RowBudget, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluate every point of ``points`` (L, ll_dim) for every row of ``budget`` (whose caps must allow L each)
+    and keep each row's best by Deb's rules.
+
+    Returns
+    -------
+    Y : ndarray, shape (n, ll_dim)
+    f, cv : ndarray, shape (n,)
+    """
+    n, L = budget.X.shape[0], points.shape[0]
+    f_all, cv_all = np.empty((n, L)), np.empty((n, L))
+    rows_per_call = max(1, LATTICE_BATCH // L)
+    for start in range(0, n, rows_per_call):
+        rows = np.arange(start, min(n, start + rows_per_call))
+        f, _, cv = budget.evaluate(np.repeat(rows, L), np.tile(points, (rows.size, 1)))
+        f_all[rows], cv_all[rows] = f.reshape(rows.size, L), cv.reshape(rows.size, L)
+    best = rank(f_all, cv_all)[:, 0]
+    ar = np.arange(n)
+    return points[best].copy(), f_all[ar, best], cv_all[ar, best]
