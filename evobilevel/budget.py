@@ -1,19 +1,21 @@
 """Evaluation budgets: one mechanism for the whole run.
 
-A :class:`Budget` caps the evaluations of each level over a run; a :class:`RowBudget` caps the lower-level
-evaluations of each row of one batch of lower-level problems (a solver's share of the run's budget). Both raise
-:class:`BudgetExhausted` when asked to pay for more than they have left: the runner ends the run with its best
-result so far, a local search ends the search of that one row.
+A :class:`Budget` caps the evaluations of each level over a run, and its wall time; a :class:`RowBudget` caps the
+lower-level evaluations of each row of one batch of lower-level problems (a solver's share of the run's budget).
+Both raise :class:`BudgetExhausted` when asked to pay for more than they have left: the runner ends the run with its
+best result so far, a local search ends the search of that one row.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from .evaluator import Evaluator
 from .integrality import integer_mask, round_integral
 
-__all__ = ["BudgetExhausted", "Budget", "RowBudget", "check_budgets"]
+__all__ = ["BudgetExhausted", "Budget", "RowBudget", "check_budgets", "describe_budgets"]
 
 
 class BudgetExhausted(Exception):
@@ -21,7 +23,7 @@ class BudgetExhausted(Exception):
 
 
 class Budget:
-    """Caps on a run's evaluations per level, checked against the counts of its evaluator.
+    """Caps on a run's evaluations per level, checked against the counts of its evaluator, and on its wall time.
 
     Parameters
     ----------
@@ -29,11 +31,28 @@ class Budget:
         The run's counting evaluator (it holds what has been spent, workers' evaluations merged in).
     max_ul_evals, max_ll_evals : int, optional
         Caps; ``None`` for none.
+    max_time : float, optional
+        Seconds of wall time, from ``started``. It is checked before each evaluation or batch of lower-level
+        solves, so a batch that has started finishes: a run may overrun it by one batch.
+    started : float, optional
+        ``time.perf_counter()`` at the start of the run (earlier for a resumed run: its time so far counts).
     """
 
-    def __init__(self, evaluator: Evaluator, max_ul_evals: int | None = None, max_ll_evals: int | None = None):
+    def __init__(self, evaluator: Evaluator, max_ul_evals: int | None = None, max_ll_evals: int | None = None,
+                 max_time: float | None = None, started: float | None = None):
         self.evaluator = evaluator
         self.max_evals = {"upper": max_ul_evals, "lower": max_ll_evals}
+        self.max_time = max_time
+        self.started = time.perf_counter() if started is None else started
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.started
+
+    def check_time(self) -> None:
+        """Raise :class:`BudgetExhausted` once the wall-time budget is spent."""
+        if self.max_time is not None and self.elapsed() >= self.max_time:
+            raise BudgetExhausted(f"time budget of {self.max_time:g} s exhausted")
 
     def remaining(self, level: str) -> float:
         """Evaluations left at ``level`` (``"upper"`` or ``"lower"``); ``inf`` without a cap."""
@@ -42,7 +61,9 @@ class Budget:
         return np.inf if cap is None else cap - spent
 
     def check(self, level: str, n: int) -> None:
-        """Raise :class:`BudgetExhausted` unless ``n`` more evaluations at ``level`` fit in the budget."""
+        """Raise :class:`BudgetExhausted` unless ``n`` more evaluations at ``level`` fit in the budget (and time is
+        left)."""
+        self.check_time()
         if n > self.remaining(level):
             label = "upper" if level == "upper" else "lower"
             raise BudgetExhausted(f"{label}-level budget of {self.max_evals[level]} evaluations exhausted")
@@ -56,6 +77,7 @@ class Budget:
         BudgetExhausted
             When the budget left cannot give every row at least one evaluation.
         """
+        self.check_time()
         caps = None if per_row is None else np.full(n_rows, int(per_row))
         if self.max_evals["lower"] is not None:
             share = int(self.remaining("lower") // n_rows) if n_rows else 0
@@ -164,8 +186,23 @@ class RowBudget:
         return Y
 
 
-def check_budgets(max_ul_evals, max_ll_evals) -> None:
-    """Raise ValueError unless each budget is None or a positive integer."""
+def check_budgets(max_ul_evals, max_ll_evals, max_time=None) -> None:
+    """Raise ValueError unless each evaluation budget is None or a positive integer, and ``max_time`` None or a
+    positive number of seconds."""
     for label, budget in (("max_ul_evals", max_ul_evals), ("max_ll_evals", max_ll_evals)):
-        if budget is not None and (int(budget) != budget or budget < 1):
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer))
+                                   or int(budget) != budget or budget < 1):
             raise ValueError(f"{label} must be a positive integer, got {budget!r}")
+    if max_time is not None and (isinstance(max_time, bool) or not isinstance(max_time, (int, float))
+                                 or not max_time > 0 or max_time == float("inf")):
+        raise ValueError(f"max_time must be a positive number of seconds, got {max_time!r}")
+
+
+def describe_budgets(max_ul_evals=None, max_ll_evals=None, max_time=None, target=None) -> str:
+    """One line naming the budgets and the target a run starts with."""
+    parts = [f"{label} {value:,}" for label, value in (("UL", max_ul_evals), ("LL", max_ll_evals))
+             if value is not None]
+    if max_time is not None:
+        parts.append(f"time {max_time:g} s")
+    text = "budgets: " + ", ".join(parts) if parts else "no budget: the run ends by its own rule"
+    return text + (f"; target {target:g}" if target is not None else "")

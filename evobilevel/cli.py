@@ -10,7 +10,7 @@ import contextlib
 import sys
 import time
 
-from .progress import ProgressLine
+from .progress import ProgressLine, duration
 
 __all__ = ["main"]
 
@@ -50,6 +50,9 @@ def _add_solve_parser(sub) -> None:
     solve.add_argument("--target", type=float, help="stop when |F-F*| and |f-f*| are below this")
     solve.add_argument("--max-ul-evals", type=int)
     solve.add_argument("--max-ll-evals", type=int)
+    solve.add_argument("--max-time", type=_positive_float, metavar="SECONDS", help="wall-time budget of the run")
+    solve.add_argument("--max-check-evals", type=_positive_int, metavar="N",
+                       help="most evaluations of the final lower-level check (default: until it converges)")
     solve.add_argument("--out", help="write the result as JSON to this file")
     solve.add_argument("--quiet", action="store_true", help="no progress display")
     solve.add_argument("--checkpoint", metavar="PATH", help="write the run's state to this file as it goes")
@@ -135,6 +138,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -164,12 +177,18 @@ def _cmd_solve(args) -> int:
         raise UsageError(str(exc)) from None
     kwargs = {} if args.algorithm is None else {"algorithm": args.algorithm}
     n_jobs = _jobs(args)
+    progress = not args.quiet and sys.stderr.isatty()
+    if not args.quiet and not progress:  # the progress display prints the budgets itself
+        from .budget import describe_budgets
+
+        print(describe_budgets(args.max_ul_evals, args.max_ll_evals, args.max_time, args.target), file=sys.stderr)
     try:
         with contextlib.ExitStack() as stack:
             _enter_backend(stack, args)
             result = solve(problem, seed=args.seed, n_jobs=n_jobs, target=args.target,
-                           max_ul_evals=args.max_ul_evals, max_ll_evals=args.max_ll_evals,
-                           progress=not args.quiet and sys.stderr.isatty(), checkpoint=args.checkpoint,
+                           max_ul_evals=args.max_ul_evals, max_ll_evals=args.max_ll_evals, max_time=args.max_time,
+                           max_check_evals=args.max_check_evals,
+                           progress=progress, checkpoint=args.checkpoint,
                            checkpoint_every=args.checkpoint_every, resume=args.resume, **kwargs)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
@@ -262,25 +281,16 @@ class _BenchProgress(ProgressLine):
         left = ""
         if self._run_now and n_finished < n_total:
             # Runs finish at a roughly steady pace once the workers are busy.
-            left = f", ~{_duration(elapsed / self._run_now * (n_total - n_finished))} left"
+            left = f", ~{duration(elapsed / self._run_now * (n_total - n_finished))} left"
         spec = outcome.spec
         self.draw(f"{self._bar(n_finished, n_total)} {n_finished}/{n_total} runs, {self._success} successful, "
-                   f"{self._failed} failed, {_duration(elapsed)}{left}  "
+                   f"{self._failed} failed, {duration(elapsed)}{left}  "
                    f"(last: {spec.instance} {spec.algorithm} run {spec.run} {outcome.status})")
 
     @staticmethod
     def _bar(n_finished: int, n_total: int, width: int = 20) -> str:
         filled = round(width * n_finished / max(n_total, 1))
         return f"[{'#' * filled}{'.' * (width - filled)}]"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _cmd_report(args) -> int:

@@ -6,7 +6,8 @@ import numpy as np
 
 from .budget import Budget
 from .evaluator import Evaluation, Evaluator, LevelCounts
-from .followers import solve_followers
+from .evidence import check_evidence
+from .followers import join_solutions
 from .lower.base import LowerSolution
 from .parallel import LowerEngine
 
@@ -18,7 +19,9 @@ class RunContext:
 
     Every evaluation goes through it: it is counted by the run's :class:`~evobilevel.evaluator.Evaluator` and
     paid for from the run's :class:`~evobilevel.budget.Budget`, which raises
-    :class:`~evobilevel.budget.BudgetExhausted` when it cannot pay (the run then ends with its best so far).
+    :class:`~evobilevel.budget.BudgetExhausted` when it cannot pay; once the counts show that the run cannot
+    succeed (:mod:`evobilevel.evidence`), it raises :class:`~evobilevel.evidence.HopelessRun`. Either ends the run
+    with its best so far.
 
     Parameters
     ----------
@@ -27,16 +30,22 @@ class RunContext:
     seed : SeedSequence
         The run's only source of randomness: spawned into the upper-level generator and the lower-level streams.
     max_ul_evals, max_ll_evals : int, optional
-        Budgets; never exceeded.
+        Evaluation budgets; never exceeded.
+    max_time : float, optional
+        Wall-time budget in seconds, counted from ``started`` (see :class:`~evobilevel.budget.Budget`).
+    started : float, optional
+        ``time.perf_counter()`` at the start of the run.
     """
 
     def __init__(self, problem, engine: LowerEngine, seed: np.random.SeedSequence, max_ul_evals=None,
-                 max_ll_evals=None):
+                 max_ll_evals=None, max_time=None, started=None):
         self.problem = problem
         self.engine = engine
         self.evaluator = Evaluator(problem)
-        self.budget = Budget(self.evaluator, max_ul_evals, max_ll_evals)
+        self.budget = Budget(self.evaluator, max_ul_evals, max_ll_evals, max_time, started)
         ul_seed, self._ll_seed = seed.spawn(2)
+        # Upper-level points whose lower-level search ended infeasible while no feasible answer had been seen.
+        self._n_x_infeasible = 0
         #: The algorithm's own generator for upper-level operators.
         self.rng = np.random.default_rng(ul_seed)
 
@@ -57,7 +66,8 @@ class RunContext:
             ``ul_counts`` and ``ll_counts`` (:class:`~evobilevel.evaluator.LevelCounts`: evaluations, failures, first
             error), ``rng`` (the upper-level generator's ``bit_generator.state``) and ``ll_seed`` (the state of the
             lower-level :class:`~numpy.random.SeedSequence`, with how many children it has spawned, so that the
-            next lower-level solve gets the same stream as in an uninterrupted run).
+            next lower-level solve gets the same stream as in an uninterrupted run) and ``n_x_infeasible`` (the
+            evidence of a follower infeasible everywhere, see :mod:`evobilevel.evidence`).
         """
         counts = self.evaluator.counts()
         state = {
@@ -65,6 +75,7 @@ class RunContext:
             "ll_counts": counts["ll"],
             "rng": self.rng.bit_generator.state,
             "ll_seed": dict(self._ll_seed.state),
+            "n_x_infeasible": self._n_x_infeasible,
         }
         if "followers" in counts:
             state["follower_counts"] = counts["followers"]
@@ -78,16 +89,21 @@ class RunContext:
             self.evaluator.followers = [LevelCounts(**vars(c)) for c in state["follower_counts"]]
         self.rng.bit_generator.state = state["rng"]
         self._ll_seed = np.random.SeedSequence(**state["ll_seed"])
+        self._n_x_infeasible = state["n_x_infeasible"]
 
     def evaluate_upper(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         """Counted ``F, G`` at X (n, ul_dim), Y (n, ll_dim)."""
         self.budget.check("upper", X.shape[0])
-        return self.evaluator.upper(X, Y)
+        evaluation = self.evaluator.upper(X, Y)
+        self._check()
+        return evaluation
 
     def evaluate_lower(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         """Counted ``f, g`` at X (n, ul_dim), Y (n, ll_dim), in this process (for a handful of points)."""
         self.budget.check("lower", X.shape[0])
-        return self.evaluator.lower(X, Y)
+        evaluation = self.evaluator.lower(X, Y)
+        self._check()
+        return evaluation
 
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
                     max_evals_per_row: int | None = None) -> LowerSolution:
@@ -102,22 +118,74 @@ class RunContext:
         max_evals_per_row : int, optional
             The caller's cap per row; the lower-level budget left is also split evenly over the rows.
 
-        With several followers, each follower's problem is solved on its own (one engine call per follower, each
-        with its own random stream), and the answers are joined (see
-        :func:`~evobilevel.followers.solve_followers`).
+        With several followers, each follower's problem is solved on its own (:meth:`solve_followers`), and the
+        answers are joined (:func:`~evobilevel.followers.join_solutions`).
 
         Raises
         ------
         BudgetExhausted
             When the lower-level budget left cannot give every row at least one evaluation.
         """
-        if getattr(self.problem, "follower_set", None) is not None:
-            return solve_followers(self, X, solver, Y0, max_evals_per_row)
+        followers = getattr(self.problem, "follower_set", None)
+        if followers is not None:
+            starts = {i: None if Y0 is None else Y0[..., block] for i, block in enumerate(followers.blocks)}
+            return join_solutions(list(self.solve_followers(X, solver, starts, max_evals_per_row).values()))
         caps = self.budget.row_caps(X.shape[0], max_evals_per_row)
-        solution, counts = self.engine.solve(self.problem, solver, X, self.ll_stream(), Y0=Y0, max_evals=caps)
-        self.evaluator.merge(counts)
-        return solution
+        tasks = self.engine.tasks(self.problem, solver, X, self.ll_stream(), Y0=Y0, max_evals=caps)
+        # Until the follower has shown one feasible answer, a large batch goes in two steps, so that a black box
+        # that fails everywhere (or a follower infeasible everywhere) is caught after one chunk, not after all.
+        groups = [tasks[:1], tasks[1:]] if self.evaluator.ll.n_feasible == 0 and len(tasks) > 1 else [tasks]
+        parts = []
+        for group in groups:
+            solution, counts = self.engine.run(group)
+            self.evaluator.merge(counts)
+            parts.append(solution)
+            self._check(solution)
+        return parts[0] if len(parts) == 1 else LowerSolution.concat(parts)
 
     def ll_stream(self) -> np.random.SeedSequence:
         """A new random stream for one batch of lower-level solves (spawned from the run's lower-level seed)."""
         return self._ll_seed.spawn(1)[0]
+
+    def solve_followers(self, X: np.ndarray, solver, starts: dict, max_evals_per_row: int | None = None) -> dict:
+        """Solve the problems of several followers at every row of X, each on its own, all in one engine call.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, ul_dim)
+        solver : LowerSolver
+        starts : dict
+            ``{follower index: warm starts (n, k, ll_dim_i) or None}``; the followers to solve.
+        max_evals_per_row : int, optional
+            The caller's cap per row and follower; the lower-level budget left is split evenly over both.
+
+        Returns
+        -------
+        dict
+            ``{follower index: LowerSolution}``; every follower's evaluations are counted for it.
+        """
+        followers, n = self.problem.follower_set, X.shape[0]
+        caps = self.budget.row_caps(n * len(starts), max_evals_per_row)
+        seeds = self.ll_stream().spawn(len(starts))
+        groups = [self.engine.tasks(followers.problems[i], solver, X, seed, Y0=Y0,
+                                    max_evals=None if caps is None else caps[j * n:(j + 1) * n])
+                  for j, ((i, Y0), seed) in enumerate(zip(starts.items(), seeds))]
+        solutions = {}
+        for i, (solution, counts) in zip(starts, self.engine.run_groups(groups)):
+            self.evaluator.merge_follower(i, counts)
+            solutions[i] = solution
+        self._check(join_solutions(list(solutions.values())))
+        return solutions
+
+    def evaluate_follower(self, i: int, X: np.ndarray, Y: np.ndarray) -> Evaluation:
+        """Counted ``f_i, g_i`` of follower i at X (n, ul_dim), Y (n, ll_dim_i), in this process."""
+        self.budget.check("lower", X.shape[0])
+        evaluation = self.evaluator.follower_lower(i, X, Y)
+        self._check()
+        return evaluation
+
+    def _check(self, solution: LowerSolution | None = None) -> None:
+        """Stop the run (:class:`~evobilevel.evidence.HopelessRun`) once its evaluations show it cannot succeed."""
+        if solution is not None and self.evaluator.ll.n_feasible == 0:
+            self._n_x_infeasible += int(np.count_nonzero(solution.cv > 0))
+        check_evidence(self.evaluator.ul, self.evaluator.ll, self._n_x_infeasible)

@@ -40,15 +40,17 @@ class Evaluation:
 
 @dataclass
 class LevelCounts:
-    """Evaluations spent at one level, and the failures among them."""
+    """Evaluations spent at one level: how many failed, how many were feasible, and the first failure's message."""
 
     n_evals: int = 0
     n_failed: int = 0
     first_error: str | None = None
+    n_feasible: int = 0
 
     def add(self, other: LevelCounts) -> None:
         self.n_evals += other.n_evals
         self.n_failed += other.n_failed
+        self.n_feasible += other.n_feasible
         if self.first_error is None:
             self.first_error = other.first_error
 
@@ -110,7 +112,8 @@ class Evaluator:
         follower and in the lower-level total."""
         own = Evaluator(self.problem.follower_set.problems[i], ll=self.followers[i])
         result = own.lower(X, Y)
-        self.ll.add(LevelCounts(X.shape[0], int(result.failed.sum()), self.followers[i].first_error))
+        self.ll.add(LevelCounts(X.shape[0], int(result.failed.sum()), self.followers[i].first_error,
+                                int(np.count_nonzero(result.cv == 0))))
         return result
 
     def merge_follower(self, i: int, counts: dict[str, LevelCounts]) -> None:
@@ -134,8 +137,11 @@ class Evaluator:
             values = np.where(failed, np.inf, values)
             constraints = np.where(failed[:, None], np.inf, constraints)
             # A failed point is infeasible even on a level without constraints.
-            return Evaluation(values, constraints, np.where(failed, np.inf, violation(constraints)), failed)
-        return Evaluation(values, constraints, violation(constraints), failed)
+            cv = np.where(failed, np.inf, violation(constraints))
+        else:
+            cv = violation(constraints)
+        counts.n_feasible += int(np.count_nonzero(cv == 0))
+        return Evaluation(values, constraints, cv, failed)
 
     def counts(self) -> dict[str, LevelCounts]:
         """A snapshot of both levels' counts (and, with several followers, each one's under ``"followers"``), to

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Follower", "FollowerSet", "FollowerContext", "FollowerResult", "solve_followers"]
+__all__ = ["Follower", "FollowerSet", "FollowerContext", "FollowerResult", "join_solutions"]
 
 
 class Follower:
@@ -244,52 +244,12 @@ class FollowerContext:
 
     def evaluate_lower(self, X: np.ndarray, Y: np.ndarray):
         """Counted ``f_i, g_i`` at X (n, ul_dim), Y (n, ll_dim_i), in this process."""
-        self.ctx.budget.check("lower", X.shape[0])
-        return self.ctx.evaluator.follower_lower(self.index, X, Y)
+        return self.ctx.evaluate_follower(self.index, X, Y)
 
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
                     max_evals_per_row: int | None = None):
         """Solve this follower's problem at every row of X (see :meth:`~evobilevel.context.RunContext.solve_lower`)."""
-        caps = self.ctx.budget.row_caps(X.shape[0], max_evals_per_row)
-        return _solve_one(self.ctx, self.index, X, solver, self.ctx.ll_stream(), Y0, caps)
-
-
-def _solve_one(ctx, i: int, X, solver, seed, Y0, caps):
-    """Follower i's problem solved at the rows of X through the run's engine; its counts merged into the run's."""
-    solution, counts = ctx.engine.solve(ctx.problem.follower_set.problems[i], solver, X, seed, Y0=Y0, max_evals=caps)
-    ctx.evaluator.merge_follower(i, counts)
-    return solution
-
-
-def solve_followers(ctx, X: np.ndarray, solver, Y0: np.ndarray | None = None,
-                    max_evals_per_row: int | None = None):
-    """Solve every follower's problem at every row of X, each on its own, and join their answers.
-
-    Parameters
-    ----------
-    ctx : RunContext
-    X : ndarray, shape (n, ul_dim)
-    solver : LowerSolver
-    Y0 : ndarray, shape (n, k, ll_dim) or (n, ll_dim), optional
-        Warm starts of the whole ``y``; each follower gets its block.
-    max_evals_per_row : int, optional
-        The caller's cap per row and follower; the lower-level budget left is split evenly over both.
-
-    Returns
-    -------
-    LowerSolution
-        ``Y`` the followers' answers side by side, ``f`` their sum, ``cv`` the sum of their violations,
-        ``success`` where every follower's solve succeeded, ``n_evals`` the evaluations per row (all followers).
-    """
-    followers = ctx.problem.follower_set
-    n, k = X.shape[0], len(followers)
-    caps = ctx.budget.row_caps(n * k, max_evals_per_row)
-    seeds = ctx.ll_stream().spawn(k)
-    parts = []
-    for i, block in enumerate(followers.blocks):
-        part_caps = None if caps is None else caps[i * n:(i + 1) * n]
-        parts.append(_solve_one(ctx, i, X, solver, seeds[i], None if Y0 is None else Y0[..., block], part_caps))
-    return join_solutions(parts)
+        return self.ctx.solve_followers(X, solver, {self.index: Y0}, max_evals_per_row)[self.index]
 
 
 def join_solutions(parts: list):

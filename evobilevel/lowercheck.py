@@ -11,15 +11,13 @@ import math
 
 import numpy as np
 
-from .budget import RowBudget
 from .evaluator import Evaluator
 from .followers import FollowerResult
-from .integrality import integer_mask, lattice, lattice_size
+from .integrality import integer_mask, lattice_size
 from .lower import check_solver
-from .lower.base import LowerSolution
-from .lower.integer import enumerate_lattice
+from .lower.integer import LatticeEnumeration
 
-__all__ = ["EXHAUSTIVE_POINTS", "check_lower", "follower_answers", "solve_exactly_or_check"]
+__all__ = ["EXHAUSTIVE_POINTS", "check_lower", "follower_answers", "check_solver_for"]
 
 #: A lower level with only integer variables and at most this many points is checked by evaluating all of them:
 #: about what the check solver spends on a hard lower level, and no doubt left.
@@ -36,18 +34,21 @@ def follower_answers(problem, y: np.ndarray, counts) -> list[FollowerResult] | N
             for name, block, c in zip(followers.names, followers.blocks, counts)]
 
 
-def check_lower(problem, x: np.ndarray, y: np.ndarray, f: float, ll_cv: float, seed: np.random.SeedSequence,
+def check_lower(engine, problem, best, seed: np.random.SeedSequence, max_evals: int | None = None,
                 followers: list[FollowerResult] | None = None) -> tuple[float, int]:
-    """The lower-level gap of the answer ``y`` (value ``f``, violation ``ll_cv``) at ``x``.
+    """The lower-level gap of a result's answer ``best.y`` (value ``best.f``, violation ``best.ll_cv``) at ``best.x``.
 
     Parameters
     ----------
+    engine : LowerEngine
+        The run's engine: the check's solves go through it (in parallel for ``n_jobs`` other than 1).
     problem : Problem
-    x : ndarray, shape (ul_dim,)
-    y : ndarray, shape (ll_dim,)
-    f, ll_cv : float
+    best : Candidate
     seed : SeedSequence
         The check's random stream.
+    max_evals : int, optional
+        Most evaluations the check may spend (with several followers, shared evenly, one of each follower's share
+        going to the value of its answer).
     followers : list of FollowerResult, optional
         For a problem with several followers (from :func:`follower_answers`): each is checked on its own problem
         and its ``f``, ``feasible``, ``ll_gap`` and ``n_ll_evals_check`` are filled in.
@@ -60,23 +61,26 @@ def check_lower(problem, x: np.ndarray, y: np.ndarray, f: float, ll_cv: float, s
     n_evals : int
         Lower-level evaluations of the check.
     """
+    x = np.asarray(best.x, dtype=float)
     if followers is None:
-        return _gap(problem, x, f, ll_cv, seed)
+        return _gap(engine, problem, x, best.f, best.ll_cv, seed, max_evals)
+    share = None if max_evals is None else max(1, max_evals // len(followers) - 1)
     gaps, total = [], 0
-    for follower, sub, block, s in zip(followers, problem.follower_set.problems, problem.follower_set.blocks,
-                                       seed.spawn(len(followers))):
-        answer = Evaluator(sub).lower(x[None, :], y[None, block])
+    own = problem.follower_set
+    for follower, sub, block, s in zip(followers, own.problems, own.blocks, seed.spawn(len(followers))):
+        answer = Evaluator(sub).lower(x[None, :], np.asarray(best.y, dtype=float)[None, block])
         follower.f, follower.feasible = float(answer.values[0]), bool(answer.cv[0] == 0)
-        follower.ll_gap, n_evals = _gap(sub, x, follower.f, float(answer.cv[0]), s)
+        follower.ll_gap, n_evals = _gap(engine, sub, x, follower.f, float(answer.cv[0]), s, share)
         follower.n_ll_evals_check = n_evals + 1
         gaps.append(follower.ll_gap)
         total += follower.n_ll_evals_check
     return max(gaps), total
 
 
-def _gap(problem, x: np.ndarray, f: float, ll_cv: float, seed: np.random.SeedSequence) -> tuple[float, int]:
-    evaluator = Evaluator(problem)
-    solution = solve_exactly_or_check(evaluator, x, seed)
+def _gap(engine, problem, x: np.ndarray, f: float, ll_cv: float, seed: np.random.SeedSequence,
+         max_evals: int | None) -> tuple[float, int]:
+    caps = None if max_evals is None else np.array([max_evals])
+    solution, counts = engine.solve(problem, check_solver_for(problem, max_evals), x[None, :], seed, max_evals=caps)
     f_check, cv_check = float(solution.f[0]), float(solution.cv[0])
     if ll_cv > 0:
         gap = math.inf if cv_check == 0 else 0.0
@@ -84,22 +88,15 @@ def _gap(problem, x: np.ndarray, f: float, ll_cv: float, seed: np.random.SeedSeq
         gap = 0.0
     else:
         gap = max(0.0, f - f_check)
-    return gap, evaluator.n_ll_evals
+    return gap, counts["ll"].n_evals
 
 
-def solve_exactly_or_check(evaluator: Evaluator, x: np.ndarray, seed: np.random.SeedSequence) -> LowerSolution:
-    """The lower level at ``x`` (ul_dim,) solved exhaustively when it is small and all integer, else by the check
-    solver (with ``seed``'s stream); one row."""
-    problem = evaluator.problem
+def check_solver_for(problem, max_evals: int | None = None):
+    """The check's solver: every point of a small all-integer lower level (when the check may spend that many),
+    else :func:`evobilevel.lower.check_solver`."""
     mask = integer_mask(problem)
-    if mask is not None and mask.all() and lattice_size(problem.ll_bounds) <= EXHAUSTIVE_POINTS:
-        return _exhaustive(evaluator, x)
-    return check_solver().solve(evaluator, x[None, :], np.random.default_rng(seed))
-
-
-def _exhaustive(evaluator: Evaluator, x: np.ndarray) -> LowerSolution:
-    """Every integer point of the lower level at ``x`` evaluated; the best one by Deb's rules."""
-    points = lattice(evaluator.problem.ll_bounds)
-    budget = RowBudget(evaluator, x[None, :], np.array([np.inf]))
-    Y, f, cv = enumerate_lattice(budget, points)
-    return LowerSolution(Y=Y, f=f, cv=cv, success=cv <= 0, n_evals=budget.used.copy())
+    if mask is not None and mask.all():
+        size = lattice_size(problem.ll_bounds)
+        if size <= EXHAUSTIVE_POINTS and (max_evals is None or size <= max_evals):
+            return LatticeEnumeration()
+    return check_solver()

@@ -93,6 +93,8 @@ class Result:
         The run was stopped by ``KeyboardInterrupt``.
     max_ul_evals, max_ll_evals : int or None
         The budgets the run was given.
+    max_time : float or None
+        The wall-time budget in seconds.
     integrality : dict or None
         ``{"ul": [...], "ll": [...]}``, the problem's integrality masks, where it has integer variables.
     followers : list of FollowerResult or None
@@ -125,6 +127,7 @@ class Result:
     interrupted: bool = False
     max_ul_evals: int | None = None
     max_ll_evals: int | None = None
+    max_time: float | None = None
     n_ul_failed: int = 0
     n_ll_failed: int = 0
     first_error: str | None = None

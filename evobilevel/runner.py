@@ -25,9 +25,10 @@ import numpy as np
 from ._version import __version__
 from .algorithms import make_algorithm
 from .algorithms.base import Algorithm, Candidate
-from .budget import BudgetExhausted, check_budgets
+from .budget import BudgetExhausted, check_budgets, describe_budgets
 from .checkpoint import check_same_run, load_checkpoint, problem_identity, write_checkpoint
 from .context import RunContext
+from .evidence import HopelessRun
 from .integrality import integrality_record
 from .lowercheck import check_lower, follower_answers
 from .parallel import LowerEngine
@@ -50,8 +51,10 @@ def solve(
     progress: bool = False,
     callback=None,
     *,
+    max_time: float | None = None,
     chunk_size: int = 4,
     check_ll: bool = True,
+    max_check_evals: int | None = None,
     history_limit: int = 10_000,
     checkpoint=None,
     checkpoint_every: int = 10,
@@ -78,14 +81,24 @@ def solve(
         Benchmark protocol: stop as soon as ``|F - F*| < target`` and ``|f - f*| < target`` (needs a known
         optimum). Success then also needs the final lower-level gap below ``target``.
     progress : bool
-        Show a one-line progress display on standard error.
+        Print the budgets in force, then show a one-line progress display on standard error: generation, best
+        ``F``, evaluations per level and, when a budget applies, an estimate of the time left.
     callback : callable, optional
         ``callback(record)`` after every generation with its history record; returning ``True`` stops the run
         (with ``checkpoint`` given, a checkpoint of that generation is written first, so the run can go on later).
+    max_time : float, optional
+        Wall-time budget in seconds (a resumed run counts its time before the checkpoint). The run stops before
+        the next evaluation once it is spent; a batch of lower-level solves that has started finishes, and the
+        lower-level check at the end is not counted in it. Where a run stops then depends on the machine, so a
+        run stopped by time is not reproducible.
     chunk_size : int
         Upper-level points per parallel lower-level task.
     check_ll : bool
-        Run the independent lower-level check at the final ``x`` that gives ``ll_gap``.
+        Run the independent lower-level check at the final ``x`` that gives ``ll_gap``; its evaluations are
+        reported as ``n_ll_evals_check`` and go through the same engine as the run's (in parallel for ``n_jobs``
+        other than 1).
+    max_check_evals : int, optional
+        Most evaluations the check may spend (none: it runs to its own convergence).
     history_limit : int
         Most history records kept, at least 3 (thinned evenly beyond: the first and newest records stay).
     checkpoint : path, optional
@@ -122,7 +135,8 @@ def solve(
     algorithms keep their archives in ring buffers of fixed capacity (``archive_size``); their per-generation
     convergence record is one float per generation.
     """
-    _check_arguments(problem, max_ul_evals, max_ll_evals, target, checkpoint_every, history_limit)
+    _check_arguments(problem, max_ul_evals, max_ll_evals, max_time, target, checkpoint_every, history_limit)
+    check_budgets(max_check_evals, None)
     configured = make_algorithm(algorithm)
     saved = None if resume is None else load_checkpoint(resume)
     if saved is not None and seed is None:
@@ -134,20 +148,24 @@ def solve(
         "seed": int(seed_seq.entropy),
         "max_ul_evals": max_ul_evals,
         "max_ll_evals": max_ll_evals,
+        "max_time": max_time,
         "target": target,
         "chunk_size": chunk_size,
         "n_jobs": n_jobs,
         "check_ll": check_ll,
+        "max_check_evals": max_check_evals,
         "history_limit": history_limit,
         "checkpoint_every": checkpoint_every,
     }
     if saved is not None:
         check_same_run(saved["arguments"], arguments, resume)
     run = _Run(problem, copy.deepcopy(configured), seed_seq, arguments, saved)
-    run.callback, run.checkpoint, run.display = callback, checkpoint, ProgressLine(enabled=progress)
+    run.callback, run.checkpoint = callback, checkpoint
+    run.display = ProgressLine(enabled=progress, budgets=(max_ul_evals, max_ll_evals, max_time))
+    run.display.announce(describe_budgets(max_ul_evals, max_ll_evals, max_time, target))
     with LowerEngine(n_jobs=n_jobs, chunk_size=chunk_size) as engine:
         run.drive(engine)
-    return run.result(check_ll)
+        return run.result(check_ll)
 
 
 def check_target(target) -> None:
@@ -156,10 +174,11 @@ def check_target(target) -> None:
         raise ValueError(f"target must be a positive number, got {target!r}")
 
 
-def _check_arguments(problem, max_ul_evals, max_ll_evals, target, checkpoint_every, history_limit) -> None:
+def _check_arguments(problem, max_ul_evals, max_ll_evals, max_time, target, checkpoint_every,
+                     history_limit) -> None:
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be an evobilevel.Problem, got {type(problem).__name__}")
-    check_budgets(max_ul_evals, max_ll_evals)
+    check_budgets(max_ul_evals, max_ll_evals, max_time)
     for label, value, least in (("checkpoint_every", checkpoint_every, 1), ("history_limit", history_limit, 3)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
             raise ValueError(f"{label} must be an integer of at least {least}, got {value!r}")
@@ -209,7 +228,9 @@ class _Run:
     def drive(self, engine: LowerEngine) -> None:
         """Set the algorithm up (or restore it) and step it until something ends the run."""
         args = self.arguments
-        self.ctx = RunContext(self.problem, engine, self.run_seed, args["max_ul_evals"], args["max_ll_evals"])
+        self.engine = engine
+        self.ctx = RunContext(self.problem, engine, self.run_seed, args["max_ul_evals"], args["max_ll_evals"],
+                              args["max_time"], self.start)
         try:
             if self.saved is None:
                 self.algo.setup(self.ctx)
@@ -224,7 +245,7 @@ class _Run:
                 recorded = False
                 self.generation += 1
                 self.algo.step(self.ctx)
-        except BudgetExhausted as stop:
+        except (BudgetExhausted, HopelessRun) as stop:
             self.message, self.finished = str(stop), True
             self.history.append(self._record())
         except KeyboardInterrupt:
@@ -291,8 +312,9 @@ class _Run:
         result = self._result(best)
         if check_ll and math.isfinite(best.f):
             try:
-                result.ll_gap, result.n_ll_evals_check = check_lower(self.problem, best.x, best.y, best.f, best.ll_cv,
-                                                                     self.check_seed, result.followers)
+                result.ll_gap, result.n_ll_evals_check = check_lower(
+                    self.engine, self.problem, best, self.check_seed, self.arguments["max_check_evals"],
+                    result.followers)
             except KeyboardInterrupt:
                 result.interrupted = True
                 result.message += "; lower-level check interrupted (no ll_gap)"
@@ -330,6 +352,7 @@ class _Run:
             interrupted=self.interrupted,
             max_ul_evals=self.arguments["max_ul_evals"],
             max_ll_evals=self.arguments["max_ll_evals"],
+            max_time=self.arguments["max_time"],
             n_ul_failed=ev.ul.n_failed,
             n_ll_failed=ev.ll.n_failed,
             first_error="; ".join(e for e in (ev.ul.first_error, ev.ll.first_error) if e) or None,  # both levels

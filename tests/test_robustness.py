@@ -318,3 +318,56 @@ def test_ctrl_c_on_the_command_line_prints_and_saves_the_best_so_far(tmp_path):
     assert data["interrupted"] is True and data["success"] is False
     assert data["n_ll_evals"] > 0 and math.isfinite(data["F"])
     assert eb.load_result(out).interrupted
+
+
+# ------------------------------------------------------------------------- runs that cannot succeed
+def _smd1_with(lower=None, lower_constraints=None, upper=None):
+    base = eb.benchmarks.get("SMD1", ul_dim=3, ll_dim=3)
+    return eb.Problem(upper or (lambda x, y: float(base.upper(x, y)[0])),
+                      lower or (lambda x, y: float(base.lower(x, y)[0])), base.ul_bounds, base.ll_bounds,
+                      lower_constraints=lower_constraints, name="broken", optimum=base.optimum)
+
+
+def _raise(x, y):
+    raise RuntimeError("simulator not configured")
+
+
+@pytest.mark.parametrize("algorithm", ["bleaq", "nested"])
+def test_a_lower_level_that_always_raises_ends_the_run_early_naming_the_error(algorithm):
+    from evobilevel.evidence import FAILURE_EVIDENCE
+
+    r = eb.solve(_smd1_with(lower=_raise), algorithm=algorithm, seed=0)
+    assert not r.success and not r.feasible
+    assert r.message.startswith(f"every one of the {r.n_ll_evals} lower-level evaluations failed")
+    assert "RuntimeError: simulator not configured" in r.message
+    assert FAILURE_EVIDENCE <= r.n_ll_evals == r.n_ll_failed < 5000 and r.n_ul_evals == 0
+
+
+@pytest.mark.parametrize("algorithm", ["bleaq", "nested"])
+def test_an_upper_level_that_always_raises_ends_the_run_naming_the_error(algorithm):
+    from evobilevel.evidence import FAILURE_EVIDENCE
+
+    r = eb.solve(_smd1_with(upper=_raise), algorithm=algorithm, seed=0)
+    assert r.message.startswith(f"every one of the {r.n_ul_evals} upper-level evaluations failed")
+    assert FAILURE_EVIDENCE <= r.n_ul_evals < 2 * FAILURE_EVIDENCE and not r.success
+
+
+@pytest.mark.parametrize("algorithm", ["bleaq", "nested"])
+def test_a_follower_infeasible_everywhere_ends_the_run_early(algorithm):
+    r = eb.solve(_smd1_with(lower_constraints=lambda x, y: np.array([1.0 + y[0] ** 2])), algorithm=algorithm,
+                 seed=0)
+    assert "the follower's problem had no feasible point" in r.message and "infeasible everywhere" in r.message
+    assert r.n_ll_failed == 0 and r.n_ll_evals < 12_000 and not r.success
+
+
+def test_a_black_box_that_fails_in_part_of_the_box_is_solved_not_stopped():
+    # The follower's simulator fails wherever x_u1[0] > 5 (a third of the leader's box): a problem to solve.
+    base = eb.benchmarks.get("SMD1", ul_dim=3, ll_dim=3)
+
+    def lower(x, y):
+        if x[0] > 5:
+            raise RuntimeError("out of the simulator's range")
+        return float(base.lower(x, y)[0])
+
+    r = eb.solve(_smd1_with(lower=lower), algorithm="bleaq", seed=1, target=1e-2)
+    assert r.success and 0 < r.n_ll_failed < r.n_ll_evals

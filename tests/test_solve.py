@@ -166,3 +166,40 @@ def test_bad_arguments_raise_clear_errors():
         eb.solve(p, algorithm="nested", max_ll_evals=0)
     with pytest.raises(ValueError, match="n_jobs"):
         eb.solve(p, algorithm="nested", n_jobs=0)
+
+
+def test_time_budget_ends_the_run_and_is_recorded():
+    p = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
+    r = eb.solve(p, algorithm=Nested(**{**FAST, "max_generations": 10_000}), seed=0, max_time=0.3)
+    assert r.message == "time budget of 0.3 s exhausted" and not r.success
+    assert 0.3 <= r.elapsed < 5 and r.max_time == 0.3
+    for bad in (0, -1.0, float("inf"), "1", True):
+        with pytest.raises(ValueError, match="max_time must be a positive number of seconds"):
+            eb.solve(p, algorithm="nested", max_time=bad)
+
+
+def test_the_final_check_can_be_bounded_and_runs_in_the_engine():
+    p = eb.benchmarks.get("SMD2", ul_dim=2, ll_dim=3)
+    free = eb.solve(p, algorithm=Nested(**FAST), seed=3)
+    bounded = eb.solve(p, algorithm=Nested(**FAST), seed=3, max_check_evals=120)
+    assert free.n_ll_evals_check > 120 >= bounded.n_ll_evals_check > 0
+    assert (bounded.n_ul_evals, bounded.n_ll_evals, bounded.F) == (free.n_ul_evals, free.n_ll_evals, free.F)
+    parallel = eb.solve(p, algorithm=Nested(**FAST), seed=3, n_jobs=2)
+    assert (parallel.ll_gap, parallel.n_ll_evals_check) == (free.ll_gap, free.n_ll_evals_check)
+
+
+def test_progress_prints_the_budgets_then_the_best_and_an_estimate_of_the_time_left():
+    import io
+
+    from evobilevel.progress import ProgressLine
+
+    out = io.StringIO()
+    line = ProgressLine(True, out, budgets=(None, 1000, 60.0))
+    line.announce("budgets: LL 1,000, time 60 s")
+    line.update({"generation": 3, "n_ul_evals": 40, "n_ll_evals": 250, "best_F": 1.5, "best_f": 0.25,
+                 "elapsed": 10.0})
+    text = out.getvalue()
+    assert text.startswith("budgets: LL 1,000, time 60 s\n")
+    # A quarter of the LL budget in 10 s: 30 s left at that rate (the time budget would last 50 s).
+    assert "F 1.5" in text and "LL         250" in text and "~30 s left" in text
+    assert ProgressLine(True, out).time_left({"n_ul_evals": 1, "n_ll_evals": 1, "elapsed": 1.0}) is None

@@ -13,14 +13,16 @@ Either way the integer variables only ever take whole numbers: no point between 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..budget import RowBudget
 from ..evaluator import Evaluator
-from ..integrality import round_integral
-from .base import better, rank
+from ..integrality import integer_mask, lattice, round_integral
+from .base import LowerSolution, LowerSolver, better, prepare, rank
 
-__all__ = ["refine_integer", "HeldIntegers", "enumerate_lattice"]
+__all__ = ["refine_integer", "HeldIntegers", "enumerate_lattice", "LatticeEnumeration"]
 
 #: Rounds of "refine the continuous variables, then try the integer neighbours" per row at most: each round that
 #: moves changes an integer variable by one, and a refinement from a warm start rarely needs more than a few.
@@ -230,3 +232,20 @@ def enumerate_lattice(budget: RowBudget, points: np.ndarray) -> tuple[np.ndarray
     best = rank(f_all, cv_all)[:, 0]
     ar = np.arange(n)
     return points[best].copy(), f_all[ar, best], cv_all[ar, best]
+
+
+@dataclass
+class LatticeEnumeration(LowerSolver):
+    """Every point of an all-integer lower level, evaluated: the exact optimum of each row (a check for small
+    lattices; every row's cap must allow the whole lattice)."""
+
+    def solve(self, ev: Evaluator, X: np.ndarray, rng: np.random.Generator, Y0: np.ndarray | None = None,
+              max_evals: np.ndarray | int | None = None) -> LowerSolution:
+        """See :class:`~evobilevel.lower.base.LowerSolver`; ``rng`` and ``Y0`` are not needed."""
+        X, _, caps = prepare(ev, X, None, max_evals)
+        mask = integer_mask(ev.problem)
+        if mask is None or not mask.all():
+            raise ValueError(f"{ev.problem.name}: LatticeEnumeration needs every lower-level variable integer")
+        budget = RowBudget(ev, X, caps)
+        Y, f, cv = enumerate_lattice(budget, lattice(ev.problem.ll_bounds))
+        return LowerSolution(Y=Y, f=f, cv=cv, success=cv <= 0, n_evals=budget.used.copy())

@@ -248,8 +248,9 @@ class BLEAQ(Algorithm):
     def _starts(self, offspring: Offspring) -> np.ndarray:
         """Starting points (k, 2, ll_dim) for the candidates' lower levels: their own recombined vector, then the
         archived optimum of the nearest solved x."""
-        nearest = self.state.archive.warm_starts(offspring.X, 1)
-        return np.concatenate([offspring.Y_start[:, None, :], nearest], axis=1)
+        own = offspring.Y_start[:, None, :]
+        nearest = self.state.archive.warm_starts(offspring.X, 1)  # None while no answer has been archived
+        return own if nearest is None else np.concatenate([own, nearest], axis=1)
 
     def _ranks(self, population: Population) -> np.ndarray:
         """Ranks under the current epsilon level (violations up to it count as none)."""
