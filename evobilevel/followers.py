@@ -170,9 +170,11 @@ def _probe(problem) -> None:
     try:
         problem.evaluate_batch("lower", x[None, :], y[None, :])
     except IndexError as exc:
+        form = "batches (n, d)" if problem.vectorized else "single points (d,)"
         raise ProblemDefinitionError(
             f"{problem.name}: its bounds give it {problem.ll_dim} variable(s), but its functions failed on a y of "
-            f"that length at the centre of the bounds (IndexError: {exc}); do the bounds match the functions?"
+            f"that length at the centre of the bounds (IndexError: {exc}); do the bounds match the functions, and "
+            f"do the functions take {form} (vectorized={problem.vectorized})?"
         ) from None
     except ProblemDefinitionError:
         raise

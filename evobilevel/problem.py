@@ -167,6 +167,17 @@ class Problem:
         is abandoned and counts as a failed evaluation (``"TimeoutError: upper took more than 2 s"``); the run
         goes on. ``None`` (the default) never interrupts a call.
 
+    Attributes
+    ----------
+    ul_bounds, ll_bounds : (ndarray, ndarray)
+        Read-only, integer variables' ranges narrowed to whole numbers.
+    ul_integrality, ll_integrality : ndarray of bool, shape (ul_dim,), (ll_dim,)
+        All False where no variable is integer.
+    followers : tuple of Follower
+        Empty for a problem with one follower (``lower=``).
+    follower_set : FollowerSet or None
+        The followers' own problems and their blocks of ``y`` (see :mod:`evobilevel.followers`).
+
     Notes
     -----
     Problems are sent to worker processes when ``n_jobs > 1``, so the functions must be picklable by cloudpickle

@@ -182,3 +182,19 @@ def test_command_line_solves_the_supply_chain_and_shows_each_retailer(tmp_path):
     saved = eb.load_result(out)
     assert saved.integrality == {"ul": [False, False, False, True], "ll": [True, True, True]}
     assert np.array_equal(saved.y, np.round(saved.y)) and saved.x[3] == np.round(saved.x[3])
+
+
+def test_bench_and_report_take_mixed_integer_and_multi_follower_problems(tmp_path):
+    from evobilevel.experiment import Grid, run_grid
+    from evobilevel.report import write_report
+
+    grid = Grid("MI1,MF1", algorithms=["bleaq"], runs=2, target=1e-2, max_ul_evals=400)
+    summary = run_grid(grid, tmp_path)
+    assert summary.count("done") == 4 and not summary.failed
+    stored = eb.load_result(tmp_path / "MF1_2x5" / "bleaq" / "run0.json")
+    assert [p.name for p in stored.followers] == ["follower 1", "follower 2", "follower 3"]
+    assert eb.load_result(tmp_path / "MI1_1x1" / "bleaq" / "run1.json").integrality == {"ul": [True], "ll": [True]}
+    files = write_report(tmp_path, plots=False)
+    rows = {row.problem: row for row in files.rows}
+    assert set(rows) == {"MI1", "MF1"} and rows["MI1"].n_success == 2 and rows["MF1"].n_success == 2
+    assert "| MF1 | bleaq | 2 | 2/2 |" in files.markdown.read_text()
