@@ -10,12 +10,13 @@ pymoo (its adapter) and the benchmark harness are imported when first used.
 
 from . import algorithms, benchmarks
 from ._version import __version__
+from .followers import Follower
 from .problem import Optimum, Problem
 from .result import History, Result, load_result
 from .runner import solve
 
-__all__ = ["solve", "Problem", "Optimum", "Result", "History", "load_result", "benchmarks", "algorithms", "plot",
-           "__version__"]
+__all__ = ["solve", "Problem", "Follower", "Optimum", "Result", "History", "load_result", "benchmarks", "algorithms",
+           "plot", "__version__"]
 
 
 def __getattr__(name: str):

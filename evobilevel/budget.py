@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from .evaluator import Evaluator
+from .integrality import integer_mask, round_integral
 
 __all__ = ["BudgetExhausted", "Budget", "RowBudget", "check_budgets", "describe_budgets"]
 
@@ -173,9 +174,10 @@ class RowBudget:
         return g
 
     def fallback_points(self, Y0: np.ndarray | None) -> np.ndarray:
-        """(n, ll_dim) points to report for rows without evaluation: the first warm start, else the centre."""
+        """(n, ll_dim) points to report for rows without evaluation: the first warm start, else the centre
+        (rounded in integer variables)."""
         lo, hi = self.ev.problem.ll_bounds
-        Y = np.tile(0.5 * (lo + hi), (self.X.shape[0], 1))
+        Y = np.tile(round_integral(0.5 * (lo + hi), integer_mask(self.ev.problem)), (self.X.shape[0], 1))
         if Y0 is not None:
             valid = ~np.isnan(Y0[:, :, 0])
             has = valid.any(axis=1)

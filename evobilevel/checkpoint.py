@@ -7,6 +7,7 @@ import pickle
 from pathlib import Path
 
 from ._version import __version__
+from .integrality import integrality_record
 from .plain import plain
 from .result import write_bytes_atomic
 
@@ -77,15 +78,24 @@ def write_checkpoint(path, state: dict) -> None:
 
 
 def problem_identity(problem) -> dict:
-    """What identifies a problem instance without its functions: name, sizes, settings and bounds."""
-    return plain({
+    """What identifies a problem instance without its functions: name, sizes, settings and bounds, and, where it
+    has them, its integrality masks and its followers' names and sizes."""
+    identity = {
         "name": problem.name,
         "ul_dim": problem.ul_dim,
         "ll_dim": problem.ll_dim,
         "settings": problem.settings,
         "ul_bounds": problem.ul_bounds,
         "ll_bounds": problem.ll_bounds,
-    })
+    }
+    integrality = integrality_record(problem)
+    if integrality is not None:
+        identity["integrality"] = integrality
+    followers = getattr(problem, "follower_set", None)
+    if followers is not None:
+        identity["followers"] = [{"name": name, "ll_dim": own.ll_dim}
+                                 for name, own in zip(followers.names, followers.problems)]
+    return plain(identity)
 
 
 def check_same_run(saved: dict, now: dict, path) -> None:

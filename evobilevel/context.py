@@ -7,6 +7,7 @@ import numpy as np
 from .budget import Budget
 from .evaluator import Evaluation, Evaluator, LevelCounts
 from .evidence import check_evidence
+from .followers import join_solutions
 from .lower.base import LowerSolution
 from .parallel import LowerEngine
 
@@ -78,18 +79,23 @@ class RunContext:
             evidence of a follower infeasible everywhere, see :mod:`evobilevel.evidence`).
         """
         counts = self.evaluator.counts()
-        return {
+        state = {
             "ul_counts": counts["ul"],
             "ll_counts": counts["ll"],
             "rng": self.rng.bit_generator.state,
             "ll_seed": dict(self._ll_seed.state),
             "n_x_infeasible": self._n_x_infeasible,
         }
+        if "followers" in counts:
+            state["follower_counts"] = counts["followers"]
+        return state
 
     def restore(self, state: dict) -> None:
         """Put the context back into a state returned by :meth:`state` (of a run of the same problem and seed)."""
         self.evaluator.ul = LevelCounts(**vars(state["ul_counts"]))
         self.evaluator.ll = LevelCounts(**vars(state["ll_counts"]))
+        if "follower_counts" in state:
+            self.evaluator.followers = [LevelCounts(**vars(c)) for c in state["follower_counts"]]
         self.rng.bit_generator.state = state["rng"]
         self._ll_seed = np.random.SeedSequence(**state["ll_seed"])
         self._n_x_infeasible = state["n_x_infeasible"]
@@ -121,13 +127,20 @@ class RunContext:
         max_evals_per_row : int, optional
             The caller's cap per row; the lower-level budget left is also split evenly over the rows.
 
+        With several followers, each follower's problem is solved on its own (:meth:`solve_followers`), and the
+        answers are joined (:func:`~evobilevel.followers.join_solutions`).
+
         Raises
         ------
         BudgetExhausted
             When the lower-level budget left cannot give every row at least one evaluation.
         """
+        followers = getattr(self.problem, "follower_set", None)
+        if followers is not None:
+            starts = {i: None if Y0 is None else Y0[..., block] for i, block in enumerate(followers.blocks)}
+            return join_solutions(list(self.solve_followers(X, solver, starts, max_evals_per_row).values()))
         caps = self.budget.row_caps(X.shape[0], max_evals_per_row)
-        tasks = self.engine.tasks(self.problem, solver, X, self._ll_seed.spawn(1)[0], Y0=Y0, max_evals=caps)
+        tasks = self.engine.tasks(self.problem, solver, X, self.ll_stream(), Y0=Y0, max_evals=caps)
         # Until the follower has shown one feasible answer, a large batch goes in two steps, so that a black box
         # that fails everywhere (or a follower infeasible everywhere) is caught after one chunk, not after all.
         groups = [tasks[:1], tasks[1:]] if self.evaluator.ll.n_feasible == 0 and len(tasks) > 1 else [tasks]
@@ -138,6 +151,47 @@ class RunContext:
             parts.append(solution)
             self._check(solution)
         return parts[0] if len(parts) == 1 else LowerSolution.concat(parts)
+
+    def ll_stream(self) -> np.random.SeedSequence:
+        """A new random stream for one batch of lower-level solves (spawned from the run's lower-level seed)."""
+        return self._ll_seed.spawn(1)[0]
+
+    def solve_followers(self, X: np.ndarray, solver, starts: dict, max_evals_per_row: int | None = None) -> dict:
+        """Solve the problems of several followers at every row of X, each on its own, all in one engine call.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, ul_dim)
+        solver : LowerSolver
+        starts : dict
+            ``{follower index: warm starts (n, k, ll_dim_i) or None}``; the followers to solve.
+        max_evals_per_row : int, optional
+            The caller's cap per row and follower; the lower-level budget left is split evenly over both.
+
+        Returns
+        -------
+        dict
+            ``{follower index: LowerSolution}``; every follower's evaluations are counted for it.
+        """
+        followers, n = self.problem.follower_set, X.shape[0]
+        caps = self.budget.row_caps(n * len(starts), max_evals_per_row)
+        seeds = self.ll_stream().spawn(len(starts))
+        groups = [self.engine.tasks(followers.problems[i], solver, X, seed, Y0=Y0,
+                                    max_evals=None if caps is None else caps[j * n:(j + 1) * n])
+                  for j, ((i, Y0), seed) in enumerate(zip(starts.items(), seeds))]
+        solutions = {}
+        for i, (solution, counts) in zip(starts, self.engine.run_groups(groups)):
+            self.evaluator.merge_follower(i, counts)
+            solutions[i] = solution
+        self._check(join_solutions(list(solutions.values())))
+        return solutions
+
+    def evaluate_follower(self, i: int, X: np.ndarray, Y: np.ndarray) -> Evaluation:
+        """Counted ``f_i, g_i`` of follower i at X (n, ul_dim), Y (n, ll_dim_i), in this process."""
+        self.budget.check("lower", X.shape[0])
+        evaluation = self.evaluator.follower_lower(i, X, Y)
+        self._check()
+        return evaluation
 
     def _check(self, solution: LowerSolution | None = None) -> None:
         """Stop the run (:class:`~evobilevel.evidence.HopelessRun`) once its evaluations show it cannot succeed."""

@@ -69,11 +69,22 @@ class Evaluator:
     Parameters
     ----------
     problem : Problem
+    ul, ll : LevelCounts, optional
+        Where the evaluations of each level are counted (new counts by default).
+    followers : list of LevelCounts, optional
+        For a problem with several followers, each follower's lower-level evaluations (new counts by default);
+        ``ll`` counts them all.
     """
 
     problem: Problem
     ul: LevelCounts = field(default_factory=LevelCounts)
     ll: LevelCounts = field(default_factory=LevelCounts)
+    followers: list | None = None
+
+    def __post_init__(self):
+        follower_set = getattr(self.problem, "follower_set", None)
+        if follower_set is not None and self.followers is None:
+            self.followers = [LevelCounts() for _ in follower_set.problems]
 
     @property
     def n_ul_evals(self) -> int:
@@ -88,8 +99,27 @@ class Evaluator:
         return self._evaluate("upper", X, Y, self.ul)
 
     def lower(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
-        """Evaluate ``f, g`` on X (n, ul_dim), Y (n, ll_dim); counts n lower-level evaluations."""
+        """Evaluate ``f, g`` on X (n, ul_dim), Y (n, ll_dim); counts n lower-level evaluations (with several
+        followers: n per follower, ``f`` being their sum and ``g`` their constraints side by side)."""
+        if self.followers is not None:
+            X, Y = self.problem.check_points(X, Y)
+            blocks = self.problem.follower_set.blocks
+            return _joined([self.follower_lower(i, X, Y[:, block]) for i, block in enumerate(blocks)])
         return self._evaluate("lower", X, Y, self.ll)
+
+    def follower_lower(self, i: int, X: np.ndarray, Y: np.ndarray) -> Evaluation:
+        """Evaluate follower i's ``f_i, g_i`` on X (n, ul_dim), Y (n, ll_dim_i): n evaluations, counted for the
+        follower and in the lower-level total."""
+        own = Evaluator(self.problem.follower_set.problems[i], ll=self.followers[i])
+        result = own.lower(X, Y)
+        self.ll.add(LevelCounts(X.shape[0], int(result.failed.sum()), self.followers[i].first_error,
+                                int(np.count_nonzero(result.cv == 0))))
+        return result
+
+    def merge_follower(self, i: int, counts: dict[str, LevelCounts]) -> None:
+        """Add the counts of a solve of follower i's own problem (elsewhere) to the follower's and the total."""
+        self.followers[i].add(counts["ll"])
+        self.merge(counts)
 
     def _evaluate(self, level: str, X, Y, counts: LevelCounts) -> Evaluation:
         X, Y = self.problem.check_points(X, Y)
@@ -114,13 +144,30 @@ class Evaluator:
         return Evaluation(values, constraints, cv, failed)
 
     def counts(self) -> dict[str, LevelCounts]:
-        """A snapshot of both levels' counts, to be merged by another evaluator with :meth:`merge`."""
-        return {"ul": LevelCounts(**vars(self.ul)), "ll": LevelCounts(**vars(self.ll))}
+        """A snapshot of both levels' counts (and, with several followers, each one's under ``"followers"``), to
+        be merged by another evaluator with :meth:`merge`."""
+        out = {"ul": LevelCounts(**vars(self.ul)), "ll": LevelCounts(**vars(self.ll))}
+        if self.followers is not None:
+            out["followers"] = [LevelCounts(**vars(c)) for c in self.followers]
+        return out
 
     def merge(self, counts: dict[str, LevelCounts]) -> None:
         """Add counts gathered elsewhere (a worker process) to this evaluator's."""
         self.ul.add(counts["ul"])
         self.ll.add(counts["ll"])
+        if self.followers is not None and "followers" in counts:
+            for own, other in zip(self.followers, counts["followers"]):
+                own.add(other)
+
+
+def _joined(parts: list[Evaluation]) -> Evaluation:
+    """The followers' evaluations of the same points as one: values added, constraints side by side, a point
+    failed where any follower's evaluation failed."""
+    failed = np.any([p.failed for p in parts], axis=0)
+    values = np.where(failed, np.inf, np.sum([p.values for p in parts], axis=0))
+    constraints = np.hstack([p.constraints for p in parts])
+    cv = np.where(failed, np.inf, np.sum([p.cv for p in parts], axis=0))
+    return Evaluation(values, constraints, cv, failed)
 
 
 def _describe_non_finite(level, X, Y, values, constraints, failed) -> str:

@@ -126,21 +126,32 @@ class LowerEngine:
 
     def run(self, tasks: list[tuple]) -> tuple[LowerSolution, dict[str, LevelCounts]]:
         """Run chunk tasks (see :meth:`tasks`); returns the solution of their rows in order and the summed counts."""
+        return self.run_groups([tasks])[0]
+
+    def run_groups(self, groups: list[list[tuple]]) -> list[tuple[LowerSolution, dict[str, LevelCounts]]]:
+        """Run the chunk tasks of several groups (of different problems: one per follower) in one call; returns
+        each group's solution (its rows in order) and its summed counts."""
+        tasks = [task for group in groups for task in group]
         if self.n_jobs == 1 or len(tasks) == 1:
             results = [_solve_chunk(*task) for task in tasks]
         else:
             results = self._run_parallel(tasks)
-        total = {"ul": LevelCounts(), "ll": LevelCounts()}
-        for r in results:
-            total["ul"].add(r.counts["ul"])
-            total["ll"].add(r.counts["ll"])
-        return LowerSolution.concat([r.solution for r in results]), total
+        out, first = [], 0
+        for group in groups:
+            part, first = results[first:first + len(group)], first + len(group)
+            total = {"ul": LevelCounts(), "ll": LevelCounts()}
+            for r in part:
+                total["ul"].add(r.counts["ul"])
+                total["ll"].add(r.counts["ll"])
+            out.append((LowerSolution.concat([r.solution for r in part]), total))
+        return out
 
     def _run_parallel(self, tasks) -> list[_ChunkResult]:
         from joblib import delayed
 
         if not self._checked_pickle:
-            _check_picklable(tasks[0][0], tasks[0][1])
+            for problem in {id(task[0]): task[0] for task in tasks}.values():  # each follower's problem once
+                _check_picklable(problem, tasks[0][1])
             self._checked_pickle = True
         parallel = self._parallel if self._parallel is not None else _chunk_parallel(self.n_jobs)
         return parallel(delayed(_solve_chunk)(*task) for task in tasks)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .integrality import IntegralityError, check_integrality, integer_bounds
 from .space import BoundsError, parse_bounds
 
 __all__ = ["Problem", "Optimum", "ProblemDefinitionError", "check_bounds"]
@@ -134,7 +135,7 @@ class Problem:
     upper : callable
         ``F(x, y) -> float`` (``vectorized=False``) or ``F(X, Y) -> array (n,)`` (``vectorized=True``).
     lower : callable
-        ``f(x, y) -> float`` or ``f(X, Y) -> array (n,)``, the follower's objective.
+        ``f(x, y) -> float`` or ``f(X, Y) -> array (n,)``, the follower's objective (not with ``followers``).
     ul_bounds, ll_bounds : (array_like, array_like), sequence of (low, high) pairs, or scipy.optimize.Bounds
         Box bounds of ``x`` and ``y``, as ``(lower, upper)``, as one ``(low, high)`` pair per variable, or as
         ``scipy.optimize.Bounds``; their length sets ``ul_dim`` and ``ll_dim``. Two variables give a 2 x 2 table
@@ -142,6 +143,15 @@ class Problem:
         both readings; pass ``scipy.optimize.Bounds(lower, upper)`` then).
     upper_constraints, lower_constraints : callable, optional
         ``G(x, y) -> array (m,)`` or ``G(X, Y) -> array (n, m)``; feasible where every entry is ``<= 0``.
+    followers : list of Follower, optional
+        Several independent followers instead of ``lower``, ``ll_bounds``, ``lower_constraints`` and
+        ``ll_integrality``: follower i chooses its own block ``y_i`` for ``f_i(x, y_i)`` subject to
+        ``g_i(x, y_i) <= 0`` (see :class:`~evobilevel.Follower`); ``y`` is the blocks concatenated in order, and
+        ``lower`` evaluates ``sum_i f_i`` with every follower's constraints side by side.
+    ul_integrality, ll_integrality : bool or array_like of bool, optional
+        scipy's ``integrality``: ``True`` for each variable of ``x`` (``y``) restricted to whole numbers, one
+        boolean for all. Such a variable's bounds are narrowed to the whole numbers they hold, and every answer is
+        exactly integral there.
     n_ul_constraints, n_ll_constraints : int, optional
         Number of constraint values each constraint function returns. If omitted it is learnt from the first
         evaluation (asking for it before then evaluates the constraint once at the centre of the bounds).
@@ -156,6 +166,17 @@ class Problem:
         batch otherwise, and separately for an objective and its constraint function. A call that takes longer
         is abandoned and counts as a failed evaluation (``"TimeoutError: upper took more than 2 s"``); the run
         goes on. ``None`` (the default) never interrupts a call.
+
+    Attributes
+    ----------
+    ul_bounds, ll_bounds : (ndarray, ndarray)
+        Read-only, integer variables' ranges narrowed to whole numbers.
+    ul_integrality, ll_integrality : ndarray of bool, shape (ul_dim,), (ll_dim,)
+        All False where no variable is integer.
+    followers : tuple of Follower
+        Empty for a problem with one follower (``lower=``).
+    follower_set : FollowerSet or None
+        The followers' own problems and their blocks of ``y`` (see :mod:`evobilevel.followers`).
 
     Notes
     -----
@@ -175,12 +196,15 @@ class Problem:
     def __init__(
         self,
         upper: Callable,
-        lower: Callable,
-        ul_bounds,
-        ll_bounds,
+        lower: Callable | None = None,
+        ul_bounds=None,
+        ll_bounds=None,
         upper_constraints: Callable | None = None,
         lower_constraints: Callable | None = None,
         *,
+        followers=None,
+        ul_integrality=None,
+        ll_integrality=None,
         n_ul_constraints: int | None = None,
         n_ll_constraints: int | None = None,
         vectorized: bool = False,
@@ -188,40 +212,52 @@ class Problem:
         optimum: Optimum | None = None,
         timeout: float | None = None,
     ):
-        for label, fn in (("upper", upper), ("lower", lower)):
-            if not callable(fn):
-                raise ProblemDefinitionError(f"{name}: {label} must be callable, got {type(fn).__name__}")
-        for label, fn in (("upper_constraints", upper_constraints), ("lower_constraints", lower_constraints)):
-            if fn is not None and not callable(fn):
-                raise ProblemDefinitionError(f"{name}: {label} must be callable or None, got {type(fn).__name__}")
-        self._init_space(name, ul_bounds, ll_bounds)
-        self._functions = {"upper": (upper, upper_constraints), "lower": (lower, lower_constraints)}
+        _check_functions(name, upper, lower, upper_constraints, lower_constraints, followers is not None)
+        if followers is not None:
+            _check_no_single_follower(name, lower=lower, ll_bounds=ll_bounds, lower_constraints=lower_constraints,
+                                      ll_integrality=ll_integrality, n_ll_constraints=n_ll_constraints)
         self.vectorized = bool(vectorized)
+        self.timeout = _check_timeout(timeout, name)
+        self._init_space(name, ul_bounds, ll_bounds, ul_integrality, ll_integrality, followers)
+        self._functions = {"upper": (upper, upper_constraints), "lower": (lower, lower_constraints)}
         self._n_constraints = {
             "upper": 0 if upper_constraints is None else _check_count(n_ul_constraints, name, "n_ul_constraints"),
             "lower": 0 if lower_constraints is None else _check_count(n_ll_constraints, name, "n_ll_constraints"),
         }
         self._optimum = optimum
-        self.timeout = _check_timeout(timeout, name)
 
     _timeout_warned: bool = False  # set by the first warning that the timeout cannot be applied
+    follower_set = None  # the FollowerSet of a problem with several followers
 
     # ------------------------------------------------------------------ space
-    def _init_space(self, name: str, ul_bounds, ll_bounds) -> None:
+    def _init_space(self, name: str, ul_bounds, ll_bounds, ul_integrality=None, ll_integrality=None,
+                    followers=None) -> None:
         self.name = str(name)
-        self.ul_bounds = check_bounds(ul_bounds, None, "ul_bounds", self.name)
-        self.ll_bounds = check_bounds(ll_bounds, None, "ll_bounds", self.name)
+        self.ul_bounds, self.ul_integrality = _integer_space(ul_bounds, ul_integrality, "ul", self.name)
         self.ul_dim = self.ul_bounds[0].shape[0]
+        if followers is None:
+            self.ll_bounds, self.ll_integrality = _integer_space(ll_bounds, ll_integrality, "ll", self.name)
+        else:
+            self.follower_set = _follower_set(self, followers)
+            self.ll_bounds, self.ll_integrality = self.follower_set.space()
         self.ll_dim = self.ll_bounds[0].shape[0]
+
+    @property
+    def followers(self) -> tuple:
+        """The :class:`~evobilevel.Follower` objects of a problem with several followers; empty for one follower
+        given as ``lower=``."""
+        return () if self.follower_set is None else self.follower_set.followers
 
     def functions(self) -> dict:
         """The user's functions by name: ``upper``, ``lower`` and, where given, ``upper_constraints`` and
-        ``lower_constraints``."""
+        ``lower_constraints``; with several followers, each follower's functions under its name."""
         out = {}
         for level, (objective, constraints) in self._functions.items():
-            out[level] = objective
-            if constraints is not None:
-                out[f"{level}_constraints"] = constraints
+            for label, function in ((level, objective), (f"{level}_constraints", constraints)):
+                if function is not None:
+                    out[label] = function
+        if self.follower_set is not None:
+            out.update(self.follower_set.functions())
         return out
 
     @property
@@ -233,6 +269,8 @@ class Problem:
         return self._constraint_count("lower")
 
     def _constraint_count(self, level: str) -> int:
+        if level == "lower" and self.follower_set is not None:
+            return self.follower_set.n_constraints()
         if self._n_constraints[level] is None:
             # Learn the count from one evaluation at the centre of the box.
             x = 0.5 * (self.ul_bounds[0] + self.ul_bounds[1])
@@ -331,6 +369,8 @@ class Problem:
             As the functions gave them: judging non-finite values is the caller's job (the counting
             :class:`~evobilevel.evaluator.Evaluator` does it).
         """
+        if level == "lower" and self.follower_set is not None:
+            return self.follower_set.evaluate(X, Y, log)
         objective, constraint_fn = self._functions[level]
         n = X.shape[0]
         if not self.vectorized:
@@ -444,6 +484,46 @@ class Problem:
             )
         self._n_constraints[level] = constraints.shape[1]
         return constraints
+
+
+def _check_functions(name, upper, lower, upper_constraints, lower_constraints, with_followers: bool) -> None:
+    """Raise ProblemDefinitionError unless the functions that are given are callable (``lower`` is required
+    without followers)."""
+    required = (("upper", upper),) if with_followers else (("upper", upper), ("lower", lower))
+    for label, fn in required:
+        if not callable(fn):
+            raise ProblemDefinitionError(f"{name}: {label} must be callable, got {type(fn).__name__}")
+    for label, fn in (("upper_constraints", upper_constraints), ("lower_constraints", lower_constraints)):
+        if fn is not None and not callable(fn):
+            raise ProblemDefinitionError(f"{name}: {label} must be callable or None, got {type(fn).__name__}")
+
+
+def _check_no_single_follower(name, **given) -> None:
+    """With ``followers``, the lower level is theirs: refuse the arguments of a single follower."""
+    extra = [label for label, value in given.items() if value is not None]
+    if extra:
+        raise ProblemDefinitionError(
+            f"{name}: with followers=[...], give each follower's objective, bounds, constraints and integrality in "
+            f"its evobilevel.Follower, not {', '.join(f'{label}=' for label in extra)}")
+
+
+def _integer_space(bounds, integrality, level: str, name: str) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Checked bounds of one level, integer variables' ranges narrowed to whole numbers, and its integrality mask."""
+    if bounds is None:
+        also = " (or followers=[...])" if level == "ll" else ""
+        raise ProblemDefinitionError(f"{name}: {level}_bounds are required{also}")
+    bounds = check_bounds(bounds, None, f"{level}_bounds", name)
+    try:
+        mask = check_integrality(integrality, bounds, f"{level}_integrality")
+    except IntegralityError as exc:
+        raise ProblemDefinitionError(f"{name}: {exc}") from None
+    return integer_bounds(bounds, mask), mask
+
+
+def _follower_set(problem, followers):
+    from .followers import FollowerSet  # it builds Problems of its own
+
+    return FollowerSet(problem, followers)
 
 
 def _check_timeout(timeout, name: str) -> float | None:

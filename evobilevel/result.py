@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .followers import FollowerResult
 from .plain import plain
 
 __all__ = ["Result", "History", "load_result", "write_json_atomic", "write_bytes_atomic"]
@@ -94,6 +95,11 @@ class Result:
         The budgets the run was given.
     max_time : float or None
         The wall-time budget in seconds.
+    integrality : dict or None
+        ``{"ul": [...], "ll": [...]}``, the problem's integrality masks, where it has integer variables.
+    followers : list of FollowerResult or None
+        With several followers, each one's answer ``y`` (its block of ``y``), value ``f``, evaluations and gap;
+        ``f`` is then their sum, ``n_ll_evals`` their total and ``ll_gap`` the largest gap.
     history : History
     """
 
@@ -125,6 +131,8 @@ class Result:
     n_ul_failed: int = 0
     n_ll_failed: int = 0
     first_error: str | None = None
+    integrality: dict | None = None
+    followers: list | None = None
     elapsed: float = 0.0
     version: str = ""
     history: History = field(default_factory=History)
@@ -153,6 +161,8 @@ class Result:
         if self.ll_gap is not None:
             lines.append(f"ll_gap      {self.ll_gap:.3e} (check solve: {self.n_ll_evals_check} LL evaluations)")
         lines.append(f"evaluations UL {self.n_ul_evals}, LL {self.n_ll_evals}")
+        for part in self.followers or ():
+            lines.append(part.summary())
         if self.n_ul_failed or self.n_ll_failed:
             lines.append(f"failed      UL {self.n_ul_failed}, LL {self.n_ll_failed}; first: {self.first_error}")
         lines.append(f"status      success={self.success}: {self.message} ({self.elapsed:.2f} s)")
@@ -173,6 +183,8 @@ class Result:
         kwargs["y"] = np.asarray(kwargs["y"], dtype=float)
         for key in ("F", "f"):
             kwargs[key] = _float_or_nan(kwargs[key])
+        if kwargs.get("followers") is not None:
+            kwargs["followers"] = [FollowerResult.from_dict(part) for part in kwargs["followers"]]
         kwargs["history"] = History.from_columns(kwargs.get("history") or {})
         return cls(**kwargs)
 

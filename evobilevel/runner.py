@@ -8,7 +8,7 @@ One run, in order:
 3. after every generation the runner records the history, tests the target, the algorithm's own rule and the
    callback, and writes a checkpoint when one is due; then the algorithm takes its next step;
 4. the result is built from the algorithm's best pair, and an independent, stronger lower-level solve at its
-   ``x`` measures the lower-level gap.
+   ``x`` measures the lower-level gap (:mod:`~evobilevel.lowercheck`; per follower where there are several).
 
 A resumed run gives exactly the result of the uninterrupted run: the checkpoint holds the algorithm's state and
 every random stream's position.
@@ -29,7 +29,8 @@ from .budget import BudgetExhausted, check_budgets, describe_budgets
 from .checkpoint import check_same_run, load_checkpoint, problem_identity, write_checkpoint
 from .context import RunContext
 from .evidence import HopelessRun
-from .lower import check_solver
+from .integrality import integrality_record
+from .lowercheck import check_lower, follower_answers
 from .parallel import LowerEngine
 from .plain import plain
 from .problem import Problem
@@ -313,8 +314,9 @@ class _Run:
         result = self._result(best)
         if check_ll and math.isfinite(best.f):
             try:
-                result.ll_gap, result.n_ll_evals_check = _ll_gap(self.engine, self.problem, best, self.check_seed,
-                                                                 self.arguments["max_check_evals"])
+                result.ll_gap, result.n_ll_evals_check = check_lower(
+                    self.engine, self.problem, best, self.check_seed, self.arguments["max_check_evals"],
+                    result.followers)
             except KeyboardInterrupt:
                 result.interrupted = True
                 result.message += "; lower-level check interrupted (no ll_gap)"
@@ -356,6 +358,8 @@ class _Run:
             n_ul_failed=ev.ul.n_failed,
             n_ll_failed=ev.ll.n_failed,
             first_error="; ".join(e for e in (ev.ul.first_error, ev.ll.first_error) if e) or None,  # both levels
+            integrality=integrality_record(problem),
+            followers=follower_answers(problem, np.asarray(best.y, dtype=float), ev.followers),
             version=__version__,
             history=self.history,
         )
@@ -368,22 +372,6 @@ def _reached(record: dict, target: float) -> bool:
 def _nothing_found(problem: Problem) -> Candidate:
     return Candidate(np.full(problem.ul_dim, np.nan), np.full(problem.ll_dim, np.nan), math.inf, math.inf,
                      math.inf, math.inf)
-
-
-def _ll_gap(engine: LowerEngine, problem: Problem, best: Candidate, seed: np.random.SeedSequence,
-            max_evals: int | None) -> tuple[float, int]:
-    """``f(x, y) - f(x, y_check)`` clipped at 0, from an independent and stronger solve at ``x`` (through the
-    run's engine, at most ``max_evals`` evaluations); and the evaluations it spent."""
-    caps = None if max_evals is None else np.array([max_evals])
-    solution, counts = engine.solve(problem, check_solver(), best.x[None, :], seed, max_evals=caps)
-    f_check, cv_check = float(solution.f[0]), float(solution.cv[0])
-    if best.ll_cv > 0:
-        gap = math.inf if cv_check == 0 else 0.0
-    elif cv_check > 0:
-        gap = 0.0
-    else:
-        gap = max(0.0, best.f - f_check)
-    return gap, counts["ll"].n_evals
 
 
 def _success(result: Result, algo: Algorithm, target: float | None) -> bool:

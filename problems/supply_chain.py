@@ -1,60 +1,73 @@
-"""Supply chain: a manufacturer sets wholesale prices and its production capacity; a retailer orders.
+"""Supply chain: a manufacturer sets its retailers' wholesale prices and how many units to build; three retailers
+order whole units.
 
 The story
 ---------
-Before the season a manufacturer builds ``K`` units of a product that comes in two variants, at a cost of
-``c = 4`` per unit. A retailer orders ``q_1`` and ``q_2`` units of the variants at the wholesale prices ``w_1`` and
-``w_2`` the manufacturer sets, sells them at the retail prices ``p = (12, 16)`` while demand lasts, and clears
-what is left at ``s = (3, 4)`` (a newsvendor). Whatever the retailer does not order goes to the manufacturer's own
-outlet, which sells it at ``p_o = 7`` while the outlet's demand lasts and scraps the rest for ``s_o = 1``.
+Before the season a manufacturer builds ``K`` units of a product (a whole number) at a cost of ``c = 4`` each and
+sets a wholesale price ``w_i`` for each of its three retailers. Retailer i then orders ``q_i`` whole units at
+``w_i``, sells them at its own retail price ``p_i`` while its demand lasts and clears what is left at ``s_i`` (a
+newsvendor). The retailers decide independently, each knowing only its own price and market. The manufacturer must
+deliver every order from what it built (``q_1 + q_2 + q_3 <= K``) and sells what is left in its own outlet at
+``p_o = 7`` while the outlet's demand lasts, scrapping the rest for ``s_o = 1``.
 
-Bilevel model (both levels minimise the negative of their expected profit)::
+Bilevel model with three followers (every level minimises the negative of its expected profit)::
 
-    leader    x = (w_1, w_2, K)   in [4, 12] x [4, 16] x [0, 600]
-              F(x, y) = -( sum_i w_i q_i + E[p_o min(K - q_1 - q_2, D_o) + s_o (K - q_1 - q_2 - D_o)^+] - c K )
-    follower  y = (q_1, q_2)      in [0, 300]^2
-              f(x, y) = -sum_i E[p_i min(q_i, D_i) + s_i (q_i - D_i)^+ - w_i q_i]
-              subject to  g(x, y) = q_1 + q_2 - K <= 0      (the retailer cannot order more than was built)
+    leader        x = (w_1, w_2, w_3, K)   in [4, 16]^3 x {0, ..., 600}      (K integer)
+                  F(x, y) = -( sum_i w_i q_i + E[p_o min(L, D_o) + s_o (L - D_o)^+] - c K ),  L = K - sum_i q_i
+                  subject to  G(x, y) = q_1 + q_2 + q_3 - K <= 0
+    follower i    y_i = q_i                 in {0, ..., 250}                    (integer)
+                  f_i(x, q_i) = -E[p_i min(q_i, D_i) + s_i (q_i - D_i)^+ - w_i q_i]
 
-Demand is simulated over ``N_SCENARIOS = 200`` market scenarios: correlated log-normal market sizes (means
-100, 70 and 60 units), drawn once from a seeded generator when this file is imported. Within a scenario, demand
-is normal around its market size (standard deviation 20 % of it) and the expected sales of a stock ``q`` are
-computed exactly (conditional Monte Carlo), which keeps the costs smooth in the decisions. Every evaluation sees
-the same scenarios (common random numbers), so ``F`` and ``f`` are deterministic and two candidate decisions are
-compared on the same demand. Replace :func:`simulate_retailer` and :func:`simulate_manufacturer` by your own
-simulator to solve your own case.
+Demand is simulated over ``N_SCENARIOS = 200`` market scenarios: correlated log-normal market sizes (means 100, 70
+and 60 units for the retailers, 50 for the outlet), drawn once from a generator with a fixed seed when this file is
+imported. Within a scenario, demand is normal around its market size (standard deviation 20 % of it) and the
+expected sales of a stock ``q`` are computed exactly (conditional Monte Carlo). Every evaluation sees the same
+scenarios (common random numbers), so ``F`` and every ``f_i`` are deterministic and two decisions are compared on
+the same demand. Replace :func:`expected_revenue` and :func:`outlet_profit` by your own simulator to solve your own
+case.
 
 What a good answer looks like
 -----------------------------
-``w ~ (10.39, 13.72)``, ``K ~ 168.1``: the retailer orders ``q ~ (65.2, 49.4)``, the manufacturer keeps about 53
-units for its outlet (the capacity constraint is not binding) and earns ``-F ~ 1014.35`` a season; the retailer
-earns ``-f ~ 180.2``. The wholesale prices are high (double marginalisation): the retailer orders the newsvendor
-quantities of its critical ratios ``(p_i - w_i) / (p_i - s_i)``, well below the mean demand.
+``w ~ (10.48, 13.62, 8.85)``, ``K = 198``: the retailers order ``q = (65, 49, 38)`` units, 46 units go to the
+outlet, and the manufacturer earns ``-F ~ 1177.54`` a season. The wholesale prices sit just where each retailer is
+indifferent between its order and one unit less (a little higher and it orders one unit less): the manufacturer
+takes as much of each retailer's margin as it can (double marginalisation), and the retailers order well below what
+they expect to sell at cost.
 
-How the reference was established: with the orders below capacity the retailer's problem separates into two
-newsvendors, each ordering the ``(p_i - w_i) / (p_i - s_i)`` quantile of its scenario-mixture demand (an exact,
-monotone inversion); when the capacity binds, a bisection on its shadow price splits it. A grid over
-``(w_1, w_2, K)`` with this exact lower-level response, polished by Nelder-Mead, gives ``F* = -1014.3545`` at
-``x = (10.3928, 13.7184, 168.054)``; ``tests/test_problems.py`` repeats that computation independently.
+How the reference was established: the leader's problem separates. Retailer i orders the largest ``q`` whose last
+unit is worth its price, ``R_i(q) - R_i(q - 1) >= w_i`` (``R_i`` its expected revenue of a stock ``q``, concave),
+so the best price that sells it ``q`` units is that marginal worth ``R_i(q) - R_i(q - 1)`` (within the price
+bounds), and the manufacturer's gain from it is ``(w_i - c) q``: an enumeration of ``q = 0, ..., 250`` gives each
+retailer's best. What the manufacturer builds beyond the orders, ``L = K - sum q_i``, only feeds the outlet; an
+enumeration of ``L`` gives its best. ``tests/test_problems.py`` repeats that computation: ``F* = -1177.541``.
+Near the optimum the leader's landscape is a staircase (each retailer's order drops by a unit at its step's edge),
+and neighbouring steps are worth almost the same: retailer 2's 48 units at ``w_2 = 13.80`` give the manufacturer
+``470.5``, its 49 units at ``13.62`` give ``471.1``. ``evobilevel solve problems/supply_chain.py --max-ul-evals
+800`` ends 0.06-0.35 % above ``F*`` (seeds 0-4).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 from scipy.special import ndtr
 
 import evobilevel as eb
 
-RETAIL_PRICE = np.array([12.0, 16.0])  # p_i, retailer's selling price per variant
-RETAIL_SALVAGE = np.array([3.0, 4.0])  # s_i, end-of-season clearance price at the retailer
-BUILD_COST = 4.0  # c, manufacturer's cost per unit of capacity built
+RETAIL_PRICE = np.array([12.0, 16.0, 10.0])  # p_i, each retailer's selling price
+RETAIL_SALVAGE = np.array([3.0, 4.0, 2.0])  # s_i, end-of-season clearance price at each retailer
+BUILD_COST = 4.0  # c, manufacturer's cost per unit built
 OUTLET_PRICE = 7.0  # p_o, manufacturer's outlet price
 OUTLET_SALVAGE = 1.0  # s_o, scrap value of a unit nobody bought
+MAX_ORDER = 250  # units a retailer can order at most
+MAX_BUILD = 600  # units the manufacturer can build at most
 
 N_SCENARIOS = 200
-MARKET_MEAN = np.array([100.0, 70.0, 60.0])  # retailer variant 1, variant 2, outlet
-MARKET_CV = np.array([0.3, 0.3, 0.4])
-MARKET_CORRELATION = np.array([[1.0, 0.4, 0.2], [0.4, 1.0, 0.2], [0.2, 0.2, 1.0]])
+MARKET_MEAN = np.array([100.0, 70.0, 60.0, 50.0])  # retailers 1, 2, 3, outlet
+MARKET_CV = np.array([0.3, 0.3, 0.35, 0.4])
+MARKET_CORRELATION = np.array([[1.0, 0.4, 0.3, 0.2], [0.4, 1.0, 0.3, 0.2], [0.3, 0.3, 1.0, 0.2],
+                               [0.2, 0.2, 0.2, 1.0]])
 WITHIN_CV = 0.2  # spread of the demand around a scenario's market size
 
 
@@ -69,106 +82,75 @@ def market_scenarios(n_scenarios: int = N_SCENARIOS, seed: int = 20240611) -> np
 
     Returns
     -------
-    M : ndarray, shape (n_scenarios, 3)
-        Columns: retailer variant 1 and 2, outlet; means :data:`MARKET_MEAN`.
+    M : ndarray, shape (n_scenarios, 4)
+        Columns: retailers 1, 2 and 3, outlet; means :data:`MARKET_MEAN`.
     """
     rng = np.random.default_rng(seed)
     sigma = np.sqrt(np.log1p(MARKET_CV**2))
     mu = np.log(MARKET_MEAN) - sigma**2 / 2
-    Z = rng.standard_normal((n_scenarios, 3)) @ np.linalg.cholesky(MARKET_CORRELATION).T
+    Z = rng.standard_normal((n_scenarios, 4)) @ np.linalg.cholesky(MARKET_CORRELATION).T
     return np.exp(mu + sigma * Z)
 
 
-# Drawn once: every evaluation of F and f averages over these same scenarios (common random numbers).
+# Drawn once: every evaluation averages over these same scenarios (common random numbers).
 SCENARIOS = market_scenarios()
 
 
-def expected_sales(Q: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """Expected sales ``E[min(q, D)]`` of a stock ``q`` when demand is ``D ~ Normal(m, (WITHIN_CV m)^2)``.
+def expected_sales(q: np.ndarray, market: np.ndarray) -> np.ndarray:
+    """Expected sales ``E[min(q, D)]`` of stocks ``q`` (n,) when demand is ``D ~ Normal(m, (WITHIN_CV m)^2)`` in
+    each scenario of one market, ``market`` (N,) its sizes; averaged over the scenarios: shape (n,).
 
-    Parameters
-    ----------
-    Q : ndarray, shape (n, 1, k)
-        Stock levels.
-    M : ndarray, shape (1, N, k)
-        Market sizes of the scenarios.
-
-    Returns
-    -------
-    ndarray, shape (n, N, k)
-        ``m - sd * L((q - m) / sd)`` with the standard normal loss function ``L(z) = phi(z) - z (1 - Phi(z))``.
+    ``m - sd * L((q - m) / sd)`` per scenario, with the standard normal loss function
+    ``L(z) = phi(z) - z (1 - Phi(z))``.
     """
-    sd = WITHIN_CV * M
-    z = (Q - M) / sd
+    sd = WITHIN_CV * market[None, :]
+    z = (q[:, None] - market[None, :]) / sd
     loss = np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi) - z * ndtr(-z)
-    return M - sd * loss
+    return (market[None, :] - sd * loss).mean(axis=1)
 
 
-def simulate_retailer(W: np.ndarray, Q: np.ndarray, scenarios: np.ndarray = SCENARIOS) -> np.ndarray:
-    """The retailer's expected profit, averaged over the market scenarios.
-
-    Parameters
-    ----------
-    W : ndarray, shape (n, 2)
-        Wholesale prices.
-    Q : ndarray, shape (n, 2)
-        Order quantities.
-    scenarios : ndarray, shape (N, 3)
-
-    Returns
-    -------
-    profit : ndarray, shape (n,)
-    """
-    sold = expected_sales(Q[:, None, :], scenarios[None, :, :2]).mean(axis=1)  # (n, 2)
-    return (RETAIL_PRICE * sold + RETAIL_SALVAGE * (Q - sold) - W * Q).sum(axis=1)
+def expected_revenue(i: int, q: np.ndarray) -> np.ndarray:
+    """Retailer i's expected revenue ``R_i(q)`` (n,) from a stock of ``q`` (n,) units: sales at ``p_i``, the rest
+    cleared at ``s_i``."""
+    sold = expected_sales(q, SCENARIOS[:, i])
+    return RETAIL_PRICE[i] * sold + RETAIL_SALVAGE[i] * (q - sold)
 
 
-def simulate_manufacturer(W: np.ndarray, K: np.ndarray, Q: np.ndarray, scenarios: np.ndarray = SCENARIOS):
-    """The manufacturer's expected profit, averaged over the market scenarios.
-
-    Parameters
-    ----------
-    W : ndarray, shape (n, 2)
-        Wholesale prices.
-    K : ndarray, shape (n,)
-        Capacity built.
-    Q : ndarray, shape (n, 2)
-        The retailer's orders.
-    scenarios : ndarray, shape (N, 3)
-
-    Returns
-    -------
-    profit : ndarray, shape (n,)
-    """
-    # Orders above the capacity are infeasible for the retailer; the outlet then simply has nothing left.
-    left = np.maximum(K - Q.sum(axis=1), 0.0)  # (n,)
-    sold = expected_sales(left[:, None, None], scenarios[None, :, 2:]).mean(axis=(1, 2))  # (n,)
-    outlet = OUTLET_PRICE * sold + OUTLET_SALVAGE * (left - sold)
-    return (W * Q).sum(axis=1) + outlet - BUILD_COST * K
+def outlet_profit(left: np.ndarray) -> np.ndarray:
+    """The outlet's expected revenue (n,) from ``left`` (n,) units: sales at ``p_o``, the rest scrapped at ``s_o``."""
+    sold = expected_sales(left, SCENARIOS[:, 3])
+    return OUTLET_PRICE * sold + OUTLET_SALVAGE * (left - sold)
 
 
 def upper(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """F(X, Y): the manufacturer's negative expected profit; X (n, 3) = (w_1, w_2, K), Y (n, 2) -> (n,)."""
-    return -simulate_manufacturer(X[:, :2], X[:, 2], Y)
+    """F(X, Y): the manufacturer's negative expected profit; X (n, 4) = (w_1, w_2, w_3, K), Y (n, 3) = orders."""
+    W, K = X[:, :3], X[:, 3]
+    left = np.maximum(K - Y.sum(axis=1), 0.0)  # orders beyond K violate G; the outlet then has nothing
+    return -((W * Y).sum(axis=1) + outlet_profit(left) - BUILD_COST * K)
 
 
-def lower(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """f(X, Y): the retailer's negative expected profit; X (n, 3), Y (n, 2) = (q_1, q_2) -> (n,)."""
-    return -simulate_retailer(X[:, :2], Y)
+def upper_constraints(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """G(X, Y) (n, 1): orders beyond what was built, ``q_1 + q_2 + q_3 - K <= 0``."""
+    return (Y.sum(axis=1) - X[:, 3])[:, None]
 
 
-def lower_constraints(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """g(X, Y) (n, 1): orders beyond the capacity built, ``q_1 + q_2 - K <= 0``."""
-    return (Y.sum(axis=1) - X[:, 2])[:, None]
+def retailer(i: int, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """f_i(X, Y_i): retailer i's negative expected profit; X (n, 4), Y_i (n, 1) = its order."""
+    q = Y[:, 0]
+    return -(expected_revenue(i, q) - X[:, i] * q)
 
 
 problem = eb.Problem(
     upper,
-    lower,
-    ul_bounds=([4.0, 4.0, 0.0], [12.0, 16.0, 600.0]),
-    ll_bounds=([0.0, 0.0], [300.0, 300.0]),
-    lower_constraints=lower_constraints,
-    n_ll_constraints=1,
+    followers=[
+        eb.Follower(partial(retailer, i), bounds=([0.0], [float(MAX_ORDER)]), integrality=True,
+                    name=f"retailer {i + 1}")
+        for i in range(3)
+    ],
+    ul_bounds=([4.0, 4.0, 4.0, 0.0], [16.0, 16.0, 16.0, float(MAX_BUILD)]),
+    upper_constraints=upper_constraints,
+    n_ul_constraints=1,
+    ul_integrality=[False, False, False, True],
     vectorized=True,
     name="supply-chain",
 )

@@ -482,9 +482,11 @@ def test_failed_point_of_an_unconstrained_level_has_infinite_cv(vectorized):
 
 
 def test_names_and_suites():
-    assert registry.names() == SMD_NAMES + TP_NAMES
-    assert eb.benchmarks.names() == SMD_NAMES + TP_NAMES
+    others = ["MI1", "MI2", "MI3", "MI4", "MF1"]
+    assert registry.names() == SMD_NAMES + TP_NAMES + others
+    assert eb.benchmarks.names() == SMD_NAMES + TP_NAMES + others
     assert registry.suite_of("smd7") == "SMD" and registry.suite_of(" Tp10 ") == "TP"
+    assert registry.suite_of("mi3") == "MI" and registry.suite_of("MF1") == "MF"
     assert eb.benchmarks.get("smd3").name == "SMD3"
 
 

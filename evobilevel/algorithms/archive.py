@@ -75,8 +75,10 @@ class SolutionArchive(RingBuffer):
             return None
         return self.Y[self.nearest(X, k)]
 
-    def replace(self, x: np.ndarray, y: np.ndarray, f: float) -> None:
-        """Correct the entries stored for exactly ``x`` (a better lower-level optimum was found there)."""
+    def replace(self, x: np.ndarray, y: np.ndarray, f: float | None) -> None:
+        """Correct the entries stored for exactly ``x`` (a better lower-level optimum was found there); ``f=None``
+        keeps their values."""
         same = np.all(self.X == x, axis=1)
         self._data["Y"][: self.size][same] = y
-        self._data["f"][: self.size][same] = f
+        if f is not None:
+            self._data["f"][: self.size][same] = f

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..integrality import integer_mask, round_integral, search_box
 from ..lower import default_solver
 from .archive import SolutionArchive
 from .base import Algorithm, AlgorithmState, Candidate
@@ -107,11 +108,15 @@ class Nested(Algorithm):
     def _build(self, problem) -> None:
         """What the settings and the problem's sizes determine."""
         self._lo, self._hi = problem.ul_bounds
+        # Integer variables are sampled in a box half a unit wider, and every candidate is rounded.
+        self._integer = integer_mask(problem, "upper")
+        self._sample_box = search_box(problem.ul_bounds, self._integer)
         self._initial_size = self.pop_size or max(MIN_POP_SIZE, POP_PER_VARIABLE * problem.ul_dim)
         self._restart_rule = RestartRule(self.restarts, self.restart_patience, tol=self.ftol)
 
     def _start_population(self, ctx, n: int) -> None:
-        X = self._lo + ctx.rng.random((n, len(self._lo))) * (self._hi - self._lo)
+        lo, hi = self._sample_box
+        X = round_integral(lo + ctx.rng.random((n, len(lo))) * (hi - lo), self._integer)
         self.state.population = self._evaluate(ctx, X)
         self.state.best_history = []
 
@@ -130,7 +135,7 @@ class Nested(Algorithm):
         population = state.population
         trial = de_current_to_pbest(population.X, population.ranks(), ctx.rng, self.p_best,
                                     crossover_rate=self.crossover_rate)
-        trial = repair_midpoint(trial, population.X, self._lo, self._hi)
+        trial = round_integral(repair_midpoint(trial, population.X, self._lo, self._hi), self._integer)
         children = self._evaluate(ctx, trial)
         # One-to-one survivor selection with feasibility first.
         wins = child_wins(population, children)

@@ -21,6 +21,7 @@ from scipy.optimize import Bounds, minimize
 
 from ..blas import single_blas_thread
 from ..differences import PENALTY, forward_steps
+from ..integrality import integer_mask
 from ..space import widths
 
 __all__ = ["LeaderChoice", "choose_confirmed", "choose_for_leader"]
@@ -91,14 +92,21 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
         The best point seen that satisfies the lower-level constraints and ``f <= f_limit`` (``start`` if none
         is better by :meth:`LeaderChoice.key`).
     """
-    search = _Search(ctx, x, start, f_limit, fd_step)
-    lo, hi = ctx.problem.ll_bounds
+    # Integer variables of the follower keep their values: the leader chooses among its answers by moving the
+    # continuous ones (a follower whose variables are all integer leaves nothing to choose this way).
+    mask = integer_mask(ctx.problem)
+    free = np.arange(ctx.problem.ll_dim) if mask is None else np.flatnonzero(~mask)
+    if not free.size:
+        return start
+    search = _Search(ctx, x, start, f_limit, fd_step, free)
+    lo, hi = search.lo, search.hi
+    z0 = start.y[free]
     with single_blas_thread():
         # One gradient first: if none of the violated upper-level constraints moves with y, no choice of the
         # follower's answer can repair them (SMD10's constraints bind x alone); stop at the cost of that gradient.
         if start.ul_cv > 0:
             n_G = ctx.problem.n_ul_constraints
-            _, C0, _, dC = search.at(start.y, slopes=True)
+            _, C0, _, dC = search.at(z0, slopes=True)
             if moves_with_y is not None:
                 moves_with_y |= np.any(dC[:n_G] != 0, axis=1)
             violated = C0[:n_G] > 0
@@ -107,9 +115,9 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
         # A constraint satisfied within the margin at the start keeps only the slack it has: one that y cannot
         # move (SMD12's cubic constraints at x*, active there) could never meet the margin, and SLSQP would give up
         # at once. A violated one gets the whole margin, so that the search ends strictly inside it.
-        C0 = search.constraints(start.y)
+        C0 = search.constraints(z0)
         margins = np.where(C0 > 0, margin, np.minimum(margin, np.maximum(-C0, 0.0)))
-        minimize(search.fun, start.y, jac=search.jac, method="SLSQP", bounds=Bounds(lo, hi),
+        minimize(search.fun, z0, jac=search.jac, method="SLSQP", bounds=Bounds(lo, hi),
                  constraints=[{"type": "ineq", "fun": lambda y: -(search.constraints(y) + margins),
                                "jac": lambda y: -search.constraint_jac(y)}],
                  options={"maxiter": maxiter, "ftol": CHOICE_FTOL})
@@ -156,17 +164,22 @@ def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine
 
 
 class _Search:
-    """Values and forward-difference slopes of ``F`` and of the stacked constraints ``[G, g, f - f_limit]``."""
+    """Values and forward-difference slopes of ``F`` and of the stacked constraints ``[G, g, f - f_limit]``, as
+    functions of the variables ``free`` of ``y`` (the others keep their values at the start)."""
 
-    def __init__(self, ctx, x, start: LeaderChoice, f_limit: float, fd_step: float):
+    def __init__(self, ctx, x, start: LeaderChoice, f_limit: float, fd_step: float, free: np.ndarray):
         self.ctx, self.x, self.f_limit = ctx, np.asarray(x, float), f_limit
-        self.lo, self.hi = ctx.problem.ll_bounds
-        self.steps = fd_step * widths((self.lo, self.hi))
+        lo, hi = ctx.problem.ll_bounds
+        self.free, self.start_y = free, start.y.copy()
+        self.lo, self.hi = lo[free], hi[free]
+        self.steps = fd_step * widths((lo, hi))[free]
         self.best = start
         self.cache: dict[bytes, tuple] = {}
 
-    def _evaluate(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """F (n,) and the constraint stack (n, k) at the rows of Y, counted at both levels."""
+    def _evaluate(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """F (n,) and the constraint stack (n, k) at the rows of Z (n, len(free)), counted at both levels."""
+        Y = np.repeat(self.start_y[None, :], Z.shape[0], axis=0)
+        Y[:, self.free] = Z
         X = np.repeat(self.x[None, :], Y.shape[0], axis=0)
         upper = self.ctx.evaluate_upper(X, Y)
         lower = self.ctx.evaluate_lower(X, Y)
@@ -183,7 +196,8 @@ class _Search:
         return F, C
 
     def at(self, y: np.ndarray, slopes: bool) -> tuple:
-        """``F``, constraints (k,) and, with ``slopes``, their gradients (ll_dim,), (k, ll_dim) at y."""
+        """``F``, constraints (k,) and, with ``slopes``, their gradients (len(free),), (k, len(free)) at the free
+        variables' values y."""
         y = np.clip(y, self.lo, self.hi)
         key = y.tobytes()
         entry = self.cache.get(key)

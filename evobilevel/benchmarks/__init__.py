@@ -1,4 +1,5 @@
-"""Benchmark problems: the SMD suite (SMD1-SMD12, scalable) and the TP suite (TP1-TP10).
+"""Benchmark problems: the SMD suite (SMD1-SMD12, scalable), the TP suite (TP1-TP10), mixed-integer problems
+from the literature (MI1-MI3) and a problem with several followers (MF1).
 
 >>> import evobilevel as eb
 >>> p = eb.benchmarks.get("SMD1", ul_dim=5, ll_dim=5)

@@ -25,19 +25,25 @@ class BenchmarkProblem(Problem):
     suite: str = ""
 
     def _setup(
-        self, name, ul_bounds, ll_bounds, n_ul_constraints: int, n_ll_constraints: int, settings: dict
+        self, name, ul_bounds, ll_bounds, n_ul_constraints: int, n_ll_constraints: int, settings: dict, *,
+        ul_integrality=None, ll_integrality=None, followers=None,
     ):
+        """Build the problem; ``followers`` (a list of :class:`~evobilevel.Follower`) replaces ``_f``, ``_g``,
+        ``ll_bounds``, ``n_ll_constraints`` and ``ll_integrality``."""
+        if followers is None:
+            lower = {"lower": self._f, "ll_bounds": ll_bounds, "n_ll_constraints": n_ll_constraints,
+                     "lower_constraints": self._g if n_ll_constraints else None, "ll_integrality": ll_integrality}
+        else:
+            lower = {"followers": followers}
         super().__init__(
             upper=self._F,
-            lower=self._f,
             ul_bounds=ul_bounds,
-            ll_bounds=ll_bounds,
             upper_constraints=self._G if n_ul_constraints else None,
-            lower_constraints=self._g if n_ll_constraints else None,
             n_ul_constraints=n_ul_constraints,
-            n_ll_constraints=n_ll_constraints,
+            ul_integrality=ul_integrality,
             vectorized=True,
             name=name,
+            **lower,
         )
         self._settings = dict(settings)
         point = self._optimal_point()

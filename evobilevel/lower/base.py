@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..evaluator import Evaluator
+from ..integrality import integer_mask, round_integral
 
 __all__ = ["LowerSolution", "LowerSolver", "better", "rank", "prepare"]
 
@@ -154,7 +155,8 @@ def prepare(ev: Evaluator, X, Y0, max_evals) -> tuple[np.ndarray, np.ndarray | N
     -------
     X : ndarray, shape (n, ul_dim)
     Y0 : ndarray, shape (n, k, ll_dim), or None
-        Warm starts clipped into the lower-level bounds; rows without one are NaN.
+        Warm starts clipped into the lower-level bounds (and rounded in integer variables); rows without one
+        are NaN.
     caps : ndarray of float, shape (n,)
         Per-row caps, ``inf`` where there is none.
     """
@@ -170,7 +172,7 @@ def prepare(ev: Evaluator, X, Y0, max_evals) -> tuple[np.ndarray, np.ndarray | N
         if Y0.ndim != 3 or Y0.shape[0] != n or Y0.shape[2] != d:
             raise ValueError(f"{problem.name}: Y0 must have shape ({n}, k, {d}), got {Y0.shape}")
         lo, hi = problem.ll_bounds
-        Y0 = np.clip(Y0, lo, hi)  # NaN stays NaN
+        Y0 = round_integral(np.clip(Y0, lo, hi), integer_mask(problem))  # NaN stays NaN
         Y0[np.isnan(Y0).any(axis=2)] = np.nan
         if Y0.shape[1] == 0 or np.isnan(Y0).all():
             Y0 = None

@@ -24,11 +24,17 @@ import numpy as np
 from ..budget import RowBudget
 from ..epsilon import epsilon_level
 from ..evaluator import Evaluator
+from ..integrality import integer_mask, lattice, lattice_size, round_integral, search_box
 from ..space import latin_hypercube
 from .base import LowerSolution, LowerSolver, better, prepare, rank
+from .integer import enumerate_lattice
 from .local import LocalRefinement, StartValues
 
 __all__ = ["DifferentialEvolution"]
+
+#: An all-integer lower level with at most this many points per member of the population is enumerated instead:
+#: a DE run spends at least that many evaluations (its patience alone is 60 generations), and enumeration is exact.
+LATTICE_MEMBERS = 20
 
 
 @dataclass
@@ -69,6 +75,10 @@ class DifferentialEvolution(LowerSolver):
         apply. ``epsilon_gens=0`` disables it.
     polish : bool
         Finish each row with :attr:`local` from the DE best, within the row's remaining budget.
+
+    A lower level whose variables are all integer is searched with its members rounded to whole numbers where
+    they are evaluated; one with at most ``LATTICE_MEMBERS`` (20) points per member of the population is
+    enumerated instead, when every row's cap allows it.
     local : LocalRefinement
         The refinement used to polish.
     """
@@ -107,6 +117,10 @@ class DifferentialEvolution(LowerSolver):
         """Solve every row's lower level; see :class:`~evobilevel.lower.base.LowerSolver`."""
         X, Y0, caps = prepare(ev, X, Y0, max_evals)
         budget = RowBudget(ev, X, caps)
+        points = self._small_lattice(ev.problem, caps)
+        if points is not None:
+            Y, f, cv = enumerate_lattice(budget, points)
+            return LowerSolution(Y=Y, f=f, cv=cv, success=cv <= 0, n_evals=budget.used.copy())
         run = _Run(self, budget, rng)
         run.initialise(Y0)
         while run.active.any():
@@ -126,6 +140,19 @@ class DifferentialEvolution(LowerSolver):
         return LowerSolution(Y=Y, f=f, cv=cv, success=success, n_evals=budget.used.copy())
 
 
+    def _small_lattice(self, problem, caps: np.ndarray) -> np.ndarray | None:
+        """Every point of an all-integer lower level with at most ``LATTICE_MEMBERS`` points per member of the
+        population (and within every row's cap): enumerating them costs less than the DE would spend, and is
+        exact. None otherwise."""
+        mask = integer_mask(problem)
+        if mask is None or not mask.all():
+            return None
+        size = lattice_size(problem.ll_bounds)
+        if size > LATTICE_MEMBERS * self.population_size(problem.ll_dim) or np.any(caps < size):
+            return None
+        return lattice(problem.ll_bounds)
+
+
 class _Run:
     """The state of one batched DE run: populations, adapted parameters, best points, per-row termination.
 
@@ -139,7 +166,9 @@ class _Run:
         self.budget = budget
         self.rng = rng
         problem = budget.ev.problem
-        self.lo, self.hi = problem.ll_bounds
+        # Integer variables move in a box half a unit wider and are rounded when evaluated (see _evaluate).
+        self.integer = integer_mask(problem)
+        self.lo, self.hi = search_box(problem.ll_bounds, self.integer)
         n, d = budget.X.shape[0], problem.ll_dim
         self.n, self.d = n, d
         # The number of constraints is known once the initial population is evaluated (see RowBudget).
@@ -271,9 +300,14 @@ class _Run:
     def _evaluate(self, rows, U, mask, initial=False):
         """Evaluate ``U[mask]`` (U (a, NP, d), mask (a, NP)) in one call and update the best points.
 
+        Integer variables are evaluated, and kept as best points, rounded; the members themselves keep their
+        unrounded values (as in scipy's ``differential_evolution``), which lets a small range of whole numbers
+        keep its diversity under recombination.
+
         Returns f, cv (a, NP) and g (a, NP, m), inf where not evaluated.
         """
         a, NP = mask.shape
+        U = round_integral(U, self.integer)
         f_m, g_m, cv_m = self.budget.evaluate(np.broadcast_to(rows[:, None], mask.shape)[mask], U[mask])
         if initial:
             self.m = self.budget.n_constraints

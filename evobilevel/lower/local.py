@@ -17,7 +17,9 @@ from ..blas import single_blas_thread
 from ..budget import BudgetExhausted, RowBudget
 from ..differences import PENALTY, forward_steps
 from ..evaluator import Evaluator
+from ..integrality import integer_mask
 from .base import LowerSolution, LowerSolver, better, prepare
+from .integer import refine_integer
 
 __all__ = ["LocalRefinement", "StartValues"]
 
@@ -153,6 +155,9 @@ class LocalRefinement(LowerSolver):
             more evaluations): a warm start at the optimum of a steep lower level is then recognised without
             a search. Polishing, which starts near but not at an optimum, skips it.
 
+        Where the lower level has integer variables, the search is :func:`~evobilevel.lower.integer.refine_integer`
+        (integer variables moved by whole steps only).
+
         Returns
         -------
         Y : ndarray, shape (r, ll_dim)
@@ -160,6 +165,9 @@ class LocalRefinement(LowerSolver):
         f, cv : ndarray, shape (r,)
         converged : ndarray of bool, shape (r,)
         """
+        mask = integer_mask(budget.ev.problem)
+        if mask is not None:
+            return refine_integer(self, budget, rows, starts, values, mask, verify)
         lo, hi = budget.ev.problem.ll_bounds
         steps = self.fd_step * (hi - lo)
         out_Y = np.array(starts, dtype=float)

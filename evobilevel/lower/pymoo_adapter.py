@@ -22,6 +22,7 @@ from pymoo.util.misc import termination_from_tuple
 
 from ..budget import RowBudget
 from ..evaluator import Evaluator
+from ..integrality import integer_mask, round_integral, search_box
 from .base import LowerSolution, LowerSolver, better, prepare
 
 __all__ = ["PymooSolver"]
@@ -47,6 +48,8 @@ class PymooSolver(LowerSolver):
 
     Notes
     -----
+    Integer variables are rounded where pymoo's points are evaluated (pymoo's population keeps its values).
+
     Each pymoo problem carries one constraint more than the lower level: 0 for evaluated points, a huge value
     for failed points and for points not evaluated because the row's cap was reached, so that those are
     never selected. ``success`` means that the run was stopped by a convergence criterion of pymoo's default
@@ -122,7 +125,9 @@ class _RowProblem(PymooProblem):
     """
 
     def __init__(self, budget: RowBudget, row: int):
-        lo, hi = budget.ev.problem.ll_bounds
+        # Integer variables: pymoo moves in a box half a unit wider, and points are evaluated rounded.
+        self.integer = integer_mask(budget.ev.problem)
+        lo, hi = search_box(budget.ev.problem.ll_bounds, self.integer)
         super().__init__(n_var=lo.shape[0], n_obj=1, n_ieq_constr=budget.n_constraints + 1,
                          xl=np.array(lo), xu=np.array(hi))
         self.budget = budget
@@ -132,6 +137,7 @@ class _RowProblem(PymooProblem):
         self.best_cv = np.inf
 
     def _evaluate(self, Y, out, *args, **kwargs):
+        Y = round_integral(Y, self.integer)
         k, m = Y.shape[0], self.n_ieq_constr - 1
         n_ok = int(self.budget.grant(self.row, k)[0])
         f = np.full(k, _NOT_EVALUATED)

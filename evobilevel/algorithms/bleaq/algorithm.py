@@ -36,12 +36,14 @@ from typing import ClassVar
 import numpy as np
 
 from ...epsilon import EpsilonSchedule
+from ...integrality import integer_mask, round_integral, search_box
 from ...lower import DifferentialEvolution, LocalRefinement, default_solver
 from ...space import latin_hypercube
 from ..archive import RingBuffer, SolutionArchive
 from ..base import Algorithm, Candidate
 from ..population import Population, stalled, tolerance_cap
 from ..restarts import RestartRule
+from .followers import FollowerSettlement
 from .leader import LeaderPolicy
 from .recheck import Recheck
 from .response import ResponseModel
@@ -166,13 +168,20 @@ class BLEAQ(Algorithm):
     def _build(self, problem) -> None:
         """The run's parts, derived from the settings and the problem's sizes (no state)."""
         d = problem.ul_dim
+        self._integer = {level: integer_mask(problem, level) for level in ("upper", "lower")}
         self._initial_size = self.pop_size or max(MIN_POP_SIZE, POP_PER_VARIABLE * d + POP_PER_VARIABLE)
         self._epsilon = EpsilonSchedule(self.eps_generations, self.eps_exponent, self.eps_quantile)
         self._restart_rule = RestartRule(self.restarts, self.restart_patience, tol=self.ftol)
-        response = ResponseModel(problem.ul_bounds, problem.ll_bounds, self.accept_tol, self.psi_tol,
-                                 self.refine_tol)
+        if problem.follower_set is None:
+            response = ResponseModel(problem.ul_bounds, problem.ll_bounds, self.accept_tol, self.psi_tol,
+                                     self.refine_tol)
+            self._settlement = LowerSettlement(response, self.local_solver, self.global_solver,
+                                               self.infeasible_evals)
+        else:
+            self._settlement = FollowerSettlement(problem, self.accept_tol, self.psi_tol, self.refine_tol,
+                                                  self.local_solver, self.global_solver, self.infeasible_evals)
+            response = self._settlement.response
         self._upper = UpperSearch(problem.ul_bounds, problem.ll_bounds, self.n_offspring)
-        self._settlement = LowerSettlement(response, self.local_solver, self.global_solver, self.infeasible_evals)
         self._leader = LeaderPolicy(self.leader_tol, self.free_tol, self.stall_generations // HELD_SHARE,
                                     self.archive_size, response, self.local_solver)
         self._recheck = Recheck(self.recheck_every, self.accept_tol, self.refine_tol, self.free_tol,
@@ -181,11 +190,16 @@ class BLEAQ(Algorithm):
     def setup(self, ctx) -> None:
         problem = ctx.problem
         self._build(problem)
+        with_followers = problem.follower_set is not None
+        archive = (FollowerSettlement.new_archive(problem, self.archive_size) if with_followers
+                   else SolutionArchive(problem.ul_bounds, problem.ll_dim, self.archive_size))
         self.state = BLEAQState(
-            archive=SolutionArchive(problem.ul_bounds, problem.ll_dim, self.archive_size),
+            archive=archive,
             evaluated=RingBuffer(self.archive_size, X=problem.ul_dim, F=None, G=problem.n_ul_constraints),
             recheck=RecheckState(last=0, interval=self.recheck_every),
         )
+        if with_followers:
+            self.state.followers = FollowerSettlement.new_states(archive, self.state.counts)
         self._start_population(ctx, self._initial_size)
 
     def restore(self, ctx, state: BLEAQState) -> None:
@@ -196,7 +210,8 @@ class BLEAQ(Algorithm):
         """A Latin-hypercube population; while the archive is empty, the lower levels of the first few members are
         solved from scratch, the others from the nearest archived optima."""
         state = self.state
-        X = latin_hypercube(ctx.rng, *ctx.problem.ul_bounds, n)
+        X = round_integral(latin_hypercube(ctx.rng, *search_box(ctx.problem.ul_bounds, self._integer["upper"]), n),
+                           self._integer["upper"])
         first = min(n, self.n_initial_global) if state.archive.size == 0 else 0
         parts = []
         if first:
@@ -237,6 +252,8 @@ class BLEAQ(Algorithm):
                                                         int(np.argmin(ranks)))
             if proposal is not None and proposal.x is not None:
                 state.counts["model_candidates"] += 1
+        offspring.X = round_integral(offspring.X, self._integer["upper"])
+        offspring.Y_start = round_integral(offspring.Y_start, self._integer["lower"])
         return offspring, proposal
 
     def _starts(self, offspring: Offspring) -> np.ndarray:

@@ -80,7 +80,7 @@ class Recheck:
         if not ((cv_new < cv_old) or (cv_new == cv_old == 0 and f_new < f_old - tol)):
             return False
         state.counts["recheck_corrections"] += 1
-        state.archive.replace(x, found.Y[0], f_new)
+        state.archive.replace(x, found.Y[0], f_new, *([] if found.f_parts is None else [found.f_parts[0]]))
         population.put(best, self.upper.evaluate(ctx, state.evaluated, found).take(0))
         schedule.checked_x = None
         return True

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...integrality import integer_mask, round_integral
 from ...lower import LowerSolver
 from .response import Predictions, ResponseModel
 from .state import BLEAQState
@@ -42,12 +43,16 @@ class Answers:
     f : ndarray, shape (n,)
     ll_cv : ndarray, shape (n,)
         Lower-level constraint violation (inf: not evaluated or failed).
+    f_parts, cv_parts : ndarray, shape (n, k), optional
+        With k followers, each one's value and violation (``f`` and ``ll_cv`` are their sums).
     """
 
     X: np.ndarray
     Y: np.ndarray
     f: np.ndarray
     ll_cv: np.ndarray
+    f_parts: np.ndarray | None = None
+    cv_parts: np.ndarray | None = None
 
     @classmethod
     def none(cls, X: np.ndarray, ll_dim: int) -> Answers:
@@ -57,7 +62,14 @@ class Answers:
 
     @staticmethod
     def concat(parts: list[Answers]) -> Answers:
-        return Answers(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("X", "Y", "f", "ll_cv")))
+        joined = [np.concatenate([getattr(p, name) for p in parts]) for name in ("X", "Y", "f", "ll_cv")]
+        if all(p.f_parts is not None for p in parts):
+            joined += [np.concatenate([getattr(p, name) for p in parts]) for name in ("f_parts", "cv_parts")]
+        return Answers(*joined)
+
+    def f_parts_at(self, i: int) -> np.ndarray | None:
+        """The followers' values (k,) of row i, or None with one follower."""
+        return None if self.f_parts is None else self.f_parts[i]
 
 
 class LowerSettlement:
@@ -112,6 +124,7 @@ class LowerSettlement:
             # poor), keep the candidate's own value: the leader's selection, not the model's average, decides
             # among equally optimal answers.
             Y_hat = np.where(predictions.determined, Y_hat, starts[:, 0])
+        Y_hat = round_integral(Y_hat, integer_mask(ctx.problem))  # the follower answers in whole numbers there
         rows = np.flatnonzero(predictions.trusted)
         if rows.size:
             ev = ctx.evaluate_lower(out.X[rows], Y_hat[rows])

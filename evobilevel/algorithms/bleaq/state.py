@@ -102,6 +102,8 @@ class BLEAQState(AlgorithmState):
         Generations in a row whose model certified the best member as a local optimum.
     single_basin : bool
         The first attempt's model certified its answer over most of the box (no restart needed).
+    followers : list of FollowerLowerState, optional
+        With several followers, what each one's settlement keeps (its archive is a part of ``archive``).
     """
 
     archive: SolutionArchive | None = None
@@ -117,3 +119,4 @@ class BLEAQState(AlgorithmState):
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     certified: int = 0
     single_basin: bool = False
+    followers: list | None = None
