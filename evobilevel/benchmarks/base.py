@@ -25,7 +25,8 @@ class BenchmarkProblem(Problem):
     suite: str = ""
 
     def _setup(
-        self, name, ul_bounds, ll_bounds, n_ul_constraints: int, n_ll_constraints: int, settings: dict
+        self, name, ul_bounds, ll_bounds, n_ul_constraints: int, n_ll_constraints: int, settings: dict,
+        n_objectives: int = 1,
     ):
         super().__init__(
             upper=self._F,
@@ -38,6 +39,7 @@ class BenchmarkProblem(Problem):
             n_ll_constraints=n_ll_constraints,
             vectorized=True,
             name=name,
+            n_objectives=n_objectives,
         )
         self._settings = dict(settings)
         point = self._optimal_point()

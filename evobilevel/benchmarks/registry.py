@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import inspect
 
-from . import smd, tp
+from . import mo, smd, tp
 from .base import BenchmarkProblem
 
 __all__ = ["names", "get", "suite_of", "from_settings"]
 
-_CLASSES: dict[str, type[BenchmarkProblem]] = {cls.__name__: cls for cls in (*smd.PROBLEMS, *tp.PROBLEMS)}
+_CLASSES: dict[str, type[BenchmarkProblem]] = {cls.__name__: cls for cls in (*smd.PROBLEMS, *tp.PROBLEMS,
+                                                                                *mo.PROBLEMS)}
 _BY_KEY = {name.upper(): name for name in _CLASSES}
 
 
 def names() -> list[str]:
-    """All benchmark problem names, SMD1..SMD12 then TP1..TP10."""
+    """All benchmark problem names, SMD1..SMD12, TP1..TP10, then BMO1..BMO3 (a leader with several objectives)."""
     return list(_CLASSES)
 
 
@@ -32,7 +33,7 @@ def _canonical(name) -> str:
 
 
 def suite_of(name: str) -> str:
-    """The suite (``"SMD"`` or ``"TP"``) of a problem name (case-insensitive)."""
+    """The suite (``"SMD"``, ``"TP"`` or ``"BMO"``) of a problem name (case-insensitive)."""
     return _CLASSES[_canonical(name)].suite
 
 
@@ -49,7 +50,8 @@ def get(name: str, **kwargs) -> BenchmarkProblem:
         A name from :func:`names`, in any case.
     **kwargs
         The problem's own arguments: ``ul_dim``, ``ll_dim`` for SMD1-SMD12 (default 5 and 5), also ``variant``
-        (``"paper"`` or ``"bleaq2"``) for SMD12, ``dim`` for TP9 and TP10, none for TP1-TP8.
+        (``"paper"`` or ``"bleaq2"``) for SMD12, ``dim`` for TP9 and TP10, none for TP1-TP8, ``ul_dim``, ``ll_dim``
+        for BMO1-BMO3 (default (3, 3), BMO3 (4, 3)).
 
     Returns
     -------
