@@ -43,10 +43,12 @@ DATA_KEYS = ("follower_y", "follower_f", "follower_cv", "leader_cv")
 class LeaderProblem(PymooProblem):
     """A bilevel problem as pymoo sees the leader's: ``x -> (F, G)``, each follower settled by evobilevel.
 
-    pymoo gets one inequality constraint more than the leader has: the follower's constraint violation (0 where
-    its answer is feasible), so a leader's choice that leaves the follower no feasible answer is infeasible. A
-    failed evaluation gives :data:`HUGE` values. Each evaluated individual also carries the follower's answer and
-    both levels' violations (:data:`DATA_KEYS`).
+    Where the follower has constraints, pymoo gets one inequality constraint more than the leader has: the
+    follower's constraint violation (0 where its answer is feasible), so a leader's choice that leaves the follower
+    no feasible answer is infeasible. A failed evaluation gives :data:`HUGE` values; so does a failed follower of
+    an unconstrained one (pymoo then sees only the leader's constraints, and algorithms that take none, such as
+    MOEA/D, can serve a problem without constraints). Each evaluated individual also carries the follower's answer
+    and both levels' violations (:data:`DATA_KEYS`).
 
     Parameters
     ----------
@@ -84,8 +86,10 @@ class LeaderProblem(PymooProblem):
                  chunk_size: int = 4, max_ul_evals: int | None = None, max_ll_evals: int | None = None,
                  context: RunContext | None = None):
         lo, hi = problem.ul_bounds
+        self._follower_column = problem.n_ll_constraints > 0
         super().__init__(n_var=problem.ul_dim, n_obj=problem.n_objectives,
-                         n_ieq_constr=problem.n_ul_constraints + 1, xl=np.array(lo), xu=np.array(hi))
+                         n_ieq_constr=problem.n_ul_constraints + self._follower_column, xl=np.array(lo),
+                         xu=np.array(hi))
         self.bilevel = problem
         self.followers = followers if followers is not None else Followers()
         self.followers_state = self.followers.new_state(problem)
@@ -138,9 +142,14 @@ class LeaderProblem(PymooProblem):
                            ll_cv=answers.ll_cv)
         if self.bilevel.n_objectives == 1 and len(batch):
             self.best = better_candidate(self.best, batch.best())
-        follower_column = np.where(upper.failed, np.inf, answers.ll_cv)[:, None]
-        out["F"] = _finite(upper.values)
-        out["G"] = _finite(np.hstack([upper.constraints, follower_column]))
+        if self._follower_column:
+            F = upper.values
+            G = np.hstack([upper.constraints, np.where(upper.failed, np.inf, answers.ll_cv)[:, None]])
+        else:  # only a failure can leave an unconstrained follower without an answer
+            lost = answers.ll_cv > 0
+            F = np.where(lost if upper.values.ndim == 1 else lost[:, None], np.inf, upper.values)
+            G = upper.constraints
+        out["F"], out["G"] = _finite(F), _finite(G)
         out.update(zip(DATA_KEYS, (answers.Y, answers.f, answers.ll_cv, upper.cv)))
 
     # ------------------------------------------------------------------ results

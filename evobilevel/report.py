@@ -27,7 +27,7 @@ import numpy as np
 from . import benchmarks
 from ._version import __version__
 from .experiment import MANIFEST
-from .report_fronts import FrontRow, fronts_markdown, summarise_fronts, write_front_figures
+from .report_fronts import FrontRow, fronts_csv, fronts_markdown, summarise_fronts, write_front_figures
 from .result import Result, read_run
 from .targets import DEFAULT_TARGET, evals_to_target, target_levels
 
@@ -412,7 +412,8 @@ class ReportFiles:
 
 
 def write_report(directory, out=None, target: float | None = None, plots: bool = True) -> ReportFiles:
-    """Tables (``report.md``, ``report.csv``) and figures (PNG) for the runs below ``directory``.
+    """Tables (``report.md``, ``report.csv``, and ``fronts.csv`` for runs with fronts) and figures (PNG) for the
+    runs below ``directory``.
 
     Parameters
     ----------
@@ -469,6 +470,8 @@ def write_report(directory, out=None, target: float | None = None, plots: bool =
     md.write_text(text + ("\n" + fronts_markdown(front_rows, front_figures) if front_rows else ""), encoding="utf-8")
     table = out / "report.csv"
     table.write_text(csv_report(rows), encoding="utf-8")
+    if front_rows:
+        (out / "fronts.csv").write_text(fronts_csv(front_rows), encoding="utf-8")
     return ReportFiles(md, table, written, rows, skipped, front_rows)
 
 

@@ -7,9 +7,11 @@ pymoo (the indicators) and matplotlib (the figures) are imported when used.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import numpy as np
 from . import benchmarks
 from .indicators import FrontQuality, front_quality
 
-__all__ = ["FrontRow", "summarise_fronts", "fronts_markdown", "write_front_figures"]
+__all__ = ["FrontRow", "summarise_fronts", "fronts_markdown", "fronts_csv", "write_front_figures"]
 
 
 @dataclass
@@ -114,6 +116,18 @@ def fronts_markdown(rows: Sequence[FrontRow], figures: dict | None = None) -> st
     for caption, path in figures.values():
         lines += [f"![{caption}]({path})", ""]
     return "\n".join(lines)
+
+
+def fronts_csv(rows: Sequence[FrontRow]) -> str:
+    """The fronts' table as CSV, one line per (size, problem, algorithm), the :class:`FrontRow` fields as columns
+    (``median_run`` aside); empty cells for none."""
+    names = [fl.name for fl in fields(FrontRow) if fl.name != "median_run"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    for r in rows:
+        writer.writerow(["" if getattr(r, k) is None else getattr(r, k) for k in names])
+    return out.getvalue()
 
 
 def write_front_figures(rows: Sequence[FrontRow], runs: Sequence, out: Path) -> tuple[dict, list[Path]]:

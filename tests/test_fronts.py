@@ -69,10 +69,16 @@ def test_a_failed_objective_makes_the_whole_point_infeasible():
     assert ev.ul.n_failed == 1 and "[0.8, nan]" in ev.ul.first_error
 
 
-@pytest.mark.parametrize("algorithm", ["bleaq", "nested"])
-def test_single_objective_algorithms_refuse_several_objectives(algorithm):
+@pytest.mark.parametrize("algorithm, name", [("bleaq", "bleaq"), ("nested", "nested"), ("GA", "pymoo-ga"),
+                                             ("CMAES", "pymoo-cmaes")])
+def test_single_objective_algorithms_refuse_several_objectives(algorithm, name):
+    if algorithm in ("GA", "CMAES"):  # pymoo's single-objective algorithms would fail with pymoo's own errors
+        from pymoo.algorithms.soo.nonconvex.cmaes import CMAES
+        from pymoo.algorithms.soo.nonconvex.ga import GA
+
+        algorithm = {"GA": GA, "CMAES": CMAES}[algorithm]()
     p = eb.benchmarks.get("BMO2")
-    with pytest.raises(ValueError, match=f"{algorithm} optimises a leader with one objective, and BMO2 has 2; "
+    with pytest.raises(ValueError, match=f"{name} optimises a leader with one objective, and BMO2 has 2; "
                                          "use a multi-objective pymoo algorithm"):
         eb.solve(p, algorithm=algorithm)
 
@@ -173,6 +179,8 @@ def test_report_and_plot_commands_handle_fronts(bmo2_run, tmp_path, capsys):
     assert "## Leaders with several objectives" in text and f"| {quality.igd:.4f} (0.0000) |" in text
     assert "| SMD1 | nested |" in text and "front_BMO2_3x3_pymoo-nsga2.png" in text
     assert (runs / "report" / "front_BMO2_3x3_pymoo-nsga2.png").stat().st_size > 10_000
+    csv_lines = (runs / "report" / "fronts.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("ul_dim,ll_dim,problem,algorithm,n_runs") and csv_lines[1].startswith("3,3,BMO2,")
     assert main(["plot", str(runs / "BMO2" / "run0.json"), "-o", str(tmp_path / "front.png")]) == 0
     assert (tmp_path / "front.png").stat().st_size > 10_000
 

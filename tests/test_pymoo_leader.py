@@ -133,6 +133,17 @@ def test_pymoo_sees_failures_and_infeasible_followers_as_infeasible():
     assert F[2, 0] == pytest.approx(0.25) and np.all(G[2] <= 0)
 
 
+def test_without_constraints_pymoo_sees_none_and_a_failed_follower_is_worst():
+    def lower(X, Y):  # the follower's simulator fails for x > 1
+        return np.where(X[:, 0] > 1, np.nan, (Y[:, 0] - X[:, 0]) ** 2)
+
+    p = eb.Problem(lambda X, Y: X[:, 0] ** 2 + Y[:, 0], lower, [(-2, 2)], [(-2, 2)], vectorized=True, name="free")
+    leader = LeaderProblem(p, seed=0)
+    assert leader.n_ieq_constr == 0  # MOEA/D, for one, takes no constraints
+    F = leader.evaluate(np.array([[1.5], [0.5]]))
+    assert F[0, 0] == HUGE and F[1, 0] == pytest.approx(0.75)
+
+
 def test_standalone_leader_problem_with_pymoo_minimize():
     problem, upper, lower = counted_smd1()
     leader = LeaderProblem(problem, seed=0)

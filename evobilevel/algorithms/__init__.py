@@ -94,4 +94,5 @@ def check_objectives(algorithm: Algorithm, problem) -> None:
     if k > 1 and not algorithm.multi_objective:
         raise ValueError(
             f"{algorithm.name} optimises a leader with one objective, and {problem.name} has {k}; use a "
-            "multi-objective pymoo algorithm, e.g. algorithm=NSGA2() (the default when no algorithm is given)")
+            "multi-objective pymoo algorithm, e.g. algorithm=NSGA2() (NSGA-II is the default when no algorithm is "
+            "given)")

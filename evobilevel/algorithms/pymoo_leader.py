@@ -99,8 +99,6 @@ class PymooLeader(Algorithm):
     termination: Any = None
     followers: Followers = field(default_factory=Followers)
 
-    multi_objective = True
-
     def __post_init__(self) -> None:
         if not is_pymoo_algorithm(self.algorithm):
             raise TypeError(f"PymooLeader needs a pymoo Algorithm object, got {type(self.algorithm).__name__}")
@@ -111,6 +109,12 @@ class PymooLeader(Algorithm):
     @property
     def name(self) -> str:  # type: ignore[override]
         return f"pymoo-{type(self.algorithm).__name__.lower()}"
+
+    @property
+    def multi_objective(self) -> bool:  # type: ignore[override]
+        """Whether the pymoo algorithm can serve a leader with several objectives: all but pymoo's single-objective
+        algorithms (``pymoo.algorithms.soo``), which fail on several objectives with pymoo's own errors."""
+        return not any(cls.__module__.startswith("pymoo.algorithms.soo.") for cls in type(self.algorithm).__mro__)
 
     def settings(self) -> dict:
         """The pymoo algorithm's configuration (:func:`describe`), the termination and the followers' settings."""

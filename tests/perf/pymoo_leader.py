@@ -76,11 +76,13 @@ def fronts(runs: int) -> tuple[list[list], dict]:
     return rows, median_runs
 
 
-def draw(median_runs: dict) -> None:
-    fig = plot._figure(1, 2, width=10.0, height=4.2)[0]
-    for ax, name in zip(fig.axes, ("BMO1", "BMO2")):
-        plot.front(median_runs[name], ax=ax, title=f"{name}: NSGA-II (pop {POP_SIZE}, {GENERATIONS} generations), "
-                                                    "median run by IGD")
+def draw(median_runs: dict, runs: int) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10.0, 4.4), layout="constrained")
+    for ax, name in zip(fig.subplots(1, 2), ("BMO1", "BMO2")):
+        plot.front(median_runs[name], ax=ax, title=f"{name}: the median of {runs} runs by IGD")
+    fig.suptitle(f"NSGA-II (population {POP_SIZE}, {GENERATIONS} generations) at the upper level")
     plot.save_figure(fig, FIGURE)
     print(f"wrote {FIGURE}")
 
@@ -92,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     smd = single_objective(args.runs)
     front_rows, median_runs = fronts(args.runs)
-    draw(median_runs)
+    draw(median_runs, args.runs)
     smd_text = (f"`python tests/perf/pymoo_leader.py` ({args.runs} seeds, target 1e-2 at both levels, budgets of "
                 "20,000 UL and 1,000,000 LL evaluations; evaluations are medians (IQR) over the successful runs; "
                 "largest LL gap over all runs; median wall time of a run, one process, on a shared two-core "
