@@ -81,9 +81,8 @@ def default_algorithm(problem) -> Algorithm:
     return PymooLeader(NSGA2(), termination=("n_gen", NSGA2_GENERATIONS))
 
 
-#: Generations of the default NSGA-II. pymoo's own default rule waits for the front to stop moving, which NSGA-II's
-#: front, reshuffled every generation, rarely does (1,000 generations on BMO1); on BMO1-BMO3 the fronts of
-#: populations of 40 and 100 stop improving after about 50 (docs/design.md).
+#: Generations of the default NSGA-II: pymoo's own default rule waits for the front to stop moving, which NSGA-II's
+#: front, reshuffled every generation, seldom does (docs/design.md).
 NSGA2_GENERATIONS = 100
 
 
