@@ -94,7 +94,8 @@ def _add_report_and_plot_parsers(sub) -> None:
     report.add_argument("--target", type=float, help="error threshold (default: the runs' target, else 0.01)")
     report.add_argument("--no-plots", action="store_true", help="tables only")
 
-    plot = sub.add_parser("plot", help="convergence plot of one run")
+    plot = sub.add_parser("plot", help="convergence plot of one run (its Pareto front for a leader with several "
+                                       "objectives)")
     plot.add_argument("run", help="a run's JSON file")
     plot.add_argument("-o", "--out", default="convergence.png", help="image file (default: convergence.png)")
     plot.add_argument("--x", choices=("ul", "ll", "both"), default="both",
@@ -302,8 +303,8 @@ def _cmd_report(args) -> int:
         files = write_report(args.directory, out=args.out, target=args.target, plots=not args.no_plots)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    n_runs = sum(row.n_runs for row in files.rows)
-    print(f"{n_runs} runs, {len(files.rows)} table lines")
+    n_runs = sum(row.n_runs for row in files.rows) + sum(row.n_runs for row in files.front_rows)
+    print(f"{n_runs} runs, {len(files.rows) + len(files.front_rows)} table lines")
     if files.skipped:
         print(f"ignored {len(files.skipped)} JSON file(s) that are not run results, e.g. {files.skipped[0]}")
     print(f"wrote {files.markdown}, {files.csv}" + (f" and {len(files.figures)} PNG files" if files.figures else ""))
@@ -311,7 +312,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from .plot import convergence, save_figure
+    from .plot import convergence, front, save_figure
     from .result import load_result
 
     try:
@@ -320,6 +321,10 @@ def _cmd_plot(args) -> int:
         raise UsageError(f"{args.run} does not exist") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{args.run} is not a run result ({type(exc).__name__}: {exc})") from None
+    if result.front is not None:  # a leader with several objectives: its front says more than a convergence curve
+        path = save_figure(front(result), args.out)
+        print(f"wrote {path}")
+        return 0
     if not len(result.history):
         raise UsageError(f"{args.run} has no history to plot")
     path = save_figure(convergence(result, x=args.x), args.out)

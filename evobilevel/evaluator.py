@@ -23,8 +23,8 @@ class Evaluation:
 
     Attributes
     ----------
-    values : ndarray, shape (n,)
-        Objective values; ``inf`` where the evaluation failed.
+    values : ndarray, shape (n,), or (n, k) for the upper level of a leader with k objectives
+        Objective values; ``inf`` where the evaluation failed (every objective of a failed point).
     constraints : ndarray, shape (n, m)
         Constraint values (feasible where ``<= 0``); ``inf`` where the evaluation failed.
     cv : ndarray, shape (n,)
@@ -127,14 +127,15 @@ class Evaluator:
         log = FailureLog(np.zeros(n, bool))
         values, constraints = self.problem.evaluate_batch(level, X, Y, log)
         counts.n_evals += n
-        failed = log.failed | ~np.isfinite(values) | np.isnan(constraints).any(axis=1)
+        finite = np.isfinite(values) if values.ndim == 1 else np.isfinite(values).all(axis=1)
+        failed = log.failed | ~finite | np.isnan(constraints).any(axis=1)
         if failed.any():
             counts.n_failed += int(failed.sum())
             if counts.first_error is None:
                 counts.first_error = log.first_error or _describe_non_finite(
                     level, X, Y, values, constraints, failed
                 )
-            values = np.where(failed, np.inf, values)
+            values = np.where(failed if values.ndim == 1 else failed[:, None], np.inf, values)
             constraints = np.where(failed[:, None], np.inf, constraints)
             # A failed point is infeasible even on a level without constraints.
             cv = np.where(failed, np.inf, violation(constraints))
@@ -172,6 +173,6 @@ def _joined(parts: list[Evaluation]) -> Evaluation:
 
 def _describe_non_finite(level, X, Y, values, constraints, failed) -> str:
     i = int(np.flatnonzero(failed)[0])
-    what = "objective" if not np.isfinite(values[i]) else "constraint"
-    shown = values[i] if what == "objective" else constraints[i].tolist()
+    what = "objective" if not np.isfinite(values[i]).all() else "constraint"
+    shown = np.asarray(values[i]).tolist() if what == "objective" else constraints[i].tolist()
     return f"{level}-level {what} returned {shown} at x={X[i].tolist()}, y={Y[i].tolist()}"

@@ -17,7 +17,7 @@ from .integrality import integer_mask, lattice_size
 from .lower import check_solver
 from .lower.integer import LatticeEnumeration
 
-__all__ = ["EXHAUSTIVE_POINTS", "check_lower", "follower_answers", "check_solver_for"]
+__all__ = ["EXHAUSTIVE_POINTS", "check_lower", "follower_answers", "check_solver_for", "ll_gaps"]
 
 #: A lower level with only integer variables and at most this many points is checked by evaluating all of them:
 #: about what the check solver spends on a hard lower level, and no doubt left.
@@ -100,3 +100,41 @@ def check_solver_for(problem, max_evals: int | None = None):
         if size <= EXHAUSTIVE_POINTS and (max_evals is None or size <= max_evals):
             return LatticeEnumeration()
     return check_solver()
+
+
+def ll_gaps(problem, X: np.ndarray, f: np.ndarray, ll_cv: np.ndarray, seed: np.random.SeedSequence,
+            engine=None) -> tuple[np.ndarray, int]:
+    """``f(x, y) - f(x, y_check)`` clipped at 0 for every row, ``y_check`` from one batched check solve (the pairs
+    of a leader with several objectives).
+
+    Parameters
+    ----------
+    problem : Problem
+    X : ndarray, shape (n, ul_dim)
+        The leader's choices.
+    f, ll_cv : ndarray, shape (n,)
+        The lower-level value and violation of each follower's answer.
+    seed : SeedSequence
+        The check's own random stream (independent of the run's).
+    engine : LowerEngine, optional
+        The run's engine, through which the check's solves go; inline without one.
+
+    Returns
+    -------
+    gaps : ndarray, shape (n,)
+        0 where the check found no feasible answer either, ``inf`` where the answer is infeasible but the check
+        found a feasible one.
+    n_evals : int
+        Lower-level evaluations of the check.
+    """
+    if X.shape[0] == 0:
+        return np.empty(0), 0
+    if engine is None:
+        from .parallel import LowerEngine
+
+        engine = LowerEngine(n_jobs=1)
+    solution, counts = engine.solve(problem, check_solver_for(problem), X, seed)
+    f_check, cv_check = solution.f, solution.cv
+    gaps = np.where(cv_check > 0, 0.0, np.maximum(0.0, f - f_check))
+    gaps = np.where(ll_cv > 0, np.where(cv_check == 0, np.inf, 0.0), gaps)
+    return gaps.astype(float), counts["ll"].n_evals

@@ -1,4 +1,5 @@
-"""Convergence plots and empirical distributions of evaluations to target.
+"""Convergence plots, empirical distributions of evaluations to target, and Pareto fronts of leaders with several
+objectives.
 
 The only module that imports matplotlib, and only inside its functions, so ``import evobilevel`` stays light.
 Figures are built without pyplot: nothing opens a window or needs a display (PNG files are rendered with Agg),
@@ -18,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .front import Front
 from .result import Result
 from .targets import DEFAULT_TARGET, evals_to_target, target_levels
 
 __all__ = [
+    "front",
     "convergence",
     "convergence_band",
     "convergence_grid",
@@ -434,3 +437,106 @@ def ecdf_evals_to_target(results_by_algorithm: Mapping[str, Sequence[Result]], a
     _title(fig, axes, ax is None, title, f"Runs reaching the target {target:g}")
     return fig
 
+
+
+def front(result_or_front, ax=None, reference=None, title: str | None = None, label: str | None = None):
+    """The leader's Pareto front: the found pairs' objectives, and the known front where there is one.
+
+    Parameters
+    ----------
+    result_or_front : Result or Front, or a sequence of them
+        A run of a leader with several objectives (its ``front``), or fronts themselves; several are overlaid,
+        each in its own colour.
+    ax : matplotlib Axes, or a sequence of them for k > 2, optional
+        Where to draw; a new figure by default. With k objectives there is one panel per pair of objectives.
+    reference : ndarray, shape (m, k), optional
+        The known front, drawn as a grey line (two objectives) or grey points; by default that of a benchmark
+        result's problem, when it is known.
+    title : str, optional
+        Default: problem, algorithm and the number of pairs.
+    label : str, optional
+        Legend label of a single front (default "found").
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    For a result, its balanced pair (``result.F``) is marked with a star.
+    """
+    items = list(result_or_front) if isinstance(result_or_front, (list, tuple)) else [result_or_front]
+    fronts = [_front_of(item) for item in items]
+    k = fronts[0].F.shape[1]
+    if any(f.F.shape[1] != k for f in fronts):
+        raise ValueError("the fronts have different numbers of objectives")
+    if reference is None:
+        reference = _known_front(items[0])
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    fig, axes = _pair_axes(ax, pairs)
+    for axis, (i, j) in zip(axes, pairs):
+        if reference is not None:
+            _draw_reference(axis, np.asarray(reference, dtype=float), i, j, k)
+        for n, (item, found) in enumerate(zip(items, fronts)):
+            name = label if label is not None and len(items) == 1 else ("found" if len(items) == 1 else f"run {n}")
+            axis.plot(found.F[:, i], found.F[:, j], "o", color=f"C{n % 10}", ms=4, alpha=0.85,
+                      label=f"{name} ({len(found)} pairs)")
+            if isinstance(item, Result) and np.ndim(item.F) == 1:
+                axis.plot(item.F[i], item.F[j], "*", color=f"C{n % 10}", ms=12, mec="k", mew=0.6,
+                          label="balanced pair" if n == 0 else None)
+        axis.set_xlabel(f"F{i + 1}")
+        axis.set_ylabel(f"F{j + 1}")
+        axis.grid(True, alpha=0.3)
+    axes[0].legend(fontsize="small", loc="best")
+    first = items[0]
+    default = (f"{first.problem} {_size_label(first)} · {first.algorithm}: Pareto front" if isinstance(first, Result)
+               else "Pareto front")
+    _title(fig, axes, ax is None, title, default)
+    return fig
+
+
+def _front_of(item) -> Front:
+    if isinstance(item, Front):
+        return item
+    if isinstance(item, Result):
+        if item.front is None:
+            raise ValueError(f"the result of {item.problem} has no front (its leader has one objective)")
+        return item.front
+    raise TypeError(f"expected an evobilevel Result or Front, got {type(item).__name__}")
+
+
+def _known_front(item):
+    """The known front of a benchmark result's problem, or None."""
+    if not isinstance(item, Result):
+        return None
+    from . import benchmarks
+    from .indicators import known_front
+
+    try:
+        problem = benchmarks.from_settings(item.problem, item.problem_settings or {})
+    except (ValueError, TypeError):
+        return None
+    return known_front(problem)
+
+
+def _pair_axes(ax, pairs):
+    """The figure and one axes per pair of objectives: new ones side by side, or the ones given (checked)."""
+    if ax is None:
+        fig, axes = _figure(1, len(pairs), width=5.0 if len(pairs) == 1 else 4.2 * len(pairs), height=4.2)
+        return fig, list(axes[0])
+    axes = list(np.ravel(ax)) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+    if len(axes) != len(pairs):
+        raise ValueError(f"{len(pairs)} pair(s) of objectives to draw but {len(axes)} axes were given")
+    return axes[0].figure, axes
+
+
+def _draw_reference(ax, reference: np.ndarray, i: int, j: int, k: int) -> None:
+    """The known front: a line along it for two objectives (broken where the front has a gap), else points."""
+    if k == 2:
+        R = reference[np.argsort(reference[:, 0])]
+        steps = np.linalg.norm(np.diff(R, axis=0), axis=1)
+        gaps = np.flatnonzero(steps > 20 * np.median(steps)) + 1
+        R = np.insert(R, gaps, np.nan, axis=0)
+        ax.plot(R[:, 0], R[:, 1], "-", color="0.55", lw=1.5, label="known front")
+    else:
+        ax.plot(reference[:, i], reference[:, j], ".", color="0.75", ms=2, label="known front")

@@ -133,7 +133,8 @@ class Problem:
     Parameters
     ----------
     upper : callable
-        ``F(x, y) -> float`` (``vectorized=False``) or ``F(X, Y) -> array (n,)`` (``vectorized=True``).
+        ``F(x, y) -> float`` (``vectorized=False``) or ``F(X, Y) -> array (n,)`` (``vectorized=True``); with
+        ``n_objectives=k > 1``, ``F(x, y) -> sequence of k floats`` or ``F(X, Y) -> array (n, k)``.
     lower : callable
         ``f(x, y) -> float`` or ``f(X, Y) -> array (n,)``, the follower's objective (not with ``followers``).
     ul_bounds, ll_bounds : (array_like, array_like), sequence of (low, high) pairs, or scipy.optimize.Bounds
@@ -161,6 +162,10 @@ class Problem:
         Used in messages and results.
     optimum : Optimum, optional
         A known optimal solution, enabling ``target`` and error reporting in :func:`evobilevel.solve`.
+    n_objectives : int
+        Objectives of the leader (``k``). With ``k > 1`` the leader has a Pareto front, which
+        :func:`evobilevel.solve` returns as ``result.front`` (a multi-objective algorithm is needed: pymoo's NSGA-II
+        by default).
     timeout : float, optional
         Wall-clock seconds allowed for each call of a user function: per point with ``vectorized=False``, per
         batch otherwise, and separately for an objective and its constraint function. A call that takes longer
@@ -211,6 +216,7 @@ class Problem:
         name: str = "problem",
         optimum: Optimum | None = None,
         timeout: float | None = None,
+        n_objectives: int = 1,
     ):
         _check_functions(name, upper, lower, upper_constraints, lower_constraints, followers is not None)
         if followers is not None:
@@ -225,6 +231,7 @@ class Problem:
             "lower": 0 if lower_constraints is None else _check_count(n_ll_constraints, name, "n_ll_constraints"),
         }
         self._optimum = optimum
+        self.n_objectives = _check_objectives(n_objectives, name)
 
     _timeout_warned: bool = False  # set by the first warning that the timeout cannot be applied
     follower_set = None  # the FollowerSet of a problem with several followers
@@ -302,7 +309,8 @@ class Problem:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.name!r}, ul_dim={self.ul_dim}, ll_dim={self.ll_dim}, "
-            f"n_ul_constraints={self._n_constraints['upper']}, n_ll_constraints={self._n_constraints['lower']})"
+            f"n_ul_constraints={self._n_constraints['upper']}, n_ll_constraints={self._n_constraints['lower']}"
+            + (f", n_objectives={self.n_objectives})" if self.n_objectives > 1 else ")")
         )
 
     # ------------------------------------------------------------ evaluation
@@ -317,6 +325,7 @@ class Problem:
         Returns
         -------
         F : ndarray, shape (n,) (a float for a single 1-D point)
+            Shape (n, n_objectives) (shape (n_objectives,) for a single point) for a leader with several objectives.
         G : ndarray, shape (n, n_ul_constraints) (shape (n_ul_constraints,) for a single point)
         """
         return self._public("upper", X, Y)
@@ -330,7 +339,7 @@ class Problem:
         X, Y = self.check_points(X, Y)
         values, constraints = self.evaluate_batch(level, X, Y)
         if single:
-            return float(values[0]), constraints[0]
+            return (float(values[0]) if values.ndim == 1 else values[0]), constraints[0]
         return values, constraints
 
     def check_points(self, X, Y) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +373,7 @@ class Problem:
 
         Returns
         -------
-        values : ndarray, shape (n,)
+        values : ndarray, shape (n,), or (n, n_objectives) for the upper level of a leader with several objectives
         constraints : ndarray, shape (n, m)
             As the functions gave them: judging non-finite values is the caller's job (the counting
             :class:`~evobilevel.evaluator.Evaluator` does it).
@@ -385,18 +394,19 @@ class Problem:
                 raise
             # One call evaluates the whole batch, so every row of it failed.
             log.record(np.ones(n, bool), exc)
-            return np.full(n, np.nan), np.full((n, self._n_constraints[level] or 0), np.nan)
+            nan_constraints = np.full((n, self._n_constraints[level] or 0), np.nan)
+            return np.full(_values_shape(self, level, n), np.nan), nan_constraints
         return self._check_values(level, values, n), self._check_constraints(level, constraints, n)
 
     def _evaluate_rows(self, level: str, X: np.ndarray, Y: np.ndarray, log: FailureLog | None):
         """Per-point functions: one call per row, so one failing point does not fail its neighbours."""
         objective, constraint_fn = self._functions[level]
         n = X.shape[0]
-        values = np.full(n, np.nan)
+        values = np.full(_values_shape(self, level, n), np.nan)
         rows: list[np.ndarray | None] = [None] * n
         for i in range(n):
             try:
-                values[i] = _as_scalar(self._call(level, objective, X[i], Y[i]), self.name, level)
+                values[i] = _point_value(self, level, self._call(level, objective, X[i], Y[i]))
                 if constraint_fn is not None:
                     g = self._call(f"{level}_constraints", constraint_fn, X[i], Y[i])
                     rows[i] = np.atleast_1d(np.asarray(g, dtype=float))
@@ -453,37 +463,45 @@ class Problem:
         return _call_with_alarm(function, (X, Y), self.timeout, label)
 
     def _check_values(self, level: str, values, n: int) -> np.ndarray:
-        label = "upper" if level == "upper" else "lower"
-        try:
-            values = np.asarray(values, dtype=float)
-        except (TypeError, ValueError):
-            raise ProblemDefinitionError(
-                f"{self.name}: {label} returned {type(values).__name__}, expected numbers of shape ({n},)"
-            ) from None
-        if values.shape == (n, 1):
-            values = values[:, 0]
-        if values.shape != (n,):
-            raise ProblemDefinitionError(f"{self.name}: {label} returned shape {values.shape}, expected ({n},)")
-        return values
+        if level == "upper" and self.n_objectives > 1:
+            return _objective_rows(values, n, self.n_objectives, self.name)
+        return _value_rows(values, n, self.name, level)
 
     def _check_constraints(self, level: str, constraints, n: int) -> np.ndarray:
-        if constraints is None:
-            return np.empty((n, 0))
-        label = f"{level}_constraints"
-        try:
-            constraints = np.asarray(constraints, dtype=float)
-        except (TypeError, ValueError):
-            raise ProblemDefinitionError(f"{self.name}: {label} returned {type(constraints).__name__}") from None
-        if constraints.ndim == 1 and constraints.shape[0] == n:
-            constraints = constraints[:, None]
-        m = self._n_constraints[level]
-        if constraints.ndim != 2 or constraints.shape[0] != n or (m is not None and constraints.shape[1] != m):
-            expected = f"({n}, {m})" if m is not None else f"({n}, m)"
-            raise ProblemDefinitionError(
-                f"{self.name}: {label} returned shape {constraints.shape}, expected {expected}"
-            )
+        constraints = _constraint_rows(constraints, n, self.name, f"{level}_constraints", self._n_constraints[level])
         self._n_constraints[level] = constraints.shape[1]
         return constraints
+
+
+def _value_rows(values, n: int, name: str, label: str) -> np.ndarray:
+    """One objective's values for n points as an array (n,), or a definition error naming the shape."""
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ProblemDefinitionError(
+            f"{name}: {label} returned {type(values).__name__}, expected numbers of shape ({n},)"
+        ) from None
+    if values.shape == (n, 1):
+        values = values[:, 0]
+    if values.shape != (n,):
+        raise ProblemDefinitionError(f"{name}: {label} returned shape {values.shape}, expected ({n},)")
+    return values
+
+
+def _constraint_rows(constraints, n: int, name: str, label: str, m: int | None) -> np.ndarray:
+    """Constraint values for n points as an array (n, m) (m learnt where None), or a definition error."""
+    if constraints is None:
+        return np.empty((n, 0))
+    try:
+        constraints = np.asarray(constraints, dtype=float)
+    except (TypeError, ValueError):
+        raise ProblemDefinitionError(f"{name}: {label} returned {type(constraints).__name__}") from None
+    if constraints.ndim == 1 and constraints.shape[0] == n:
+        constraints = constraints[:, None]
+    if constraints.ndim != 2 or constraints.shape[0] != n or (m is not None and constraints.shape[1] != m):
+        expected = f"({n}, {m})" if m is not None else f"({n}, m)"
+        raise ProblemDefinitionError(f"{name}: {label} returned shape {constraints.shape}, expected {expected}")
+    return constraints
 
 
 def _check_functions(name, upper, lower, upper_constraints, lower_constraints, with_followers: bool) -> None:
@@ -524,6 +542,46 @@ def _follower_set(problem, followers):
     from .followers import FollowerSet  # it builds Problems of its own
 
     return FollowerSet(problem, followers)
+
+
+def _values_shape(problem: Problem, level: str, n: int) -> tuple[int, ...]:
+    """Shape of a batch's objective values: (n,), or (n, k) for the upper level of a k-objective leader."""
+    return (n, problem.n_objectives) if level == "upper" and problem.n_objectives > 1 else (n,)
+
+
+def _point_value(problem: Problem, level: str, value):
+    """One point's objective value(s) from a per-point function, checked: a number, or k of them."""
+    k = problem.n_objectives
+    if level != "upper" or k == 1:
+        return _as_scalar(value, problem.name, level)
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ProblemDefinitionError(f"{problem.name}: upper returned {type(value).__name__} for one point, "
+                                     f"expected {k} numbers (n_objectives={k})") from None
+    if arr.shape != (k,):
+        raise ProblemDefinitionError(
+            f"{problem.name}: upper returned shape {arr.shape} for one point, expected ({k},) (n_objectives={k})")
+    return arr
+
+
+def _objective_rows(values, n: int, k: int, name: str) -> np.ndarray:
+    """A vectorised k-objective leader's values, checked: shape (n, k)."""
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ProblemDefinitionError(
+            f"{name}: upper returned {type(values).__name__}, expected numbers of shape ({n}, {k})") from None
+    if values.shape != (n, k):
+        raise ProblemDefinitionError(
+            f"{name}: upper returned shape {values.shape}, expected ({n}, {k}) (n_objectives={k})")
+    return values
+
+
+def _check_objectives(n_objectives, name: str) -> int:
+    if isinstance(n_objectives, bool) or not isinstance(n_objectives, (int, np.integer)) or n_objectives < 1:
+        raise ProblemDefinitionError(f"{name}: n_objectives must be a positive integer, got {n_objectives!r}")
+    return int(n_objectives)
 
 
 def _check_timeout(timeout, name: str) -> float | None:

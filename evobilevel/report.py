@@ -27,6 +27,7 @@ import numpy as np
 from . import benchmarks
 from ._version import __version__
 from .experiment import MANIFEST
+from .report_fronts import FrontRow, fronts_csv, fronts_markdown, summarise_fronts, write_front_figures
 from .result import Result, read_run
 from .targets import DEFAULT_TARGET, evals_to_target, target_levels
 
@@ -407,10 +408,12 @@ class ReportFiles:
     figures: list[Path]
     rows: list[SummaryRow]
     skipped: list[Path]
+    front_rows: list[FrontRow] = field(default_factory=list)
 
 
 def write_report(directory, out=None, target: float | None = None, plots: bool = True) -> ReportFiles:
-    """Tables (``report.md``, ``report.csv``) and figures (PNG) for the runs below ``directory``.
+    """Tables (``report.md``, ``report.csv``, and ``fronts.csv`` for runs with fronts) and figures (PNG) for the
+    runs below ``directory``.
 
     Parameters
     ----------
@@ -422,7 +425,13 @@ def write_report(directory, out=None, target: float | None = None, plots: bool =
         Error threshold; default the runs' own target when they all share one, else 1e-2.
     plots : bool
         Also draw, per problem instance, the convergence bands (``convergence_<instance>.png``) and, per size, the
-        distribution of evaluations to target (``ecdf_<ul_dim>x<ll_dim>.png``).
+        distribution of evaluations to target (``ecdf_<ul_dim>x<ll_dim>.png``); for runs of leaders with several
+        objectives, the front of the median run by IGD (``front_<instance>_<algorithm>.png``).
+
+    Notes
+    -----
+    Runs with a front (a leader with several objectives) get a table of their own (:mod:`.report_fronts`): sizes,
+    IGD and hypervolume against the known front, the largest lower-level gap.
 
     Returns
     -------
@@ -440,20 +449,30 @@ def write_report(directory, out=None, target: float | None = None, plots: bool =
     runs, skipped = load_runs(directory, exclude=[out])
     if not runs:
         raise ValueError(f"no run results (JSON files written by evobilevel) found below {directory}")
+    front_runs = [run for run in runs if run.result.front is not None]
+    runs = [run for run in runs if run.result.front is None]
     if target is None:
         targets = {run.result.target for run in runs}
         target = targets.pop() if len(targets) == 1 and None not in targets else DEFAULT_TARGET
     rows = summarise(runs, target)
+    front_rows = summarise_fronts(front_runs)
     out.mkdir(parents=True, exist_ok=True)
     figures: dict[tuple[int, int], list[tuple[str, str]]] = {}
+    front_figures: dict = {}
     written: list[Path] = []
     if plots:
-        figures, written = _write_figures(runs, out, target)
+        figures, written = _write_figures(runs, out, target) if runs else ({}, [])
+        front_figures, drawn = write_front_figures(front_rows, front_runs, out)
+        written += drawn
     md = out / "report.md"
-    md.write_text(markdown_report(rows, target, str(directory), figures, len(skipped)), encoding="utf-8")
+    text = markdown_report(rows, target, str(directory), figures, len(skipped)) if rows else \
+        f"# Benchmark report\n\n{len(front_runs)} runs from `{directory}`, evobilevel {__version__}.\n"
+    md.write_text(text + ("\n" + fronts_markdown(front_rows, front_figures) if front_rows else ""), encoding="utf-8")
     table = out / "report.csv"
     table.write_text(csv_report(rows), encoding="utf-8")
-    return ReportFiles(md, table, written, rows, skipped)
+    if front_rows:
+        (out / "fronts.csv").write_text(fronts_csv(front_rows), encoding="utf-8")
+    return ReportFiles(md, table, written, rows, skipped, front_rows)
 
 
 def _write_figures(runs: Sequence[RunRecord], out: Path, target: float):
@@ -467,7 +486,7 @@ def _write_figures(runs: Sequence[RunRecord], out: Path, target: float):
     for key in sorted(by_instance, key=lambda k: _group_order((*k, ""))):
         ul_dim, ll_dim, problem, variant = key
         results = dict(sorted(by_instance[key].items()))
-        name = f"convergence_{_file_key(problem)}_{ul_dim}x{ll_dim}" + (f"_{variant}" if variant else "") + ".png"
+        name = f"convergence_{file_key(problem)}_{ul_dim}x{ll_dim}" + (f"_{variant}" if variant else "") + ".png"
         fig = plot.convergence_grid(results, target=target)
         written.append(plot.save_figure(fig, out / name))
         links.setdefault((ul_dim, ll_dim), []).append((f"{problem} convergence", name))
@@ -486,5 +505,6 @@ def _write_figures(runs: Sequence[RunRecord], out: Path, target: float):
     return links, written
 
 
-def _file_key(name: str) -> str:
+def file_key(name: str) -> str:
+    """``name`` with every character a file name should not hold replaced by ``_``."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

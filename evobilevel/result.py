@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .followers import FollowerResult
+from .front import Front
 from .plain import plain
 
 __all__ = ["Result", "History", "load_result", "write_json_atomic", "write_bytes_atomic"]
@@ -75,7 +76,9 @@ class Result:
         Best upper-level-feasible point found; ``y`` is the lower-level solution found for it.
     y : ndarray, shape (ll_dim,)
     F, f : float
-        Upper- and lower-level objective values at ``(x, y)``.
+        Upper- and lower-level objective values at ``(x, y)``. For a leader with k objectives ``F`` is an ndarray
+        of shape (k,), and ``(x, y)`` the most balanced pair of ``front`` (see
+        :func:`evobilevel.front.compromise`), since a front has no best one.
     feasible : bool
         Whether ``(x, y)`` satisfies the constraints of both levels.
     success : bool
@@ -86,7 +89,8 @@ class Result:
         Evaluated points per level (surrogate predictions are not evaluations).
     ll_gap : float or None
         ``f(x, y) - f(x, y_check)`` clipped at 0, where ``y_check`` comes from an independent, stronger lower-level
-        solve at ``x``; its evaluations are ``n_ll_evals_check``, not counted in ``n_ll_evals``.
+        solve at ``x``; its evaluations are ``n_ll_evals_check``, not counted in ``n_ll_evals``. With a front, the
+        largest gap of its pairs (each pair's is in ``front.ll_gap``).
     ul_error, ll_error : float or None
         ``|F - F*|`` and ``|f - f*|`` when the optimum is known.
     interrupted : bool
@@ -101,6 +105,8 @@ class Result:
         With several followers, each one's answer ``y`` (its block of ``y``), value ``f``, evaluations and gap;
         ``f`` is then their sum, ``n_ll_evals`` their total and ``ll_gap`` the largest gap.
     history : History
+    front : Front or None
+        For a leader with several objectives: the feasible, non-dominated pairs found, with their lower-level gaps.
     """
 
     problem: str
@@ -136,13 +142,16 @@ class Result:
     elapsed: float = 0.0
     version: str = ""
     history: History = field(default_factory=History)
+    front: Front | None = None
 
     def __repr__(self) -> str:
         errors = ""
         if self.ul_error is not None:
             errors = f", ul_error={self.ul_error:.3g}, ll_error={self.ll_error:.3g}"
+        if self.front is not None:
+            errors += f", front of {len(self.front)}"
         return (
-            f"Result({self.problem}, F={self.F:.6g}, f={self.f:.6g}{errors}, n_ul_evals={self.n_ul_evals}, "
+            f"Result({self.problem}, F={_values(self.F)}, f={self.f:.6g}{errors}, n_ul_evals={self.n_ul_evals}, "
             f"n_ll_evals={self.n_ll_evals}, success={self.success}, message={self.message!r})"
         )
 
@@ -154,12 +163,16 @@ class Result:
             f"algorithm   {self.algorithm} (seed {self.seed}, n_jobs {self.n_jobs})",
             f"x           {fmt(self.x, precision=6)}",
             f"y           {fmt(self.y, precision=6)}",
-            f"F, f        {self.F:.8g}, {self.f:.8g}   feasible: {self.feasible}",
+            f"F, f        {_values(self.F, 8)}, {self.f:.8g}   feasible: {self.feasible}",
         ]
+        if self.front is not None:
+            lines.append(f"front       {len(self.front)} non-dominated pairs (F, f, x, y above: the most balanced)")
         if self.ul_error is not None:
             lines.append(f"errors      |F - F*| = {self.ul_error:.3e}, |f - f*| = {self.ll_error:.3e}")
         if self.ll_gap is not None:
-            lines.append(f"ll_gap      {self.ll_gap:.3e} (check solve: {self.n_ll_evals_check} LL evaluations)")
+            largest = "largest over the front; " if self.front is not None else ""
+            lines.append(f"ll_gap      {self.ll_gap:.3e} ({largest}check solve: {self.n_ll_evals_check} LL "
+                         "evaluations)")
         lines.append(f"evaluations UL {self.n_ul_evals}, LL {self.n_ll_evals}")
         for part in self.followers or ():
             lines.append(part.summary())
@@ -182,10 +195,15 @@ class Result:
         kwargs["x"] = np.asarray(kwargs["x"], dtype=float)
         kwargs["y"] = np.asarray(kwargs["y"], dtype=float)
         for key in ("F", "f"):
-            kwargs[key] = _float_or_nan(kwargs[key])
+            if isinstance(kwargs[key], list):  # a leader with several objectives
+                kwargs[key] = np.array([_float_or_nan(v) for v in kwargs[key]])
+            else:
+                kwargs[key] = _float_or_nan(kwargs[key])
         if kwargs.get("followers") is not None:
             kwargs["followers"] = [FollowerResult.from_dict(part) for part in kwargs["followers"]]
         kwargs["history"] = History.from_columns(kwargs.get("history") or {})
+        if kwargs.get("front") is not None:
+            kwargs["front"] = Front.from_dict(kwargs["front"])
         return cls(**kwargs)
 
     def to_json(self, path) -> None:
@@ -227,6 +245,13 @@ def write_bytes_atomic(path, payload: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _values(F, digits: int = 6) -> str:
+    """``F`` for display: one number, or a bracketed list of a leader's several objectives."""
+    if np.ndim(F) == 0:
+        return f"{F:.{digits}g}"
+    return "[" + ", ".join(f"{v:.{digits}g}" for v in np.asarray(F)) + "]"
 
 
 def _float_or_nan(value) -> float:

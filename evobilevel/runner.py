@@ -23,14 +23,14 @@ import time
 import numpy as np
 
 from ._version import __version__
-from .algorithms import make_algorithm
+from .algorithms import check_objectives, default_algorithm, make_algorithm
 from .algorithms.base import Algorithm, Candidate
 from .budget import BudgetExhausted, check_budgets, describe_budgets
 from .checkpoint import check_same_run, load_checkpoint, problem_identity, write_checkpoint
 from .context import RunContext
 from .evidence import HopelessRun
 from .integrality import integrality_record
-from .lowercheck import check_lower, follower_answers
+from .lowercheck import check_lower, follower_answers, ll_gaps
 from .parallel import LowerEngine
 from .plain import plain
 from .problem import Problem
@@ -42,7 +42,7 @@ __all__ = ["solve", "load_checkpoint", "check_target"]
 
 def solve(
     problem: Problem,
-    algorithm: str | Algorithm = "bleaq",
+    algorithm: str | Algorithm | None = None,
     seed: int | None = 0,
     n_jobs: int = 1,
     max_ul_evals: int | None = None,
@@ -65,9 +65,12 @@ def solve(
     Parameters
     ----------
     problem : Problem
-    algorithm : str or Algorithm
-        A name from ``evobilevel.algorithms.names()`` or a configured object such as
-        ``evobilevel.algorithms.Nested(pop_size=30)``.
+    algorithm : str, Algorithm, pymoo Algorithm or None
+        A name from ``evobilevel.algorithms.names()``, a configured object such as
+        ``evobilevel.algorithms.Nested(pop_size=30)``, or a pymoo algorithm object (``GA()``, ``NSGA2()``, ...),
+        which then takes the leader's seat while evobilevel settles the followers
+        (:class:`~evobilevel.algorithms.PymooLeader`). None: BLEAQ, or pymoo's NSGA-II for a leader with several
+        objectives (:func:`~evobilevel.algorithms.default_algorithm`).
     seed : int or None
         Seed of the run's one :class:`numpy.random.SeedSequence`; the same seed gives the same result for any
         ``n_jobs``. ``None`` draws fresh entropy (recorded in the result).
@@ -121,12 +124,15 @@ def solve(
     Returns
     -------
     Result
+        For a leader with several objectives, ``result.front`` holds the non-dominated pairs found, each with its
+        lower-level gap, and ``x, y, F, f`` one balanced pair of them (see :class:`~evobilevel.result.Result`).
 
     Raises
     ------
     ValueError
-        Invalid arguments, or ``resume`` naming a file that is not a checkpoint of this evobilevel version, or a
-        checkpoint of a run with other problem, algorithm or protocol settings.
+        Invalid arguments, an algorithm that cannot serve the leader's number of objectives, or ``resume`` naming
+        a file that is not a checkpoint of this evobilevel version, or a checkpoint of a run with other problem,
+        algorithm or protocol settings.
     FileNotFoundError
         ``resume`` does not exist.
 
@@ -139,7 +145,8 @@ def solve(
     """
     _check_arguments(problem, max_ul_evals, max_ll_evals, max_time, target, checkpoint_every, history_limit)
     check_budgets(max_check_evals, None)
-    configured = make_algorithm(algorithm)
+    configured = make_algorithm(default_algorithm(problem) if algorithm is None else algorithm)
+    check_objectives(configured, problem)
     saved = None if resume is None else load_checkpoint(resume)
     if saved is not None and seed is None:
         seed = saved["arguments"]["seed"]
@@ -283,7 +290,7 @@ class _Run:
             "generation": self.generation,
             "n_ul_evals": ctx.n_ul_evals,
             "n_ll_evals": ctx.n_ll_evals,
-            "best_F": None if best is None else best.F,
+            "best_F": None if best is None or np.ndim(best.F) else best.F,  # no best F on a front
             "best_f": None if best is None else best.f,
             "feasible": None if best is None else best.feasible,
             "ul_error": None,
@@ -312,19 +319,31 @@ class _Run:
         if best is None:
             best = _nothing_found(self.problem)
         result = self._result(best)
-        if check_ll and math.isfinite(best.f):
-            try:
+        front = self.algo.front()
+        try:
+            if front is not None:
+                result.front = front
+                if check_ll:
+                    self._check_front(result)
+            elif check_ll and math.isfinite(best.f):
                 result.ll_gap, result.n_ll_evals_check = check_lower(
                     self.engine, self.problem, best, self.check_seed, self.arguments["max_check_evals"],
                     result.followers)
-            except KeyboardInterrupt:
-                result.interrupted = True
-                result.message += "; lower-level check interrupted (no ll_gap)"
+        except KeyboardInterrupt:
+            result.interrupted = True
+            result.message += "; lower-level check interrupted (no ll_gap)"
         result.success = _success(result, self.algo, self.target)
         if not result.success and self.target_reached:
             result.message += f"; but the lower-level gap {result.ll_gap:.3g} exceeds the target"
         result.elapsed = time.perf_counter() - self.start
         return result
+
+    def _check_front(self, result: Result) -> None:
+        """Every front pair's lower-level gap; the result's ``ll_gap`` is the largest of them."""
+        front = result.front
+        front.ll_gap, result.n_ll_evals_check = ll_gaps(self.problem, front.X, front.f, np.zeros(len(front)),
+                                                        self.check_seed, self.engine)
+        result.ll_gap = float(front.ll_gap.max()) if len(front) else None
 
     def _result(self, best: Candidate) -> Result:
         ev, problem = self.ctx.evaluator, self.problem
@@ -340,7 +359,7 @@ class _Run:
             n_jobs=self.arguments["n_jobs"],
             x=np.asarray(best.x, dtype=float),
             y=np.asarray(best.y, dtype=float),
-            F=float(best.F),
+            F=float(best.F) if np.ndim(best.F) == 0 else np.array(best.F, dtype=float),
             f=float(best.f),
             feasible=bool(best.feasible),
             success=False,

@@ -21,6 +21,7 @@ from evobilevel.evaluator import Evaluator
 
 SMD_NAMES = [f"SMD{i}" for i in range(1, 13)]
 TP_NAMES = [f"TP{i}" for i in range(1, 11)]
+MO_NAMES = ["BMO1", "BMO2", "BMO3"]
 SIZES = [(2, 3), (5, 5), (10, 10)]
 
 # Published optimal values, with the precision they are given to (the tolerance is half a unit of it).
@@ -483,10 +484,11 @@ def test_failed_point_of_an_unconstrained_level_has_infinite_cv(vectorized):
 
 def test_names_and_suites():
     others = ["MI1", "MI2", "MI3", "MI4", "MF1"]
-    assert registry.names() == SMD_NAMES + TP_NAMES + others
-    assert eb.benchmarks.names() == SMD_NAMES + TP_NAMES + others
+    assert registry.names() == SMD_NAMES + TP_NAMES + others + MO_NAMES
+    assert eb.benchmarks.names() == SMD_NAMES + TP_NAMES + others + MO_NAMES
     assert registry.suite_of("smd7") == "SMD" and registry.suite_of(" Tp10 ") == "TP"
     assert registry.suite_of("mi3") == "MI" and registry.suite_of("MF1") == "MF"
+    assert registry.suite_of("bmo2") == "BMO"
     assert eb.benchmarks.get("smd3").name == "SMD3"
 
 

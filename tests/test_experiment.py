@@ -36,7 +36,7 @@ def test_expand_problems_ranges_and_lists():
     assert expand_problems("SMD1-SMD4") == ["SMD1", "SMD2", "SMD3", "SMD4"]
     assert expand_problems("smd11-12, tp1-TP3") == ["SMD11", "SMD12", "TP1", "TP2", "TP3"]
     assert expand_problems(["SMD2", "SMD1-SMD3", "smd2"]) == ["SMD2", "SMD1", "SMD3"]
-    assert expand_problems("SMD1-SMD12,TP1-TP10,MI1-MI4,MF1") == eb.benchmarks.names()
+    assert expand_problems("SMD1-SMD12,TP1-TP10,MI1-MI4,MF1,BMO1-BMO3") == eb.benchmarks.names()
 
 
 @pytest.mark.parametrize("bad, words", [

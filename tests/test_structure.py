@@ -41,7 +41,7 @@ def test_no_class_over_250_lines_and_no_function_over_60():
 
 
 @pytest.mark.parametrize("heavy", ["matplotlib", "pymoo", "joblib", "evobilevel.experiment", "evobilevel.report",
-                                   "evobilevel.plot", "evobilevel.cli"])
+                                   "evobilevel.plot", "evobilevel.cli", "evobilevel.bridge"])
 def test_import_evobilevel_leaves_the_heavy_modules_alone(heavy):
     code = f"import sys, evobilevel; print({heavy!r} in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

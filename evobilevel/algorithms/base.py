@@ -23,6 +23,7 @@ class Candidate:
     x : ndarray, shape (ul_dim,)
     y : ndarray, shape (ll_dim,)
     F, f : float
+        ``F`` is an ndarray of shape (k,) for a leader with k objectives.
     ul_cv, ll_cv : float
         Constraint violation at each level (0 feasible, inf failed).
     """
@@ -74,9 +75,14 @@ class Algorithm(ABC):
     ``ctx.rng`` only.
 
     To make an algorithm available by name, ``evobilevel.algorithms.register("name", MyAlgorithm)``.
+
+    An algorithm for a leader with several objectives sets :attr:`multi_objective` and reports its non-dominated
+    pairs through :meth:`front`; :meth:`best` then gives one of them.
     """
 
     name: ClassVar[str] = "algorithm"
+    #: Whether the algorithm can serve a leader with several objectives (``Problem(..., n_objectives=k)``).
+    multi_objective: ClassVar[bool] = False
     state: Any = None
 
     @property
@@ -111,6 +117,11 @@ class Algorithm(ABC):
     @abstractmethod
     def best(self) -> Candidate | None:
         """The incumbent reported to the user (None before there is one)."""
+
+    def front(self):
+        """The non-dominated pairs found so far (a :class:`~evobilevel.front.Front`) for a leader with several
+        objectives; None for a leader with one."""
+        return None
 
     def record(self) -> dict:
         """Extra per-generation history fields (counters of model use, population spread, ...)."""

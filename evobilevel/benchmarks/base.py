@@ -26,7 +26,7 @@ class BenchmarkProblem(Problem):
 
     def _setup(
         self, name, ul_bounds, ll_bounds, n_ul_constraints: int, n_ll_constraints: int, settings: dict, *,
-        ul_integrality=None, ll_integrality=None, followers=None,
+        ul_integrality=None, ll_integrality=None, followers=None, n_objectives: int = 1,
     ):
         """Build the problem; ``followers`` (a list of :class:`~evobilevel.Follower`) replaces ``_f``, ``_g``,
         ``ll_bounds``, ``n_ll_constraints`` and ``ll_integrality``."""
@@ -44,6 +44,7 @@ class BenchmarkProblem(Problem):
             vectorized=True,
             name=name,
             **lower,
+            n_objectives=n_objectives,
         )
         self._settings = dict(settings)
         point = self._optimal_point()

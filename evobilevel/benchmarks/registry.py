@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import inspect
 
-from . import followers, mixed_integer, smd, tp
+from . import followers, mixed_integer, mo, smd, tp
 from .base import BenchmarkProblem
 
 __all__ = ["names", "get", "suite_of", "from_settings"]
 
 _CLASSES: dict[str, type[BenchmarkProblem]] = {
-    cls.__name__: cls for cls in (*smd.PROBLEMS, *tp.PROBLEMS, *mixed_integer.PROBLEMS, *followers.PROBLEMS)
+    cls.__name__: cls
+    for cls in (*smd.PROBLEMS, *tp.PROBLEMS, *mixed_integer.PROBLEMS, *followers.PROBLEMS, *mo.PROBLEMS)
 }
 _BY_KEY = {name.upper(): name for name in _CLASSES}
 
 
 def names() -> list[str]:
-    """All benchmark problem names: SMD1..SMD12, TP1..TP10, the mixed-integer MI1..MI3 and the multi-follower MF1."""
+    """All benchmark problem names: SMD1..SMD12, TP1..TP10, the mixed-integer MI1..MI4, the multi-follower MF1,
+    then BMO1..BMO3 (a leader with several objectives)."""
     return list(_CLASSES)
 
 
@@ -34,7 +36,7 @@ def _canonical(name) -> str:
 
 
 def suite_of(name: str) -> str:
-    """The suite (``"SMD"``, ``"TP"``, ``"MI"`` or ``"MF"``) of a problem name (case-insensitive)."""
+    """The suite (``"SMD"``, ``"TP"``, ``"MI"``, ``"MF"`` or ``"BMO"``) of a problem name (case-insensitive)."""
     return _CLASSES[_canonical(name)].suite
 
 
@@ -51,7 +53,8 @@ def get(name: str, **kwargs) -> BenchmarkProblem:
         A name from :func:`names`, in any case.
     **kwargs
         The problem's own arguments: ``ul_dim``, ``ll_dim`` for SMD1-SMD12 (default 5 and 5), also ``variant``
-        (``"paper"`` or ``"bleaq2"``) for SMD12, ``dim`` for TP9 and TP10, none for TP1-TP8, MI1-MI3 and MF1.
+        (``"paper"`` or ``"bleaq2"``) for SMD12, ``dim`` for TP9 and TP10, none for TP1-TP8, MI1-MI4 and MF1,
+        ``ul_dim``, ``ll_dim`` for BMO1-BMO3 (default (3, 3), BMO3 (4, 3)).
 
     Returns
     -------
