@@ -26,7 +26,8 @@ from ..epsilon import epsilon_level
 from ..evaluator import Evaluator
 from ..space import latin_hypercube
 from .base import LowerSolution, LowerSolver, better, prepare, rank
-from .local import LocalRefinement, StartValues
+from .local import LocalRefinement
+from .refinement import StartValues
 
 __all__ = ["DifferentialEvolution"]
 
