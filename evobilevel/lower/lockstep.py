@@ -1,0 +1,687 @@
+"""Lock-step local refinement: the local searches of all rows of a batch iterate together.
+
+:class:`LockstepRefinement` does what :class:`~evobilevel.lower.local.LocalRefinement` does, but where that runs one
+scipy search per row, here every round of the searches of all rows is one evaluator call: the d forward-difference
+points of each row that needs a gradient (with the point itself where its value is unknown) and one line-search
+trial for each row that is searching along a direction. A row stops on its own: when it converges, when its line
+search fails with a fresh quasi-Newton model, or when its budget cannot pay for its next round.
+
+Without lower-level constraints each row runs a projected BFGS method for the box (Bertsekas' two-metric
+projection): variables at a bound that the gradient pushes outwards take diagonally scaled steepest-descent steps,
+the others a quasi-Newton step on their own block, and the step is projected onto the box; an Armijo backtracking
+line search with quadratic interpolation decides the step length. With constraints, an SQP method (Powell's): a
+damped BFGS model of the Lagrangian's Hessian, a quadratic subproblem per row with the linearised constraints and
+the box, solved as a least-distance programme by nonnegative least squares, and the same line search on the L1
+merit function with Powell's penalty update.
+
+References: D. P. Bertsekas, "Projected Newton methods for optimization problems with simple constraints", SIAM J.
+Control Optim. 20(2):221-246, 1982; M. J. D. Powell, "A fast algorithm for nonlinearly constrained optimization
+calculations", Numerical Analysis, Lecture Notes in Mathematics 630:144-157, 1978; C. L. Lawson, R. J. Hanson,
+"Solving Least Squares Problems", SIAM, 1995, chapter 23 (least-distance programming).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import solve_triangular
+from scipy.optimize import nnls
+
+from ..blas import single_blas_thread
+from ..budget import RowBudget
+from ..differences import PENALTY, forward_steps
+from .base import better
+from .refinement import Refinement, StartValues, central_slopes, first_order
+
+__all__ = ["LockstepRefinement"]
+
+# What a row does in its next round: evaluate the gradient at its iterate, or one line-search trial.
+_GRADIENT, _TRIAL = 0, 1
+# Armijo's sufficient-decrease fraction of the predicted change, and the bracket of each backtracking step.
+_ARMIJO = 1e-4
+_SHRINK = (0.1, 0.5)
+# Variables within this share of their range of a bound that the gradient pushes them against are held by their
+# diagonal (Bertsekas' epsilon-active set; it shrinks with the projected gradient near a solution).
+_BOUND_SHARE = 1e-3
+# The merit function's penalties exceed the multipliers by this factor (at least), so that it sees the violation
+# of a constraint that the step corrects (with the multiplier itself the merit is flat along its normal).
+_PENALTY_FACTOR = 1.5
+# Weight of the relaxation variable of an inconsistent quadratic subproblem, relative to the model's curvature.
+_RELAX_WEIGHT = 1e4
+
+
+@dataclass
+class LockstepRefinement(Refinement):
+    """Gradient-based local search from the best warm start, all rows of a batch in lock step.
+
+    The searches of all rows advance together, one evaluator call per round (a gradient or a line-search trial
+    per active row); see :mod:`evobilevel.lower.lockstep` for the methods. ``success`` has the meaning of
+    :class:`~evobilevel.lower.local.LocalRefinement`'s: the returned point is feasible and the row converged by
+    its own rule or passes the first-order test (:func:`~evobilevel.lower.refinement.first_order`), which is
+    tried at the start first, so that a warm start at the optimum costs one gradient.
+
+    Own rules. Without constraints: the projected gradient is at most ``gtol`` (max norm), or an accepted step
+    lowered f by at most ``ftol * max(1, |f - f_start|)``. With constraints: the subproblem predicts a change of at
+    most ``ftol`` (objective plus complementarity) at a point violating ``g + margin <= 0`` by at most ``ftol``,
+    or an accepted step changed f (or moved y) by less than ``ftol`` and ends so.
+
+    Parameters
+    ----------
+    maxiter, ftol, gtol, fd_step, constraint_margin, evaluate_starts
+        As for :class:`~evobilevel.lower.refinement.Refinement`; ``maxiter`` counts quasi-Newton iterations
+        (gradients after the start's).
+    max_backtracks : int
+        Line-search trials per iteration at most; a row whose line search fails resets its quasi-Newton model
+        and tries once more, then stops.
+    memory : int
+        Pairs of steps and slope changes the limited-memory BFGS model keeps (L-BFGS-B's ``maxcor``).
+    """
+
+    max_backtracks: int = 20
+    memory: int = 10
+
+    def refine(
+        self,
+        budget: RowBudget,
+        rows: np.ndarray,
+        starts: np.ndarray,
+        values: StartValues | None = None,
+        verify: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """All rows' searches in lock step; see :meth:`Refinement.refine`."""
+        with single_blas_thread():
+            state = _Rows(self, budget, np.asarray(rows), starts, values)
+            state.start(verify)
+            if state.active.any():
+                # Asked after the first evaluation, so that the problem knows its constraint count by then.
+                search = _SQP(state) if budget.n_constraints > 0 else _Box(state)
+                search.run()
+        return state.best_Y, state.best_F, state.best_CV, state.converged
+
+
+class _Rows:
+    """The rows' iterates with their values and slopes, the best point seen per row, and their evaluations.
+
+    Arrays are indexed by position in ``rows``: iterates ``Y`` (r, d) with values ``F``, ``CV`` (r,) and ``G``
+    (r, m) where ``known``; forward slopes ``DF`` (r, d) and ``DG`` (r, m, d), with their steps ``H`` (r, d), where
+    ``sloped``; the best point seen by Deb's rules ``best_Y``, ``best_F``, ``best_CV`` where ``seen`` (else the
+    start). A row is ``active`` until it stops; ``converged`` says whether it converged or passed the test.
+    """
+
+    def __init__(self, settings: LockstepRefinement, budget: RowBudget, rows, starts, values: StartValues | None):
+        self.s, self.budget, self.rows = settings, budget, rows
+        self.lo, self.hi = budget.ev.problem.ll_bounds
+        self.steps = settings.fd_step * (self.hi - self.lo)
+        n, self.d = rows.shape[0], self.lo.shape[0]
+        self.eye = np.eye(self.d)
+        self.best_Y = np.array(starts, dtype=float)
+        self.Y = np.clip(self.best_Y, self.lo, self.hi)
+        self.m = 0 if values is None else values.g.shape[1]
+        self.F, self.CV = np.full(n, np.inf), np.full(n, np.inf)
+        self.G = np.full((n, self.m), np.inf)
+        self.known, self.sloped, self.seen = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+        self.DF, self.H = np.zeros((n, self.d)), np.zeros((n, self.d))
+        self.DG = np.zeros((n, self.m, self.d))
+        self.best_F, self.best_CV = np.full(n, np.inf), np.full(n, np.inf)
+        self.active, self.converged = np.ones(n, bool), np.zeros(n, bool)
+        if values is not None:
+            k = np.flatnonzero(values.known)
+            self.known[k] = self.seen[k] = True
+            self.F[k], self.G[k], self.CV[k] = values.f[k], values.g[k], values.cv[k]
+            self.best_Y[k], self.best_F[k], self.best_CV[k] = self.Y[k], values.f[k], values.cv[k]
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, owner: np.ndarray, P: np.ndarray):
+        """Evaluate the points P (k, d), point j for row ``owner[j]``, in one call; keeps the best points."""
+        f, g, cv = self.budget.evaluate(self.rows[owner], P)
+        if g.shape[1] != self.m:
+            if self.m == 0 and np.isfinite(f).any():  # the first successful evaluation tells the count
+                self.m = g.shape[1]
+                self.G = np.full((self.G.shape[0], self.m), np.inf)
+                self.DG = np.zeros((self.G.shape[0], self.m, self.d))
+            else:  # all failed before the count was known
+                g = np.full((g.shape[0], self.m), np.inf)
+        # Per row the best of its points by (cv, f), the first of equals, as a point-by-point scan would keep it.
+        order = np.lexsort((f, cv, owner))
+        first = np.r_[True, owner[order][1:] != owner[order][:-1]] if order.size else order.astype(bool)
+        j = order[first]
+        i = owner[j]
+        new = ~self.seen[i] | better(f[j], cv[j], self.best_F[i], self.best_CV[i])
+        i, j = i[new], j[new]
+        self.best_Y[i], self.best_F[i], self.best_CV[i], self.seen[i] = P[j], f[j], cv[j], True
+        return f, g, cv
+
+    def round(self, grad: np.ndarray, single: np.ndarray, S: np.ndarray):
+        """One evaluator call: the gradients at the iterates of rows ``grad`` and the points S (k, d), one for each
+        row of ``single``. Stores the slopes (a second call only for failed neighbours); returns S's f, g, cv."""
+        P, owner, take, H = self._gradient_points(grad)
+        f, g, cv = self.evaluate(np.concatenate([owner, single]), np.vstack([P, S]))
+        n = P.shape[0]
+        self._store_gradients(grad, take, H, f[:n], g[:n], cv[:n])
+        return f[n:], g[n:], cv[n:]
+
+    def _gradient_points(self, idx):
+        """The iterate (where its values are unknown) and its d forward neighbours, per row of ``idx``."""
+        Y = self.Y[idx]
+        H = forward_steps(Y, self.steps, self.hi)
+        blocks = np.concatenate([Y[:, None, :], Y[:, None, :] + H[:, :, None] * self.eye], axis=1)  # (k, d + 1, d)
+        take = np.ones(blocks.shape[:2], bool)
+        take[:, 0] = ~self.known[idx]
+        return blocks[take], np.repeat(idx, take.sum(axis=1)), take, H
+
+    def _store_gradients(self, idx, take, H, f, g, cv) -> None:
+        """Values at the iterates where they were unknown, and forward slopes, from the points of
+        :meth:`_gradient_points`."""
+        blocks = (idx.shape[0], self.d + 1)
+        F, G, CV = np.full(blocks, np.inf), np.full(blocks + (self.m,), np.inf), np.full(blocks, np.inf)
+        F[take], G[take], CV[take] = f, g, cv
+        new = take[:, 0]
+        self.F[idx[new]], self.G[idx[new]], self.CV[idx[new]] = F[new, 0], G[new, 0], CV[new, 0]
+        self.known[idx] = True
+        f_shift, g_shift, H = self._retry_failed(idx, H, F[:, 1:], G[:, 1:])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            DF = (f_shift - self.F[idx, None]) / H
+            DG = ((g_shift - self.G[idx, None, :]) / H[:, :, None]).transpose(0, 2, 1)
+        # A failed neighbour (or a zero-width variable) gives no slope information in that direction.
+        self.DF[idx] = np.where(np.isfinite(DF), DF, 0.0)
+        self.DG[idx] = np.where(np.isfinite(DG), DG, 0.0)
+        self.H[idx], self.sloped[idx] = H, True
+
+    def _retry_failed(self, idx, H, f_shift, g_shift):
+        """Where a neighbour failed next to a finite iterate (a failing region nearby), the other side, in one more
+        call for all such rows that can pay for it."""
+        failed = ~np.isfinite(f_shift) & np.isfinite(self.F[idx])[:, None]
+        some = np.flatnonzero(failed.any(axis=1))
+        want = failed[some].sum(axis=1)
+        some = some[self.budget.grant(self.rows[idx[some]], want) >= want]
+        if some.size == 0:
+            return f_shift, g_shift, H
+        redo = np.zeros_like(failed)
+        redo[some] = failed[some]
+        H = np.where(redo, -H, H)
+        Y = self.Y[idx]
+        points = np.clip(Y[:, None, :] + H[:, :, None] * self.eye, self.lo, self.hi)[redo]
+        f_back, g_back, _ = self.evaluate(idx[np.nonzero(redo)[0]], points)
+        f_shift, g_shift = f_shift.copy(), g_shift.copy()
+        f_shift[redo], g_shift[redo] = f_back, g_back
+        return f_shift, g_shift, H
+
+    # ------------------------------------------------------------------ start and stop
+    def start(self, verify: bool) -> None:
+        """The gradient at every start (or, where the budget cannot pay for it, the start's values alone), then
+        the first-order test there: forward differences, and central ones where ``verify`` asks for them."""
+        idx = np.arange(self.rows.shape[0])
+        want = self.d + ~self.known
+        granted = self.budget.grant(self.rows, want)
+        full = granted >= want
+        alone = idx[~full & ~self.known & (granted >= 1)]
+        f, g, cv = self.round(idx[full], alone, self.Y[alone])
+        self.F[alone], self.G[alone], self.CV[alone], self.known[alone] = f, g, cv, True
+        self.stop(idx[~full | ~np.isfinite(self.F)])
+        idx = np.flatnonzero(self.active & (self.CV <= 0))
+        self.stop(idx[[self.first_order_at(i) for i in idx]], True)
+        if verify:
+            self._verify_central(np.flatnonzero(self.active & (self.CV <= 0)))
+
+    def _verify_central(self, idx) -> None:
+        """The first-order test with central differences at the iterates of ``idx`` (backward points in one
+        call): the forward error ``h f''/2`` hides the optimum of steep lower levels (SMD's ``tan`` near pi/2)."""
+        Y, H = self.Y[idx], self.H[idx]
+        inside = (Y - H >= self.lo) & (Y - H <= self.hi) & (H != 0)
+        want = inside.sum(axis=1)
+        ok = self.budget.grant(self.rows[idx], want) >= want
+        idx, inside, Y, H = idx[ok], inside[ok], Y[ok], H[ok]
+        f, g, _ = self.evaluate(np.repeat(idx, inside.sum(axis=1)), (Y[:, None, :] - H[:, :, None] * self.eye)[inside])
+        ends = np.cumsum(inside.sum(axis=1))
+        for k, i in enumerate(idx):
+            part = slice(ends[k] - inside[k].sum(), ends[k])
+            df, dg = central_slopes(self.F[i], self.G[i], self.DF[i], self.DG[i], self.H[i],
+                                    np.flatnonzero(inside[k]), f[part], g[part])
+            if first_order(self.Y[i], self.G[i], df, dg, self.lo, self.hi, self.s.gtol):
+                self.stop(np.array([i]), True)
+
+    def first_order_at(self, i: int) -> bool:
+        """Whether row i's iterate is feasible and a first-order point by its forward slopes."""
+        return bool(self.sloped[i] and self.CV[i] <= 0 and np.isfinite(self.F[i])
+                    and first_order(self.Y[i], self.G[i], self.DF[i], self.DG[i], self.lo, self.hi, self.s.gtol))
+
+    def stop(self, idx: np.ndarray, converged: bool = False) -> None:
+        """End the searches of rows ``idx``; those that did not converge by their rule get the first-order test
+        (with the slopes at hand)."""
+        for i in idx:
+            self.active[i] = False
+            self.converged[i] = converged or self.first_order_at(i)
+
+
+class _Search:
+    """The rounds of the rows' searches and their line searches; subclasses supply the model of the Hessian, the
+    directions, the merit function and the convergence test after a step.
+
+    Per row: the direction ``P`` (r, d) from the iterate ``prev_Y`` where it was computed (with the slopes
+    ``prev_grad`` there), the trial step ``alpha``, the merit ``phi0`` at the iterate, the trials made in this line
+    search and the iterations done; the best acceptable trial so far ``held_*`` while a line search extrapolates.
+    """
+
+    #: Whether a line search tries longer steps while f still falls almost linearly along the direction.
+    extrapolate = False
+
+    def __init__(self, state: _Rows, model):
+        self.st, self.model = state, model
+        n, d = state.rows.shape[0], state.d
+        self.P, self.prev_Y, self.prev_grad = np.zeros((n, d)), np.zeros((n, d)), np.zeros((n, d))
+        self.alpha, self.phi0 = np.ones(n), np.zeros(n)
+        self.trials, self.iters = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        self.phase = np.full(n, _GRADIENT)
+        self.held = np.zeros(n, bool)
+        self.held_S, self.held_f, self.held_phi = np.zeros((n, d)), np.zeros(n), np.zeros(n)
+        self.held_g, self.held_cv = np.zeros((n, state.m)), np.zeros(n)
+
+    def run(self) -> None:
+        """Iterate until every row has stopped."""
+        st = self.st
+        self.directions(np.flatnonzero(st.active))
+        while st.active.any():
+            act = np.flatnonzero(st.active)
+            want = np.where(self.phase[act] == _GRADIENT, st.d, 1)
+            afford = st.budget.grant(st.rows[act], want) >= want
+            self._stop(act[~afford])  # a row that cannot pay for its next round ends with its best point
+            act = act[afford]
+            grad, trial = act[self.phase[act] == _GRADIENT], act[self.phase[act] == _TRIAL]
+            S = np.clip(st.Y[trial] + self.alpha[trial, None] * self.P[trial], st.lo, st.hi)
+            f, g, cv = st.round(grad, trial, S)
+            self._after_trials(trial, S, f, g, cv)
+            self._after_gradients(grad)
+
+    def _stop(self, idx) -> None:
+        """End rows ``idx`` that cannot pay for their next round; a step already found is taken first."""
+        self._accept(idx[self.held[idx]])
+        self.st.stop(idx[self.st.active[idx]])
+
+    def _after_gradients(self, idx) -> None:
+        """New slopes at accepted points: update the model, then the next directions (or stop at ``maxiter``)."""
+        if idx.size == 0:
+            return
+        self.update(idx)
+        self.iters[idx] += 1
+        over = self.iters[idx] >= self.st.s.maxiter
+        self.st.stop(idx[over])
+        self.directions(idx[~over])
+
+    def _after_trials(self, idx, S, f, g, cv) -> None:
+        """Hold the trials with sufficient decrease of the merit function (the better one while extrapolating),
+        try longer steps where that looks worthwhile, accept the held steps of the others and backtrack the rest."""
+        phi, pred = self.merit(idx, f, g, cv), self.predicted(idx, S)
+        ok = (phi <= self.phi0[idx] + _ARMIJO * np.minimum(pred, 0.0)) & (phi < self.phi0[idx])
+        held = self.held[idx]
+        gain = ok & (~held | (phi < self.held_phi[idx]))
+        k = idx[gain]
+        self.held[k], self.held_S[k], self.held_f[k], self.held_phi[k] = True, S[gain], f[gain], phi[gain]
+        self.held_g[k], self.held_cv[k] = g[gain], cv[gain]
+        # Wolfe's curvature condition needs slopes at the trial; with values only, a step along which f fell by
+        # more than 90 % of the linear prediction counts as too short (Goldstein's test), as after a first step
+        # from a steep start or with a model whose curvature is too high.
+        grow = gain & (self.phi0[idx] + 0.9 * pred > phi) & (self.trials[idx] < self.st.s.max_backtracks)
+        grow &= self.extrapolate
+        self._extrapolate(idx[grow], phi[grow], pred[grow])
+        self._accept(idx[(held | gain) & ~grow])
+        # A rejected step whose predicted gain is below ftol: no shorter one can gain more, so the row has converged.
+        back = ~ok & ~held
+        done = back & self.negligible(idx)
+        self.st.stop(idx[done], True)
+        back &= ~done
+        self._backtrack(idx[back], phi[back], pred[back])
+
+    def _accept(self, idx) -> None:
+        """Move rows ``idx`` to their held steps; their next round is the gradient there."""
+        st = self.st
+        F_old = st.F[idx]
+        st.Y[idx], st.F[idx], st.G[idx], st.CV[idx] = self.held_S[idx], self.held_f[idx], self.held_g[idx], \
+            self.held_cv[idx]
+        st.sloped[idx], self.held[idx], self.phase[idx] = False, False, _GRADIENT
+        st.stop(idx[self.step_converged(idx, F_old)], True)
+
+    def _extrapolate(self, idx, phi, pred) -> None:
+        """Longer steps, two to eight times the last by quadratic interpolation (eight where f curves down)."""
+        a = self.alpha[idx]
+        slope = pred / a
+        curve = phi - self.phi0[idx] - slope * a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(curve > 0, -slope * a * a / (2.0 * curve), 8.0 * a)
+        t = np.clip(t, 2.0 * a, 8.0 * a)
+        st = self.st
+        S = np.clip(st.Y[idx] + t[:, None] * self.P[idx], st.lo, st.hi)
+        same = np.all(S == self.held_S[idx], axis=1)  # the box stops the step: nothing longer to try
+        self._accept(idx[same])
+        self.alpha[idx[~same]] = t[~same]
+        self.trials[idx] += 1
+
+    def _backtrack(self, idx, phi, pred) -> None:
+        """Shorter steps by quadratic interpolation of the merit function, within ``_SHRINK`` of the last one."""
+        a = self.alpha[idx]
+        slope = pred / a
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            t = -slope * a * a / (2.0 * (phi - self.phi0[idx] - slope * a))
+        t = np.where(np.isfinite(t), np.clip(t, _SHRINK[0] * a, _SHRINK[1] * a), _SHRINK[0] * a)
+        self.alpha[idx] = t
+        self.trials[idx] += 1
+        # A step shorter than the difference steps in every variable cannot show progress the slopes could see.
+        short = ~np.any(np.abs(t[:, None] * self.P[idx]) > self.st.steps, axis=1)
+        self.fail(idx[short | (self.trials[idx] >= self.st.s.max_backtracks)])
+
+    def begin(self, idx, alpha, phi0) -> None:
+        """Start the line searches of rows ``idx`` along their directions ``P``."""
+        self.alpha[idx], self.phi0[idx], self.trials[idx] = alpha, phi0, 0
+        self.prev_Y[idx] = self.st.Y[idx]
+        self.phase[idx] = _TRIAL
+
+    def fail(self, idx) -> None:
+        """A failed line search: with a fresh model the row stops, otherwise it resets the model and tries again
+        from the same iterate (as L-BFGS-B does)."""
+        if idx.size == 0:
+            return
+        fresh = self.model.fresh(idx)
+        self.st.stop(idx[fresh])
+        again = idx[~fresh]
+        self.model.reset(again)
+        self.directions(again)
+
+    # To be supplied by the methods.
+    def directions(self, idx) -> None:
+        raise NotImplementedError
+
+    def update(self, idx) -> None:
+        raise NotImplementedError
+
+    def merit(self, idx, f, g, cv) -> np.ndarray:
+        raise NotImplementedError
+
+    def predicted(self, idx, S) -> np.ndarray:
+        raise NotImplementedError
+
+    def step_converged(self, idx, F_old) -> np.ndarray:
+        raise NotImplementedError
+
+    def negligible(self, idx) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _Box(_Search):
+    """Projected limited-memory BFGS for box bounds, with f as the merit function; ``ref`` (r,) is f after the
+    first step."""
+
+    extrapolate = True
+
+    def __init__(self, state: _Rows):
+        super().__init__(state, _LimitedMemory(state.rows.shape[0], state.d, state.s.memory))
+        self.ref = np.full(state.rows.shape[0], np.nan)
+
+    def directions(self, idx) -> None:
+        st = self.st
+        Y, DF = st.Y[idx], st.DF[idx]
+        pg = np.abs(np.clip(Y - DF, st.lo, st.hi) - Y).max(axis=1)
+        st.stop(idx[pg <= st.s.gtol], True)
+        keep = pg > st.s.gtol
+        idx, Y, DF, pg = idx[keep], Y[keep], DF[keep], pg[keep]
+        P = _projected_newton(Y, DF, self.model.matrices(idx), st.lo, st.hi, pg)
+        descent = (DF * P).sum(axis=1) < 0
+        self.P[idx] = P
+        self.prev_grad[idx] = DF
+        # L-BFGS-B's first step: at most unit length along the first (steepest-descent) direction.
+        with np.errstate(divide="ignore"):
+            first = np.minimum(1.0, 1.0 / np.sqrt((P * P).sum(axis=1)))
+        ok = idx[descent]
+        self.begin(ok, np.where(self.model.fresh(ok), first[descent], 1.0), st.F[ok])
+        self.fail(idx[~descent])
+
+    def update(self, idx) -> None:
+        self.model.add(idx, self.st.Y[idx] - self.prev_Y[idx], self.st.DF[idx] - self.prev_grad[idx])
+
+    def merit(self, idx, f, g, cv) -> np.ndarray:
+        return f
+
+    def predicted(self, idx, S) -> np.ndarray:
+        return (self.st.DF[idx] * (S - self.st.Y[idx])).sum(axis=1)
+
+    def step_converged(self, idx, F_old) -> np.ndarray:
+        """L-BFGS-B's test on the decrease, relative to f's change since the first step (at least 1).
+
+        L-BFGS-B measures f from the start (LocalRefinement shifts f so); from the first step here, because a start
+        next to a singularity (SMD's ``tan`` at pi/2) can have an f so large that any later decrease passes.
+        """
+        F = self.st.F[idx]
+        ref = np.where(np.isnan(self.ref[idx]), F, self.ref[idx])
+        self.ref[idx] = ref
+        scale = np.maximum(np.maximum(np.abs(F_old - ref), np.abs(F - ref)), 1.0)
+        return F_old - F <= self.st.s.ftol * scale
+
+    def negligible(self, idx) -> np.ndarray:
+        """The step's linear prediction (before the projection) within the tolerance of :meth:`step_converged`."""
+        st = self.st
+        scale = np.maximum(np.where(np.isnan(self.ref[idx]), 0.0, np.abs(st.F[idx] - self.ref[idx])), 1.0)
+        return -self.alpha[idx] * (st.DF[idx] * self.P[idx]).sum(axis=1) <= st.s.ftol * scale
+
+
+class _SQP(_Search):
+    """SQP with a damped BFGS model of the Lagrangian's Hessian and the L1 merit function.
+
+    Per row: multipliers ``lam`` (r, m) of the last subproblem, penalties ``rho`` (r, m), the merit's predicted
+    slope ``D`` (r,) along the direction. The constraints it sees are ``g + margin <= 0``.
+    """
+
+    def __init__(self, state: _Rows):
+        super().__init__(state, _DenseModel(state.rows.shape[0], state.d))
+        n, m = state.rows.shape[0], state.m
+        self.lam, self.rho, self.D = np.zeros((n, m)), np.zeros((n, m)), np.zeros(n)
+
+    def _c(self, G) -> np.ndarray:
+        return np.clip(G + self.st.s.constraint_margin, -PENALTY, PENALTY)
+
+    def directions(self, idx) -> None:
+        st = self.st
+        ok, done = np.zeros(idx.shape[0], bool), np.zeros(idx.shape[0], bool)
+        B = self.model.matrices(idx)
+        for k, i in enumerate(idx):
+            c = self._c(st.G[i])
+            step = _sqp_step(B[k], st.DF[i], c, st.DG[i], st.Y[i], st.lo, st.hi)
+            if step is None:
+                continue
+            p, lam = step
+            change = abs(st.DF[i] @ p) + np.abs(lam * c).sum()
+            if change <= st.s.ftol and np.maximum(c, 0.0).sum() <= st.s.ftol:
+                done[k] = True
+                continue
+            self.rho[i] = np.maximum(_PENALTY_FACTOR * lam, 0.5 * (self.rho[i] + _PENALTY_FACTOR * lam))
+            self.D[i] = st.DF[i] @ p + self.rho[i] @ (np.maximum(c + st.DG[i] @ p, 0.0) - np.maximum(c, 0.0))
+            self.P[i], self.lam[i] = p, lam
+            self.prev_grad[i] = st.DF[i] + lam @ st.DG[i]
+            ok[k] = self.D[i] < 0
+        st.stop(idx[done], True)
+        rows = idx[ok]
+        self.begin(rows, 1.0, self.merit(rows, st.F[rows], st.G[rows], st.CV[rows]))
+        self.fail(idx[~ok & ~done])
+
+    def update(self, idx) -> None:
+        st = self.st
+        grad = st.DF[idx] + (self.lam[idx, None, :] * st.DG[idx].transpose(0, 2, 1)).sum(axis=2)
+        self.model.add(idx, st.Y[idx] - self.prev_Y[idx], grad - self.prev_grad[idx])
+
+    def merit(self, idx, f, g, cv) -> np.ndarray:
+        excess = np.maximum(g + self.st.s.constraint_margin, 0.0)
+        with np.errstate(invalid="ignore"):
+            phi = f + (self.rho[idx] * excess).sum(axis=1)
+        return np.where(np.isfinite(cv) & np.isfinite(f), phi, np.inf)
+
+    def predicted(self, idx, S) -> np.ndarray:
+        return self.alpha[idx] * self.D[idx]
+
+    def step_converged(self, idx, F_old) -> np.ndarray:
+        """SLSQP's test: f changed (or y moved) by less than ``ftol``, at a point within ``ftol`` of feasible."""
+        st = self.st
+        moved = np.sqrt(((st.Y[idx] - self.prev_Y[idx]) ** 2).sum(axis=1))
+        small = (np.abs(st.F[idx] - F_old) < st.s.ftol) | (moved < st.s.ftol)
+        return small & (np.maximum(self._c(st.G[idx]), 0.0).sum(axis=1) < st.s.ftol)
+
+    def negligible(self, idx) -> np.ndarray:
+        """A predicted change of the merit below ``ftol`` at a point within ``ftol`` of feasible."""
+        st = self.st
+        small = -self.alpha[idx] * self.D[idx] <= st.s.ftol
+        return small & (np.maximum(self._c(st.G[idx]), 0.0).sum(axis=1) <= st.s.ftol)
+
+
+class _LimitedMemory:
+    """L-BFGS-B's model of the Hessian, per row: the last ``memory`` pairs of steps and slope changes ``S``, ``R``
+    (r, memory, d), newest last, ``count`` (r,) of them (none: a fresh model, the identity)."""
+
+    def __init__(self, n: int, d: int, memory: int):
+        self.S, self.R = np.zeros((n, memory, d)), np.zeros((n, memory, d))
+        self.count = np.zeros(n, np.int64)
+        self.eye = np.eye(d)
+
+    def fresh(self, idx) -> np.ndarray:
+        return self.count[idx] == 0
+
+    def reset(self, idx) -> None:
+        self.count[idx] = 0
+
+    def add(self, idx, S, R) -> None:
+        """Add the pairs (k, d) with ``s'r > eps r'r`` (L-BFGS-B skips the others), dropping the oldest."""
+        keep = (S * R).sum(axis=1) > np.finfo(float).eps * (R * R).sum(axis=1)
+        idx, S, R = idx[keep], S[keep], R[keep]
+        full = idx[self.count[idx] == self.S.shape[1]]
+        self.S[full, :-1], self.R[full, :-1] = self.S[full, 1:], self.R[full, 1:]
+        self.count[full] -= 1
+        self.S[idx, self.count[idx]], self.R[idx, self.count[idx]] = S, R
+        self.count[idx] += 1
+
+    def matrices(self, idx) -> np.ndarray:
+        """The models (k, d, d): the identity scaled by ``r'r / s'r`` of the newest pair, then the BFGS updates of
+        the pairs in order. Rescaling at every iteration and forgetting old pairs lets the model recover from
+        curvature met far away (a start next to SMD's ``tan`` or ``log`` walls)."""
+        S, R, n = self.S[idx], self.R[idx], self.count[idx]
+        last = np.maximum(n - 1, 0)
+        s, r = S[np.arange(idx.shape[0]), last], R[np.arange(idx.shape[0]), last]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            theta = np.where(n > 0, (r * r).sum(axis=1) / (s * r).sum(axis=1), 1.0)
+        B = theta[:, None, None] * self.eye
+        for j in range(int(n.max(initial=0))):
+            B = np.where((n > j)[:, None, None], _bfgs_update(B, S[:, j], R[:, j]), B)
+        return B
+
+
+class _DenseModel:
+    """SLSQP's model of the Lagrangian's Hessian, per row: a dense matrix ``B`` (r, d, d) from the identity, with
+    Powell's damped BFGS updates; ``count`` (r,) updates since the last reset.
+
+    Without rescaling: the curvature of a few steep directions (SMD's ``tan`` near pi/2) must not set that of
+    the others, which keep the identity's until their own steps show theirs.
+    """
+
+    def __init__(self, n: int, d: int):
+        self.eye = np.eye(d)
+        self.B = np.tile(self.eye, (n, 1, 1))
+        self.count = np.zeros(n, np.int64)
+
+    def fresh(self, idx) -> np.ndarray:
+        return self.count[idx] == 0
+
+    def reset(self, idx) -> None:
+        self.B[idx], self.count[idx] = self.eye, 0
+
+    def matrices(self, idx) -> np.ndarray:
+        return self.B[idx]
+
+    def add(self, idx, S, R) -> None:
+        """Powell's damping moves r towards Bs until ``s'r >= 0.2 s'Bs``, which keeps the model positive definite
+        where the Lagrangian curves downwards; then the BFGS update (skipped for a zero step)."""
+        B = self.B[idx]
+        BS = (B * S[:, None, :]).sum(axis=2)
+        sBs, sr = (S * BS).sum(axis=1), (S * R).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            theta = np.where(sr >= 0.2 * sBs, 1.0, 0.8 * sBs / (sBs - sr))
+        R = theta[:, None] * R + (1.0 - theta)[:, None] * BS
+        ok = (sBs > 0) & ((S * R).sum(axis=1) > 0)
+        self.B[idx] = np.where(ok[:, None, None], _bfgs_update(B, S, R), B)
+        self.count[idx] += ok
+
+
+def _projected_newton(Y, DF, B, lo, hi, pg) -> np.ndarray:
+    """Directions (k, d) of the two-metric projection method at Y (k, d) with slopes DF (k, d) and models B.
+
+    Variables within an epsilon of a bound the slope pushes them against (epsilon: ``_BOUND_SHARE`` of the range,
+    at most the projected gradient's max norm ``pg`` (k,)) step by ``-slope / B_ii``; the others by the
+    quasi-Newton step on their block of B. The line search projects the step onto the box.
+    """
+    eps = np.minimum(_BOUND_SHARE * (hi - lo), pg[:, None])
+    held = ((Y - lo <= eps) & (DF > 0)) | ((hi - Y <= eps) & (DF < 0))
+    free = ~held
+    eye = np.eye(Y.shape[1])
+    M = np.where(free[:, :, None] & free[:, None, :], B, eye)
+    P = np.linalg.solve(M, np.where(free, -DF, 0.0)[:, :, None])[:, :, 0]
+    return np.where(held, -DF / np.diagonal(B, axis1=1, axis2=2), P)
+
+
+def _bfgs_update(B, S, R) -> np.ndarray:
+    """BFGS updates of the models B (k, d, d) with steps S (k, d) and slope changes R (k, d), ``s'r > 0``."""
+    BS = (B * S[:, None, :]).sum(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (B + R[:, :, None] * R[:, None, :] / (S * R).sum(axis=1)[:, None, None]
+                - BS[:, :, None] * BS[:, None, :] / (S * BS).sum(axis=1)[:, None, None])
+
+
+def _sqp_step(B, q, c, J, y, lo, hi):
+    """The SQP step at y (d,): ``min 0.5 p'Bp + q'p`` subject to ``c + J p <= 0`` and ``lo <= y + p <= hi``.
+
+    When the linearised constraints cannot be met in the box, the violated ones are relaxed by a share delta of
+    their violation, delta in [0, 1] and weighted by ``_RELAX_WEIGHT`` times the model's largest curvature (delta =
+    1 and p = 0 is always feasible). Returns p (d,) and the constraints' multipliers (m,), or None.
+    """
+    d, m = y.shape[0], c.shape[0]
+    eye = np.eye(d)
+    A = np.vstack([J, eye, -eye])
+    b = np.concatenate([-c, hi - y, y - lo])
+    step = _qp(B, q, A, b)
+    if step is not None:
+        return step[0], step[1][:m]
+    relax = np.zeros((d + 1, d + 1))
+    relax[:d, :d] = B
+    relax[d, d] = _RELAX_WEIGHT * max(1.0, np.diagonal(B).max())
+    column = np.concatenate([-np.maximum(c, 0.0), np.zeros(2 * d), [-1.0, 1.0]])
+    A = np.hstack([np.vstack([A, np.zeros((2, d))]), column[:, None]])
+    step = _qp(relax, np.append(q, 0.0), A, np.concatenate([b, [0.0, 1.0]]))
+    return None if step is None else (step[0][:d], step[1][:m])
+
+
+def _qp(B, q, A, b):
+    """``min 0.5 p'Bp + q'p`` subject to ``A p <= b`` (B positive definite), as a least-distance programme.
+
+    With ``B = L L'`` and ``z = L'p + L^-1 q`` the problem is ``min |z|`` subject to ``G z >= h``; the least-distance
+    solution is a residual of the nonnegative least-squares fit of ``(0, ..., 0, 1)`` by the columns ``(G_j, h_j)``
+    (Lawson and Hanson), whose coefficients give the multipliers. The rows of G are normalised and z is scaled to
+    about unit length first: the fit's last residual is about ``1 / (1 + |z|^2)``, which must stay well away from
+    the zero that means inconsistent constraints. Returns p (d,) and the multipliers (k,) of the rows of A, or None
+    when the constraints are inconsistent.
+    """
+    try:
+        L = np.linalg.cholesky(B)
+    except np.linalg.LinAlgError:
+        return None
+    d = q.shape[0]
+    Lq = solve_triangular(L, q, lower=True, check_finite=False)
+    G = -solve_triangular(L, A.T, lower=True, check_finite=False).T  # -A L'^-1, (k, d)
+    h = G @ Lq - b
+    norms = np.sqrt((G * G).sum(axis=1))
+    norms[norms == 0] = 1.0
+    G, h = G / norms[:, None], h / norms
+    scale = max(1.0, np.abs(h).max(initial=0.0))
+    E = np.vstack([G.T, h[None, :] / scale])
+    target = np.zeros(d + 1)
+    target[d] = 1.0
+    u, _ = nnls(E, target, maxiter=50 * E.shape[1])
+    r = E @ u - target
+    if not -r[d] > 1e-10:
+        return None
+    p = solve_triangular(L.T, scale * (-r[:d] / r[d]) - Lq, lower=False, check_finite=False)
+    if np.any(A @ p > b + 1e-8 * (1.0 + np.abs(b))):
+        return None
+    return p, scale * u / (-r[d] * norms)
