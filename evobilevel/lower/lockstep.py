@@ -325,10 +325,14 @@ class _Search:
         grow &= self.extrapolate
         self._extrapolate(idx[grow], phi[grow], pred[grow])
         self._accept(idx[(held | gain) & ~grow])
-        # A rejected step whose predicted gain is below ftol: no shorter one can gain more, so the row has converged.
+        # A rejected step whose predicted gain is below ftol: no shorter one can gain more, so the row has converged
+        # if its model is fresh or the iterate passes the first-order test; a model built on far-away curvature
+        # (SMD's tan walls) can also predict that, and gets one fresh try.
         back = ~ok & ~held
         done = back & self.negligible(idx)
-        self.st.stop(idx[done], True)
+        ends = done & (self.model.fresh(idx) | np.array([self.st.first_order_at(i) for i in idx], bool))
+        self.st.stop(idx[ends], True)
+        self.fail(idx[done & ~ends])
         back &= ~done
         self._backtrack(idx[back], phi[back], pred[back])
 
@@ -415,6 +419,7 @@ class _Box(_Search):
     def __init__(self, state: _Rows):
         super().__init__(state, _LimitedMemory(state.rows.shape[0], state.d, state.s.memory))
         self.ref = np.full(state.rows.shape[0], np.nan)
+        self.check = np.zeros(state.rows.shape[0], bool)
 
     def directions(self, idx) -> None:
         st = self.st
@@ -422,6 +427,15 @@ class _Box(_Search):
         pg = np.abs(np.clip(Y - DF, st.lo, st.hi) - Y).max(axis=1)
         st.stop(idx[pg <= st.s.gtol], True)
         keep = pg > st.s.gtol
+        idx, Y, DF, pg = idx[keep], Y[keep], DF[keep], pg[keep]
+        # After a step that passed the decrease test with a used model: converged if the first-order test agrees,
+        # otherwise the model is suspect (too much curvature from far away) and starts afresh.
+        check = self.check[idx]
+        self.check[idx] = False
+        passed = check & np.array([st.first_order_at(i) for i in idx], bool)
+        st.stop(idx[passed], True)
+        self.model.reset(idx[check & ~passed])
+        keep = ~passed
         idx, Y, DF, pg = idx[keep], Y[keep], DF[keep], pg[keep]
         P = _projected_newton(Y, DF, self.model.matrices(idx), st.lo, st.hi, pg)
         descent = (DF * P).sum(axis=1) < 0
@@ -447,13 +461,17 @@ class _Box(_Search):
         """L-BFGS-B's test on the decrease, relative to f's change since the first step (at least 1).
 
         L-BFGS-B measures f from the start (LocalRefinement shifts f so); from the first step here, because a start
-        next to a singularity (SMD's ``tan`` at pi/2) can have an f so large that any later decrease passes.
+        next to a singularity (SMD's ``tan`` at pi/2) can have an f so large that any later decrease passes. With a
+        fresh model the row has converged; with a used one the gradient at the new point decides (``check``).
         """
         F = self.st.F[idx]
         ref = np.where(np.isnan(self.ref[idx]), F, self.ref[idx])
         self.ref[idx] = ref
         scale = np.maximum(np.maximum(np.abs(F_old - ref), np.abs(F - ref)), 1.0)
-        return F_old - F <= self.st.s.ftol * scale
+        small = F_old - F <= self.st.s.ftol * scale
+        fresh = self.model.fresh(idx)
+        self.check[idx] = small & ~fresh
+        return small & fresh
 
     def negligible(self, idx) -> np.ndarray:
         """The step's linear prediction (before the projection) within the tolerance of :meth:`step_converged`."""
@@ -563,7 +581,11 @@ class _LimitedMemory:
         s, r = S[np.arange(idx.shape[0]), last], R[np.arange(idx.shape[0]), last]
         with np.errstate(divide="ignore", invalid="ignore"):
             theta = np.where(n > 0, (r * r).sum(axis=1) / (s * r).sum(axis=1), 1.0)
-        B = theta[:, None, None] * self.eye
+        valid = (np.arange(S.shape[1]) < n[:, None])[:, :, None]
+        num, den = (np.where(valid, R * R, 0.0)).sum(axis=1), (np.where(valid, S * R, 0.0)).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            diag = np.where((den > 0) & (num > 0), num / den, theta[:, None])
+        B = diag[:, :, None] * self.eye
         for j in range(int(n.max(initial=0))):
             B = np.where((n > j)[:, None, None], _bfgs_update(B, S[:, j], R[:, j]), B)
         return B
