@@ -36,10 +36,12 @@ from .refinement import Refinement, StartValues, central_slopes, first_order
 
 __all__ = ["LockstepRefinement"]
 
-# What a row does in its next round: evaluate the gradient at its iterate, or one line-search trial.
-_GRADIENT, _TRIAL = 0, 1
+# What a row does in its next round: evaluate the gradient at its iterate, one line-search trial, or the backward
+# points of central differences at its iterate (for the first-order test).
+_GRADIENT, _TRIAL, _CENTRAL = 0, 1, 2
 # Armijo's sufficient-decrease fraction of the predicted change, and the bracket of each backtracking step.
 _ARMIJO = 1e-4
+_NONE = np.zeros(0, np.int64)
 _SHRINK = (0.1, 0.5)
 # Variables within this share of their range of a bound that the gradient pushes them against are held by their
 # diagonal (Bertsekas' epsilon-active set; it shrinks with the projected gradient near a solution).
@@ -91,12 +93,12 @@ class LockstepRefinement(Refinement):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """All rows' searches in lock step; see :meth:`Refinement.refine`."""
         with single_blas_thread():
-            state = _Rows(self, budget, np.asarray(rows), starts, values)
-            state.start(verify)
+            state = _Rows(self, budget, np.asarray(rows), starts, values, verify)
+            central = state.start()
             if state.active.any():
                 # Asked after the first evaluation, so that the problem knows its constraint count by then.
                 search = _SQP(state) if budget.n_constraints > 0 else _Box(state)
-                search.run()
+                search.run(central)
         return state.best_Y, state.best_F, state.best_CV, state.converged
 
 
@@ -109,8 +111,9 @@ class _Rows:
     start). A row is ``active`` until it stops; ``converged`` says whether it converged or passed the test.
     """
 
-    def __init__(self, settings: LockstepRefinement, budget: RowBudget, rows, starts, values: StartValues | None):
-        self.s, self.budget, self.rows = settings, budget, rows
+    def __init__(self, settings: LockstepRefinement, budget: RowBudget, rows, starts, values: StartValues | None,
+                 verify: bool):
+        self.s, self.budget, self.rows, self.verify = settings, budget, rows, verify
         self.lo, self.hi = budget.ev.problem.ll_bounds
         self.steps = settings.fd_step * (self.hi - self.lo)
         n, self.d = rows.shape[0], self.lo.shape[0]
@@ -152,14 +155,23 @@ class _Rows:
         self.best_Y[i], self.best_F[i], self.best_CV[i], self.seen[i] = P[j], f[j], cv[j], True
         return f, g, cv
 
-    def round(self, grad: np.ndarray, single: np.ndarray, S: np.ndarray):
-        """One evaluator call: the gradients at the iterates of rows ``grad`` and the points S (k, d), one for each
-        row of ``single``. Stores the slopes (a second call only for failed neighbours); returns S's f, g, cv."""
+    def round(self, grad: np.ndarray, single: np.ndarray, S: np.ndarray, central: np.ndarray = _NONE):
+        """One evaluator call: the gradients at the iterates of rows ``grad``, the points S (k, d), one for each row
+        of ``single``, and the backward points at the iterates of rows ``central``. Stores the slopes (a second call
+        only for failed neighbours). Returns S's f, g, cv and whether each central row passes the first-order test
+        with central differences."""
         P, owner, take, H = self._gradient_points(grad)
-        f, g, cv = self.evaluate(np.concatenate([owner, single]), np.vstack([P, S]))
-        n = P.shape[0]
+        if central.size:
+            inside = self.inside(central)
+            back = (self.Y[central, None, :] - self.H[central, :, None] * self.eye)[inside]
+            P, owner = np.vstack([P, S, back]), np.concatenate([owner, single, np.repeat(central, inside.sum(axis=1))])
+        else:
+            P, owner = np.vstack([P, S]), np.concatenate([owner, single])
+        n, k = take.sum(), single.shape[0]
+        f, g, cv = self.evaluate(owner, P)
         self._store_gradients(grad, take, H, f[:n], g[:n], cv[:n])
-        return f[n:], g[n:], cv[n:]
+        passed = self._central_test(central, inside, f[n + k:], g[n + k:]) if central.size else _NONE.astype(bool)
+        return f[n:n + k], g[n:n + k], cv[n:n + k], passed
 
     def _gradient_points(self, idx):
         """The iterate (where its values are unknown) and its d forward neighbours, per row of ``idx``."""
@@ -208,38 +220,43 @@ class _Rows:
         return f_shift, g_shift, H
 
     # ------------------------------------------------------------------ start and stop
-    def start(self, verify: bool) -> None:
+    def start(self) -> np.ndarray:
         """The gradient at every start (or, where the budget cannot pay for it, the start's values alone), then
-        the first-order test there: forward differences, and central ones where ``verify`` asks for them."""
+        the first-order test there with forward differences. Returns the rows whose central differences should be
+        tried next (with ``verify``: the forward error ``h f''/2`` hides the optimum of steep lower levels, SMD's
+        ``tan`` near pi/2; the central one rarely does)."""
         idx = np.arange(self.rows.shape[0])
         want = self.d + ~self.known
         granted = self.budget.grant(self.rows, want)
         full = granted >= want
         alone = idx[~full & ~self.known & (granted >= 1)]
-        f, g, cv = self.round(idx[full], alone, self.Y[alone])
+        f, g, cv, _ = self.round(idx[full], alone, self.Y[alone])
         self.F[alone], self.G[alone], self.CV[alone], self.known[alone] = f, g, cv, True
         self.stop(idx[~full | ~np.isfinite(self.F)])
         idx = np.flatnonzero(self.active & (self.CV <= 0))
-        self.stop(idx[[self.first_order_at(i) for i in idx]], True)
-        if verify:
-            self._verify_central(np.flatnonzero(self.active & (self.CV <= 0)))
+        self.stop(idx[self.first_order_rows(idx)], True)
+        return np.flatnonzero(self.active & (self.CV <= 0)) if self.verify else _NONE
 
-    def _verify_central(self, idx) -> None:
-        """The first-order test with central differences at the iterates of ``idx`` (backward points in one
-        call): the forward error ``h f''/2`` hides the optimum of steep lower levels (SMD's ``tan`` near pi/2)."""
+    def inside(self, idx) -> np.ndarray:
+        """(k, d) bool: the variables of the iterates of rows ``idx`` whose backward point lies in the box."""
         Y, H = self.Y[idx], self.H[idx]
-        inside = (Y - H >= self.lo) & (Y - H <= self.hi) & (H != 0)
-        want = inside.sum(axis=1)
-        ok = self.budget.grant(self.rows[idx], want) >= want
-        idx, inside, Y, H = idx[ok], inside[ok], Y[ok], H[ok]
-        f, g, _ = self.evaluate(np.repeat(idx, inside.sum(axis=1)), (Y[:, None, :] - H[:, :, None] * self.eye)[inside])
+        return (Y - H >= self.lo) & (Y - H <= self.hi) & (H != 0)
+
+    def _central_test(self, idx, inside, f, g) -> np.ndarray:
+        """The first-order test at the iterates of rows ``idx`` with central differences, from the values f, g at
+        their backward points (``inside``, row by row)."""
+        passed = np.zeros(idx.shape[0], bool)
         ends = np.cumsum(inside.sum(axis=1))
         for k, i in enumerate(idx):
             part = slice(ends[k] - inside[k].sum(), ends[k])
             df, dg = central_slopes(self.F[i], self.G[i], self.DF[i], self.DG[i], self.H[i],
                                     np.flatnonzero(inside[k]), f[part], g[part])
-            if first_order(self.Y[i], self.G[i], df, dg, self.lo, self.hi, self.s.gtol):
-                self.stop(np.array([i]), True)
+            passed[k] = first_order(self.Y[i], self.G[i], df, dg, self.lo, self.hi, self.s.gtol)
+        return passed
+
+    def first_order_rows(self, idx) -> np.ndarray:
+        """(k,) bool: :meth:`first_order_at` for the rows ``idx``."""
+        return np.array([self.first_order_at(i) for i in idx], bool)
 
     def first_order_at(self, i: int) -> bool:
         """Whether row i's iterate is feasible and a first-order point by its forward slopes."""
@@ -273,30 +290,51 @@ class _Search:
         self.alpha, self.phi0 = np.ones(n), np.zeros(n)
         self.trials, self.iters = np.zeros(n, np.int64), np.zeros(n, np.int64)
         self.phase = np.full(n, _GRADIENT)
+        self.search_after = np.zeros(n, bool)
         self.held = np.zeros(n, bool)
         self.held_S, self.held_f, self.held_phi = np.zeros((n, d)), np.zeros(n), np.zeros(n)
         self.held_g, self.held_cv = np.zeros((n, state.m)), np.zeros(n)
 
-    def run(self) -> None:
-        """Iterate until every row has stopped."""
+    def run(self, central: np.ndarray) -> None:
+        """Iterate until every row has stopped; the rows ``central`` first try central differences at the start."""
         st = self.st
-        self.directions(np.flatnonzero(st.active))
+        self.phase[central], self.search_after[central] = _CENTRAL, True
+        self.directions(np.flatnonzero(st.active & (self.phase != _CENTRAL)))
         while st.active.any():
             act = np.flatnonzero(st.active)
-            want = np.where(self.phase[act] == _GRADIENT, st.d, 1)
+            phase = self.phase[act]
+            want = np.where(phase == _GRADIENT, st.d, 1)
+            if (phase == _CENTRAL).any():
+                want[phase == _CENTRAL] = st.inside(act[phase == _CENTRAL]).sum(axis=1)
             afford = st.budget.grant(st.rows[act], want) >= want
-            self._stop(act[~afford])  # a row that cannot pay for its next round ends with its best point
-            act = act[afford]
-            grad, trial = act[self.phase[act] == _GRADIENT], act[self.phase[act] == _TRIAL]
+            if not afford.all():
+                self._stop(act[~afford])  # a row that cannot pay for its next round ends with its best point
+                act, phase = act[afford], phase[afford]
+            grad, trial, cen = act[phase == _GRADIENT], act[phase == _TRIAL], act[phase == _CENTRAL]
             S = np.clip(st.Y[trial] + self.alpha[trial, None] * self.P[trial], st.lo, st.hi)
-            f, g, cv = st.round(grad, trial, S)
-            self._after_trials(trial, S, f, g, cv)
+            f, g, cv, passed = st.round(grad, trial, S, cen)
+            if trial.size:
+                self._after_trials(trial, S, f, g, cv)
             self._after_gradients(grad)
+            if cen.size:
+                self._after_central(cen, passed)
 
     def _stop(self, idx) -> None:
-        """End rows ``idx`` that cannot pay for their next round; a step already found is taken first."""
+        """End rows ``idx`` that cannot pay for their next round; a step already found is taken first. A start
+        whose central differences cannot be paid for goes on to its search."""
+        go_on = (self.phase[idx] == _CENTRAL) & self.search_after[idx]
+        self.directions(idx[go_on])
+        idx = idx[~go_on]
         self._accept(idx[self.held[idx]])
         self.st.stop(idx[self.st.active[idx]])
+
+    def _after_central(self, idx, passed) -> None:
+        """Rows whose iterate passed the central first-order test have converged; the others search (a start) or
+        stop (after a failed search)."""
+        self.st.stop(idx[passed], True)
+        idx = idx[~passed]
+        self.directions(idx[self.search_after[idx]])
+        self.st.stop(idx[~self.search_after[idx]])
 
     def _after_gradients(self, idx) -> None:
         """New slopes at accepted points: update the model, then the next directions (or stop at ``maxiter``)."""
@@ -330,7 +368,8 @@ class _Search:
         # (SMD's tan walls) can also predict that, and gets one fresh try.
         back = ~ok & ~held
         done = back & self.negligible(idx)
-        ends = done & (self.model.fresh(idx) | np.array([self.st.first_order_at(i) for i in idx], bool))
+        ends = done & self.model.fresh(idx)
+        ends[done & ~ends] = self.st.first_order_rows(idx[done & ~ends])
         self.st.stop(idx[ends], True)
         self.fail(idx[done & ~ends])
         back &= ~done
@@ -338,6 +377,8 @@ class _Search:
 
     def _accept(self, idx) -> None:
         """Move rows ``idx`` to their held steps; their next round is the gradient there."""
+        if idx.size == 0:
+            return
         st = self.st
         F_old = st.F[idx]
         st.Y[idx], st.F[idx], st.G[idx], st.CV[idx] = self.held_S[idx], self.held_f[idx], self.held_g[idx], \
@@ -384,8 +425,13 @@ class _Search:
         from the same iterate (as L-BFGS-B does)."""
         if idx.size == 0:
             return
+        st = self.st
         fresh = self.model.fresh(idx)
-        self.st.stop(idx[fresh])
+        # A row that ends so gets the central first-order test where ``verify`` asks for it, as a start does.
+        ends = idx[fresh]
+        check = ends[(st.CV[ends] <= 0) & ~st.first_order_rows(ends)] if st.verify else _NONE
+        self.phase[check], self.search_after[check] = _CENTRAL, False
+        st.stop(np.setdiff1d(ends, check))
         again = idx[~fresh]
         self.model.reset(again)
         self.directions(again)
@@ -422,6 +468,8 @@ class _Box(_Search):
         self.check = np.zeros(state.rows.shape[0], bool)
 
     def directions(self, idx) -> None:
+        if idx.size == 0:
+            return
         st = self.st
         Y, DF = st.Y[idx], st.DF[idx]
         pg = np.abs(np.clip(Y - DF, st.lo, st.hi) - Y).max(axis=1)
@@ -432,7 +480,8 @@ class _Box(_Search):
         # otherwise the model is suspect (too much curvature from far away) and starts afresh.
         check = self.check[idx]
         self.check[idx] = False
-        passed = check & np.array([st.first_order_at(i) for i in idx], bool)
+        passed = check.copy()
+        passed[check] = st.first_order_rows(idx[check])
         st.stop(idx[passed], True)
         self.model.reset(idx[check & ~passed])
         keep = ~passed
@@ -496,6 +545,8 @@ class _SQP(_Search):
         return np.clip(G + self.st.s.constraint_margin, -PENALTY, PENALTY)
 
     def directions(self, idx) -> None:
+        if idx.size == 0:
+            return
         st = self.st
         ok, done = np.zeros(idx.shape[0], bool), np.zeros(idx.shape[0], bool)
         B = self.model.matrices(idx)
@@ -573,22 +624,43 @@ class _LimitedMemory:
         self.count[idx] += 1
 
     def matrices(self, idx) -> np.ndarray:
-        """The models (k, d, d): the identity scaled by ``r'r / s'r`` of the newest pair, then the BFGS updates of
-        the pairs in order. Rescaling at every iteration and forgetting old pairs lets the model recover from
-        curvature met far away (a start next to SMD's ``tan`` or ``log`` walls)."""
-        S, R, n = self.S[idx], self.R[idx], self.count[idx]
+        """The models (k, d, d): a diagonal initial matrix, then the BFGS updates of the pairs in order.
+
+        The diagonal is each variable's secant curvature over the pairs, ``sum r_i^2 / sum s_i r_i`` (where positive;
+        else L-BFGS-B's scale ``r'r / s'r`` of the newest pair): SMD's lower levels mix variables whose curvatures
+        differ by orders of magnitude (``tan`` near pi/2), which one scale for all cannot serve. Recomputing it at
+        every iteration and forgetting old pairs lets the model recover from curvature met far away. The updates
+        are applied in the compact form of Byrd, Nocedal and Schnabel (1994): ``B = B0 - W' M^-1 W`` with
+        ``W = [S B0; R]``, ``M = [[S B0 S', L], [L', -D]]``, L the strictly lower triangle and D the diagonal of
+        ``S R'``; a row whose M is singular keeps its diagonal.
+        """
+        n = self.count[idx]
+        valid = np.arange(self.S.shape[1]) < n[:, None]  # (k, memory)
+        S, R = np.where(valid[:, :, None], self.S[idx], 0.0), np.where(valid[:, :, None], self.R[idx], 0.0)
         last = np.maximum(n - 1, 0)
         s, r = S[np.arange(idx.shape[0]), last], R[np.arange(idx.shape[0]), last]
+        num, den = (R * R).sum(axis=1), (S * R).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             theta = np.where(n > 0, (r * r).sum(axis=1) / (s * r).sum(axis=1), 1.0)
-        valid = (np.arange(S.shape[1]) < n[:, None])[:, :, None]
-        num, den = (np.where(valid, R * R, 0.0)).sum(axis=1), (np.where(valid, S * R, 0.0)).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            diag = np.where((den > 0) & (num > 0), num / den, theta[:, None])
+            diag = np.where((den > 0) & (num > 0), num / den, theta[:, None])  # (k, d)
+        B0S = S * diag[:, None, :]
+        SR = np.einsum("kid,kjd->kij", S, R)
+        lower = np.tril(SR, -1)
+        unused = np.where(valid, 0.0, 1.0)[:, :, None] * np.eye(valid.shape[1])  # decouples the empty slots
+        M = np.concatenate([np.concatenate([np.einsum("kid,kjd->kij", S, B0S) + unused, lower], axis=2),
+                            np.concatenate([lower.transpose(0, 2, 1),
+                                            -(SR * np.eye(valid.shape[1])) - unused], axis=2)], axis=1)
+        W = np.concatenate([B0S, R], axis=1)  # (k, 2 memory, d)
         B = diag[:, :, None] * self.eye
-        for j in range(int(n.max(initial=0))):
-            B = np.where((n > j)[:, None, None], _bfgs_update(B, S[:, j], R[:, j]), B)
-        return B
+        try:
+            return B - np.einsum("kid,kie->kde", W, np.linalg.solve(M, W))
+        except np.linalg.LinAlgError:
+            for k in range(idx.shape[0]):  # row by row: a singular M must not change the other rows' models
+                try:
+                    B[k] -= np.einsum("id,ie->de", W[k], np.linalg.solve(M[k], W[k]))
+                except np.linalg.LinAlgError:
+                    pass
+            return B
 
 
 class _DenseModel:
@@ -617,6 +689,9 @@ class _DenseModel:
         """Powell's damping moves r towards Bs until ``s'r >= 0.2 s'Bs``, which keeps the model positive definite
         where the Lagrangian curves downwards; then the BFGS update (skipped for a zero step)."""
         B = self.B[idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            diag = np.where(S * R > 0, np.maximum(R * R / (S * R), 1.0), 1.0)
+        B = np.where(self.fresh(idx)[:, None, None], diag[:, :, None] * self.eye, B)
         BS = (B * S[:, None, :]).sum(axis=2)
         sBs, sr = (S * BS).sum(axis=1), (S * R).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
