@@ -291,6 +291,7 @@ class _Search:
         self.trials, self.iters = np.zeros(n, np.int64), np.zeros(n, np.int64)
         self.phase = np.full(n, _GRADIENT)
         self.search_after = np.zeros(n, bool)
+        self.doubt = np.zeros(n, bool)
         self.held = np.zeros(n, bool)
         self.held_S, self.held_f, self.held_phi = np.zeros((n, d)), np.zeros(n), np.zeros(n)
         self.held_g, self.held_cv = np.zeros((n, state.m)), np.zeros(n)
@@ -371,6 +372,7 @@ class _Search:
         ends = done & self.model.fresh(idx)
         ends[done & ~ends] = self.st.first_order_rows(idx[done & ~ends])
         self.st.stop(idx[ends], True)
+        self.doubt[idx[done & ~ends]] = True
         self.fail(idx[done & ~ends])
         back &= ~done
         self._backtrack(idx[back], phi[back], pred[back])
@@ -383,7 +385,7 @@ class _Search:
         F_old = st.F[idx]
         st.Y[idx], st.F[idx], st.G[idx], st.CV[idx] = self.held_S[idx], self.held_f[idx], self.held_g[idx], \
             self.held_cv[idx]
-        st.sloped[idx], self.held[idx], self.phase[idx] = False, False, _GRADIENT
+        st.sloped[idx], self.held[idx], self.phase[idx], self.doubt[idx] = False, False, _GRADIENT, False
         st.stop(idx[self.step_converged(idx, F_old)], True)
 
     def _extrapolate(self, idx, phi, pred) -> None:
@@ -422,13 +424,19 @@ class _Search:
 
     def fail(self, idx) -> None:
         """A failed line search: with a fresh model the row stops, otherwise it resets the model and tries again
-        from the same iterate (as L-BFGS-B does)."""
+        from the same iterate (as L-BFGS-B does).
+
+        A row whose used model predicted no gain above the tolerance (``doubt``) and whose fresh one then finds no
+        decrease either has converged to the resolution of its differences (steep lower levels, where neither
+        model can see further). Another row that ends so gets the central first-order test where ``verify`` asks
+        for it, as a start does.
+        """
         if idx.size == 0:
             return
         st = self.st
         fresh = self.model.fresh(idx)
-        # A row that ends so gets the central first-order test where ``verify`` asks for it, as a start does.
-        ends = idx[fresh]
+        st.stop(idx[fresh & self.doubt[idx]], True)
+        ends = idx[fresh & ~self.doubt[idx]]
         check = ends[(st.CV[ends] <= 0) & ~st.first_order_rows(ends)] if st.verify else _NONE
         self.phase[check], self.search_after[check] = _CENTRAL, False
         st.stop(np.setdiff1d(ends, check))
@@ -484,6 +492,7 @@ class _Box(_Search):
         passed[check] = st.first_order_rows(idx[check])
         st.stop(idx[passed], True)
         self.model.reset(idx[check & ~passed])
+        self.doubt[idx[check & ~passed]] = True
         keep = ~passed
         idx, Y, DF, pg = idx[keep], Y[keep], DF[keep], pg[keep]
         P = _projected_newton(Y, DF, self.model.matrices(idx), st.lo, st.hi, pg)
