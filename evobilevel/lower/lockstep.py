@@ -49,6 +49,12 @@ _BOUND_SHARE = 1e-3
 # The merit function's penalties exceed the multipliers by this factor (at least), so that it sees the violation
 # of a constraint that the step corrects (with the multiplier itself the merit is flat along its normal).
 _PENALTY_FACTOR = 1.5
+# A pair tells a variable's curvature when it moved the variable by more than this many difference steps.
+_SECANT_STEPS = 1e3
+# A pair whose curvature along its step is this factor away from the model's diagonal is left out of the updates.
+_STALE = 10.0
+# The first trial step moves no variable of unknown curvature more than this share of its range.
+_TRUST_SHARE = 0.01
 # Weight of the relaxation variable of an inconsistent quadratic subproblem, relative to the model's curvature.
 _RELAX_WEIGHT = 1e4
 
@@ -287,7 +293,7 @@ class _Search:
         self.st, self.model = state, model
         n, d = state.rows.shape[0], state.d
         self.P, self.prev_Y, self.prev_grad = np.zeros((n, d)), np.zeros((n, d)), np.zeros((n, d))
-        self.alpha, self.phi0 = np.ones(n), np.zeros(n)
+        self.alpha, self.phi0, self.longest = np.ones(n), np.zeros(n), np.full(n, np.inf)
         self.trials, self.iters = np.zeros(n, np.int64), np.zeros(n, np.int64)
         self.phase = np.full(n, _GRADIENT)
         self.search_after = np.zeros(n, bool)
@@ -389,16 +395,18 @@ class _Search:
         st.stop(idx[self.step_converged(idx, F_old)], True)
 
     def _extrapolate(self, idx, phi, pred) -> None:
-        """Longer steps, two to eight times the last by quadratic interpolation (eight where f curves down)."""
+        """Longer steps, two to eight times the last by quadratic interpolation (eight where f curves down), up to
+        the longest allowed."""
         a = self.alpha[idx]
         slope = pred / a
         curve = phi - self.phi0[idx] - slope * a
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.where(curve > 0, -slope * a * a / (2.0 * curve), 8.0 * a)
-        t = np.clip(t, 2.0 * a, 8.0 * a)
+        t = np.minimum(np.clip(t, 2.0 * a, 8.0 * a), self.longest[idx])
         st = self.st
         S = np.clip(st.Y[idx] + t[:, None] * self.P[idx], st.lo, st.hi)
-        same = np.all(S == self.held_S[idx], axis=1)  # the box stops the step: nothing longer to try
+        # Nothing longer to try where the box or the longest step stops it.
+        same = np.all(S == self.held_S[idx], axis=1) | (t <= a)
         self._accept(idx[same])
         self.alpha[idx[~same]] = t[~same]
         self.trials[idx] += 1
@@ -416,9 +424,10 @@ class _Search:
         short = ~np.any(np.abs(t[:, None] * self.P[idx]) > self.st.steps, axis=1)
         self.fail(idx[short | (self.trials[idx] >= self.st.s.max_backtracks)])
 
-    def begin(self, idx, alpha, phi0) -> None:
-        """Start the line searches of rows ``idx`` along their directions ``P``."""
-        self.alpha[idx], self.phi0[idx], self.trials[idx] = alpha, phi0, 0
+    def begin(self, idx, alpha, phi0, longest=np.inf) -> None:
+        """Start the line searches of rows ``idx`` along their directions ``P``, with trial steps ``alpha`` and at
+        most ``longest`` when extrapolating."""
+        self.alpha[idx], self.phi0[idx], self.trials[idx], self.longest[idx] = alpha, phi0, 0, longest
         self.prev_Y[idx] = self.st.Y[idx]
         self.phase[idx] = _TRIAL
 
@@ -471,7 +480,7 @@ class _Box(_Search):
     extrapolate = True
 
     def __init__(self, state: _Rows):
-        super().__init__(state, _LimitedMemory(state.rows.shape[0], state.d, state.s.memory))
+        super().__init__(state, _LimitedMemory(state.rows.shape[0], state.d, state.s.memory, state.steps))
         self.ref = np.full(state.rows.shape[0], np.nan)
         self.check = np.zeros(state.rows.shape[0], bool)
 
@@ -495,15 +504,20 @@ class _Box(_Search):
         self.doubt[idx[check & ~passed]] = True
         keep = ~passed
         idx, Y, DF, pg = idx[keep], Y[keep], DF[keep], pg[keep]
-        P = _projected_newton(Y, DF, self.model.matrices(idx), st.lo, st.hi, pg)
+        P, held = _projected_newton(Y, DF, self.model.matrices(idx), st.lo, st.hi, pg)
         descent = (DF * P).sum(axis=1) < 0
         self.P[idx] = P
         self.prev_grad[idx] = DF
-        # L-BFGS-B's first step: at most unit length along the first (steepest-descent) direction.
+        # L-BFGS-B's first step: at most unit length along the first (steepest-descent) direction. And no variable
+        # whose curvature the model does not know moves more than _TRUST_SHARE of its range in one iteration: with
+        # the identity's curvature it could jump to another basin (SMD3's Rastrigin term).
         with np.errstate(divide="ignore"):
-            first = np.minimum(1.0, 1.0 / np.sqrt((P * P).sum(axis=1)))
+            first = np.where(self.model.fresh(idx) & ~self.model.scaled[idx],
+                             np.minimum(1.0, 1.0 / np.sqrt((P * P).sum(axis=1))), 1.0)
+            reach = np.where(self.model.informed(idx) | held, np.inf, _TRUST_SHARE * (st.hi - st.lo) / np.abs(P))
+        reach = reach.min(axis=1)
         ok = idx[descent]
-        self.begin(ok, np.where(self.model.fresh(ok), first[descent], 1.0), st.F[ok])
+        self.begin(ok, np.minimum(first, reach)[descent], st.F[ok], reach[descent])
         self.fail(idx[~descent])
 
     def update(self, idx) -> None:
@@ -609,18 +623,30 @@ class _SQP(_Search):
 
 class _LimitedMemory:
     """L-BFGS-B's model of the Hessian, per row: the last ``memory`` pairs of steps and slope changes ``S``, ``R``
-    (r, memory, d), newest last, ``count`` (r,) of them (none: a fresh model, the identity)."""
+    (r, memory, d), newest last, ``count`` (r,) of them (none: a fresh model), and the diagonal ``base`` (r, d) a
+    fresh model starts from (the identity until a reset keeps the diagonal learnt so far; ``scaled`` says so)."""
 
-    def __init__(self, n: int, d: int, memory: int):
+    def __init__(self, n: int, d: int, memory: int, steps: np.ndarray):
         self.S, self.R = np.zeros((n, memory, d)), np.zeros((n, memory, d))
         self.count = np.zeros(n, np.int64)
-        self.eye = np.eye(d)
+        self.base, self.scaled = np.ones((n, d)), np.zeros(n, bool)
+        self.base_informed = np.zeros((n, d), bool)
+        self.eye, self.steps = np.eye(d), steps
 
     def fresh(self, idx) -> np.ndarray:
         return self.count[idx] == 0
 
     def reset(self, idx) -> None:
+        """Forget the pairs but keep each variable's curvature: a model that went wrong through its pairs should
+        not also lose the scale of variables whose curvatures differ by orders of magnitude."""
+        used = idx[self.count[idx] > 0]
+        self.base[used], self.base_informed[used] = self._pairs(used)[3:]
+        self.scaled[used] = True
         self.count[idx] = 0
+
+    def informed(self, idx) -> np.ndarray:
+        """(k, d) bool: the variables whose diagonal entry comes from their own secants."""
+        return self._pairs(idx)[4]
 
     def add(self, idx, S, R) -> None:
         """Add the pairs (k, d) with ``s'r > eps r'r`` (L-BFGS-B skips the others), dropping the oldest."""
@@ -632,26 +658,42 @@ class _LimitedMemory:
         self.S[idx, self.count[idx]], self.R[idx, self.count[idx]] = S, R
         self.count[idx] += 1
 
-    def matrices(self, idx) -> np.ndarray:
-        """The models (k, d, d): a diagonal initial matrix, then the BFGS updates of the pairs in order.
-
-        The diagonal is each variable's secant curvature over the pairs, ``sum r_i^2 / sum s_i r_i`` (where positive;
-        else L-BFGS-B's scale ``r'r / s'r`` of the newest pair): SMD's lower levels mix variables whose curvatures
-        differ by orders of magnitude (``tan`` near pi/2), which one scale for all cannot serve. Recomputing it at
-        every iteration and forgetting old pairs lets the model recover from curvature met far away. The updates
-        are applied in the compact form of Byrd, Nocedal and Schnabel (1994): ``B = B0 - W' M^-1 W`` with
-        ``W = [S B0; R]``, ``M = [[S B0 S', L], [L', -D]]``, L the strictly lower triangle and D the diagonal of
-        ``S R'``; a row whose M is singular keeps its diagonal.
-        """
+    def _pairs(self, idx):
+        """The valid pairs S, R (k, memory, d) (zeros elsewhere), their mask (k, memory), the initial diagonal (k, d)
+        and where it is informed (k, d): each variable's secant curvature ``r_i / s_i`` in the newest pair that moved
+        it by more than ``_SECANT_STEPS`` difference steps (a shorter move shows the rounding noise of the slopes, not
+        the curvature) and saw it positive; ``base`` for the others. The newest, because the curvature of SMD's
+        ``tan`` terms changes by orders of magnitude along a search: an older one would make the updates of the
+        newer pairs couple the variables."""
         n = self.count[idx]
-        valid = np.arange(self.S.shape[1]) < n[:, None]  # (k, memory)
+        valid = np.arange(self.S.shape[1]) < n[:, None]
         S, R = np.where(valid[:, :, None], self.S[idx], 0.0), np.where(valid[:, :, None], self.R[idx], 0.0)
-        last = np.maximum(n - 1, 0)
-        s, r = S[np.arange(idx.shape[0]), last], R[np.arange(idx.shape[0]), last]
-        num, den = (R * R).sum(axis=1), (S * R).sum(axis=1)
+        usable = (np.abs(S) > _SECANT_STEPS * self.steps) & (S * R > 0)
+        newest = np.where(usable, np.arange(S.shape[1])[None, :, None], -1).max(axis=1)  # (k, d)
+        secant = newest >= 0
+        k, i = np.nonzero(secant)
+        diag = self.base[idx].copy()
+        diag[k, i] = R[k, newest[k, i], i] / S[k, newest[k, i], i]
+        return S, R, valid, diag, secant | self.base_informed[idx]
+
+    def matrices(self, idx) -> np.ndarray:
+        """The models (k, d, d): the initial diagonal of :meth:`_pairs`, then the BFGS updates of the pairs in order.
+
+        One diagonal entry per variable rather than L-BFGS-B's one scale ``r'r / s'r`` for all: SMD's lower levels
+        mix variables whose curvatures differ by orders of magnitude (``tan`` near pi/2), and one scale set by the
+        steep ones stalls the others. Recomputing it at every iteration and forgetting old pairs lets the model
+        recover from curvature met far away. The updates are applied in the
+        compact form of Byrd, Nocedal and Schnabel (1994): ``B = B0 - W' M^-1 W`` with ``W = [S B0; R]``,
+        ``M = [[S B0 S', L], [L', -D]]``, L the strictly lower triangle and D the diagonal of ``S R'``; a row whose
+        M is singular keeps its diagonal.
+        """
+        S, R, valid, diag, _ = self._pairs(idx)
+        # Pairs whose curvature along their step differs from the diagonal's by more than _STALE describe a region
+        # the search has left (a tan wall): their updates would couple the variables with curvature gone by.
         with np.errstate(divide="ignore", invalid="ignore"):
-            theta = np.where(n > 0, (r * r).sum(axis=1) / (s * r).sum(axis=1), 1.0)
-            diag = np.where((den > 0) & (num > 0), num / den, theta[:, None])  # (k, d)
+            ratio = (S * R).sum(axis=2) / (S * S * diag[:, None, :]).sum(axis=2)
+        valid = valid & (ratio < _STALE) & (ratio > 1.0 / _STALE)
+        S, R = np.where(valid[:, :, None], S, 0.0), np.where(valid[:, :, None], R, 0.0)
         B0S = S * diag[:, None, :]
         SR = np.einsum("kid,kjd->kij", S, R)
         lower = np.tril(SR, -1)
@@ -712,7 +754,8 @@ class _DenseModel:
 
 
 def _projected_newton(Y, DF, B, lo, hi, pg) -> np.ndarray:
-    """Directions (k, d) of the two-metric projection method at Y (k, d) with slopes DF (k, d) and models B.
+    """Directions (k, d) of the two-metric projection method at Y (k, d) with slopes DF (k, d) and models B, and
+    the variables held at their bounds (k, d).
 
     Variables within an epsilon of a bound the slope pushes them against (epsilon: ``_BOUND_SHARE`` of the range,
     at most the projected gradient's max norm ``pg`` (k,)) step by ``-slope / B_ii``; the others by the
@@ -724,7 +767,7 @@ def _projected_newton(Y, DF, B, lo, hi, pg) -> np.ndarray:
     eye = np.eye(Y.shape[1])
     M = np.where(free[:, :, None] & free[:, None, :], B, eye)
     P = np.linalg.solve(M, np.where(free, -DF, 0.0)[:, :, None])[:, :, 0]
-    return np.where(held, -DF / np.diagonal(B, axis1=1, axis2=2), P)
+    return np.where(held, -DF / np.diagonal(B, axis1=1, axis2=2), P), held
 
 
 def _bfgs_update(B, S, R) -> np.ndarray:
