@@ -167,3 +167,29 @@ def test_the_de_polishes_with_the_lock_step_refinement():
     solution = solver.solve(ev, X, np.random.default_rng(0))
     assert solution.n_evals.sum() == ev.n_ll_evals
     assert np.all(np.abs(solution.f - f_star) <= 1e-6 * (1 + np.abs(f_star)))
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_a_pinned_variable_stays_put(constrained):
+    # A variable whose bounds coincide has no slope and no step; the others are refined as usual.
+    import evobilevel as eb
+
+    def f(X, Y):
+        return np.sum((Y - X) ** 2, axis=1)
+
+    def g(X, Y):
+        return (Y[:, 0] + Y[:, 2] - 1.0)[:, None]
+
+    problem = eb.Problem(lambda X, Y: np.zeros(len(X)), f, (np.zeros(3), np.ones(3)),
+                         (np.array([-2.0, 0.5, -2.0]), np.array([2.0, 0.5, 2.0])), vectorized=True, name="pinned",
+                         lower_constraints=g if constrained else None, n_ll_constraints=1 if constrained else None)
+    X = np.random.default_rng(0).uniform(0.6, 1.0, (4, 3))
+    solution = LockstepRefinement().solve(Evaluator(problem), X, np.random.default_rng(1), Y0=np.zeros((4, 3)))
+    assert np.all(solution.success) and np.all(solution.Y[:, 1] == 0.5)
+    expected = X.copy()
+    expected[:, 1] = 0.5
+    if constrained:  # the optimum moves onto y0 + y2 = 1 (X's pair sums to more than 1)
+        shift = (expected[:, 0] + expected[:, 2] - 1.0) / 2
+        expected[:, 0] -= shift
+        expected[:, 2] -= shift
+    np.testing.assert_allclose(solution.Y, expected, atol=1e-6)

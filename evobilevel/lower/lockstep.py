@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_triangular
 from scipy.optimize import nnls
 
 from ..blas import single_blas_thread
@@ -39,9 +38,9 @@ __all__ = ["LockstepRefinement"]
 # What a row does in its next round: evaluate the gradient at its iterate, one line-search trial, or the backward
 # points of central differences at its iterate (for the first-order test).
 _GRADIENT, _TRIAL, _CENTRAL = 0, 1, 2
+_NONE = np.zeros(0, np.int64)
 # Armijo's sufficient-decrease fraction of the predicted change, and the bracket of each backtracking step.
 _ARMIJO = 1e-4
-_NONE = np.zeros(0, np.int64)
 _SHRINK = (0.1, 0.5)
 # Variables within this share of their range of a bound that the gradient pushes them against are held by their
 # diagonal (Bertsekas' epsilon-active set; it shrinks with the projected gradient near a solution).
@@ -514,7 +513,8 @@ class _Box(_Search):
         with np.errstate(divide="ignore"):
             first = np.where(self.model.fresh(idx) & ~self.model.scaled[idx],
                              np.minimum(1.0, 1.0 / np.sqrt((P * P).sum(axis=1))), 1.0)
-            reach = np.where(self.model.informed(idx) | held, np.inf, _TRUST_SHARE * (st.hi - st.lo) / np.abs(P))
+            bounded = ~(self.model.informed(idx) | held) & (P != 0)
+            reach = np.where(bounded, _TRUST_SHARE * (st.hi - st.lo) / np.abs(np.where(bounded, P, 1.0)), np.inf)
         reach = reach.min(axis=1)
         ok = idx[descent]
         self.begin(ok, np.minimum(first, reach)[descent], st.F[ok], reach[descent])
@@ -571,27 +571,21 @@ class _SQP(_Search):
         if idx.size == 0:
             return
         st = self.st
-        ok, done = np.zeros(idx.shape[0], bool), np.zeros(idx.shape[0], bool)
-        B = self.model.matrices(idx)
-        for k, i in enumerate(idx):
-            c = self._c(st.G[i])
-            step = _sqp_step(B[k], st.DF[i], c, st.DG[i], st.Y[i], st.lo, st.hi)
-            if step is None:
-                continue
-            p, lam = step
-            change = abs(st.DF[i] @ p) + np.abs(lam * c).sum()
-            if change <= st.s.ftol and np.maximum(c, 0.0).sum() <= st.s.ftol:
-                done[k] = True
-                continue
-            self.rho[i] = np.maximum(_PENALTY_FACTOR * lam, 0.5 * (self.rho[i] + _PENALTY_FACTOR * lam))
-            self.D[i] = st.DF[i] @ p + self.rho[i] @ (np.maximum(c + st.DG[i] @ p, 0.0) - np.maximum(c, 0.0))
-            self.P[i], self.lam[i] = p, lam
-            self.prev_grad[i] = st.DF[i] + lam @ st.DG[i]
-            ok[k] = self.D[i] < 0
+        C, Q, J = self._c(st.G[idx]), st.DF[idx], st.DG[idx]
+        P, lam, ok = _sqp_steps(self.model.matrices(idx), Q, C, J, st.Y[idx], st.lo, st.hi)
+        change = np.abs((Q * P).sum(axis=1)) + np.abs(lam * C).sum(axis=1)
+        done = ok & (change <= st.s.ftol) & (np.maximum(C, 0.0).sum(axis=1) <= st.s.ftol)
+        use = ok & ~done
+        i, P, lam, C, Q, J = idx[use], P[use], lam[use], C[use], Q[use], J[use]
+        rho = np.maximum(_PENALTY_FACTOR * lam, 0.5 * (self.rho[i] + _PENALTY_FACTOR * lam))
+        linear = C + np.einsum("kmd,kd->km", J, P)
+        D = (Q * P).sum(axis=1) + (rho * (np.maximum(linear, 0.0) - np.maximum(C, 0.0))).sum(axis=1)
+        self.rho[i], self.D[i], self.P[i], self.lam[i] = rho, D, P, lam
+        self.prev_grad[i] = Q + np.einsum("km,kmd->kd", lam, J)
         st.stop(idx[done], True)
-        rows = idx[ok]
+        rows = i[D < 0]
         self.begin(rows, 1.0, self.merit(rows, st.F[rows], st.G[rows], st.CV[rows]))
-        self.fail(idx[~ok & ~done])
+        self.fail(np.sort(np.concatenate([idx[~ok], i[~(D < 0)]])))
 
     def update(self, idx) -> None:
         st = self.st
@@ -778,59 +772,91 @@ def _bfgs_update(B, S, R) -> np.ndarray:
                 - BS[:, :, None] * BS[:, None, :] / (S * BS).sum(axis=1)[:, None, None])
 
 
-def _sqp_step(B, q, c, J, y, lo, hi):
-    """The SQP step at y (d,): ``min 0.5 p'Bp + q'p`` subject to ``c + J p <= 0`` and ``lo <= y + p <= hi``.
+def _sqp_steps(B, Q, C, J, Y, lo, hi):
+    """The SQP steps of k rows at Y (k, d): ``min 0.5 p'Bp + q'p`` subject to ``c + J p <= 0`` and
+    ``lo <= y + p <= hi``, with models B (k, d, d), slopes Q (k, d), constraint values C (k, m) and their slopes J
+    (k, m, d).
 
-    When the linearised constraints cannot be met in the box, the violated ones are relaxed by a share delta of
+    Where the linearised constraints cannot be met in the box, the violated ones are relaxed by a share delta of
     their violation, delta in [0, 1] and weighted by ``_RELAX_WEIGHT`` times the model's largest curvature (delta =
-    1 and p = 0 is always feasible). Returns p (d,) and the constraints' multipliers (m,), or None.
+    1 and p = 0 is always feasible). Returns the steps P (k, d), the constraints' multipliers (k, m) and whether
+    each row has a step (k,).
     """
-    d, m = y.shape[0], c.shape[0]
-    eye = np.eye(d)
-    A = np.vstack([J, eye, -eye])
-    b = np.concatenate([-c, hi - y, y - lo])
-    step = _qp(B, q, A, b)
-    if step is not None:
-        return step[0], step[1][:m]
-    relax = np.zeros((d + 1, d + 1))
-    relax[:d, :d] = B
-    relax[d, d] = _RELAX_WEIGHT * max(1.0, np.diagonal(B).max())
-    column = np.concatenate([-np.maximum(c, 0.0), np.zeros(2 * d), [-1.0, 1.0]])
-    A = np.hstack([np.vstack([A, np.zeros((2, d))]), column[:, None]])
-    step = _qp(relax, np.append(q, 0.0), A, np.concatenate([b, [0.0, 1.0]]))
-    return None if step is None else (step[0][:d], step[1][:m])
+    k, d = Y.shape
+    m = C.shape[1]
+    eye = np.broadcast_to(np.eye(d), (k, d, d))
+    A = np.concatenate([J, eye, -eye], axis=1)
+    b = np.concatenate([-C, hi - Y, Y - lo], axis=1)
+    P, lam, ok = _qp(B, Q, A, b)
+    for i in np.flatnonzero(~ok):
+        relax = np.zeros((d + 1, d + 1))
+        relax[:d, :d] = B[i]
+        relax[d, d] = _RELAX_WEIGHT * max(1.0, np.diagonal(B[i]).max())
+        column = np.concatenate([-np.maximum(C[i], 0.0), np.zeros(2 * d), [-1.0, 1.0]])
+        A_i = np.hstack([np.vstack([A[i], np.zeros((2, d))]), column[:, None]])
+        step, multipliers, found = _qp(relax[None], np.append(Q[i], 0.0)[None], A_i[None],
+                                       np.concatenate([b[i], [0.0, 1.0]])[None])
+        P[i], lam[i], ok[i] = step[0, :d], multipliers[0, : A.shape[1]], found[0]
+    return P, lam[:, :m], ok
 
 
 def _qp(B, q, A, b):
-    """``min 0.5 p'Bp + q'p`` subject to ``A p <= b`` (B positive definite), as a least-distance programme.
+    """``min 0.5 p'Bp + q'p`` subject to ``A p <= b`` for k rows (B (k, d, d) positive definite, q (k, d),
+    A (k, a, d), b (k, a)), as least-distance programmes.
 
     With ``B = L L'`` and ``z = L'p + L^-1 q`` the problem is ``min |z|`` subject to ``G z >= h``; the least-distance
     solution is a residual of the nonnegative least-squares fit of ``(0, ..., 0, 1)`` by the columns ``(G_j, h_j)``
     (Lawson and Hanson), whose coefficients give the multipliers. The rows of G are normalised and z is scaled to
     about unit length first: the fit's last residual is about ``1 / (1 + |z|^2)``, which must stay well away from
-    the zero that means inconsistent constraints. Returns p (d,) and the multipliers (k,) of the rows of A, or None
-    when the constraints are inconsistent.
+    the zero that means inconsistent constraints. The fits run row by row, the rest for all rows at once.
+
+    Returns
+    -------
+    P : ndarray, shape (k, d)
+    multipliers : ndarray, shape (k, a)
+    ok : ndarray of bool, shape (k,)
+        False where the constraints are inconsistent (or B is not positive definite); P and the multipliers are 0.
     """
+    k, d = q.shape
+    Linv, ok = _inverse_factors(B)
+    Lq = np.einsum("kij,kj->ki", Linv, q)
+    G = -np.einsum("kaj,kij->kai", A, Linv)  # -A L'^-1
+    h = np.einsum("kai,ki->ka", G, Lq) - b
+    norms = np.sqrt((G * G).sum(axis=2))
+    norms[norms == 0] = 1.0
+    G, h = G / norms[:, :, None], h / norms
+    scale = np.maximum(1.0, np.abs(h).max(axis=1, initial=0.0))
+    E = np.concatenate([G.transpose(0, 2, 1), (h / scale[:, None])[:, None, :]], axis=1)  # (k, d + 1, a)
+    target = np.zeros(d + 1)
+    target[d] = 1.0
+    U = np.zeros(h.shape)
+    for i in np.flatnonzero(ok):
+        try:
+            U[i] = nnls(E[i], target, maxiter=50 * E.shape[2])[0]
+        except RuntimeError:  # no convergence: treated as inconsistent
+            ok[i] = False
+    r = np.einsum("kja,ka->kj", E, U) - target
+    ok &= -r[:, d] > 1e-10
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Z = scale[:, None] * (-r[:, :d] / r[:, d:])
+        P = np.einsum("kji,kj->ki", Linv, Z - Lq)
+        lam = scale[:, None] * U / (-r[:, d:] * norms)
+    ok &= np.all(np.einsum("kad,kd->ka", A, P) <= b + 1e-8 * (1.0 + np.abs(b)), axis=1)
+    P[~ok], lam[~ok] = 0.0, 0.0
+    return P, lam, ok
+
+
+def _inverse_factors(B):
+    """The inverses (k, d, d) of the Cholesky factors of B (k, d, d), and where they exist (k,) (the identity
+    elsewhere). Row by row when one fails, so that one row's model cannot change another's result."""
+    ok = np.ones(B.shape[0], bool)
     try:
         L = np.linalg.cholesky(B)
     except np.linalg.LinAlgError:
-        return None
-    d = q.shape[0]
-    Lq = solve_triangular(L, q, lower=True, check_finite=False)
-    G = -solve_triangular(L, A.T, lower=True, check_finite=False).T  # -A L'^-1, (k, d)
-    h = G @ Lq - b
-    norms = np.sqrt((G * G).sum(axis=1))
-    norms[norms == 0] = 1.0
-    G, h = G / norms[:, None], h / norms
-    scale = max(1.0, np.abs(h).max(initial=0.0))
-    E = np.vstack([G.T, h[None, :] / scale])
-    target = np.zeros(d + 1)
-    target[d] = 1.0
-    u, _ = nnls(E, target, maxiter=50 * E.shape[1])
-    r = E @ u - target
-    if not -r[d] > 1e-10:
-        return None
-    p = solve_triangular(L.T, scale * (-r[:d] / r[d]) - Lq, lower=False, check_finite=False)
-    if np.any(A @ p > b + 1e-8 * (1.0 + np.abs(b))):
-        return None
-    return p, scale * u / (-r[d] * norms)
+        L = np.tile(np.eye(B.shape[1]), (B.shape[0], 1, 1))
+        for i in range(B.shape[0]):
+            try:
+                L[i] = np.linalg.cholesky(B[i])
+            except np.linalg.LinAlgError:
+                ok[i] = False
+    return np.linalg.inv(L), ok
