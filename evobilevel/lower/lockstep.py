@@ -589,7 +589,7 @@ class _SQP(_Search):
 
     def update(self, idx) -> None:
         st = self.st
-        grad = st.DF[idx] + (self.lam[idx, None, :] * st.DG[idx].transpose(0, 2, 1)).sum(axis=2)
+        grad = st.DF[idx] + np.einsum("km,kmd->kd", self.lam[idx], st.DG[idx])
         self.model.add(idx, st.Y[idx] - self.prev_Y[idx], grad - self.prev_grad[idx])
 
     def merit(self, idx, f, g, cv) -> np.ndarray:
