@@ -1,23 +1,33 @@
 """Lock-step local refinement: the local searches of all rows of a batch iterate together.
 
 :class:`LockstepRefinement` does what :class:`~evobilevel.lower.local.LocalRefinement` does, but where that runs one
-scipy search per row, here every round of the searches of all rows is one evaluator call: the d forward-difference
-points of each row that needs a gradient (with the point itself where its value is unknown) and one line-search
-trial for each row that is searching along a direction. A row stops on its own: when it converges, when its line
-search fails with a fresh quasi-Newton model, or when its budget cannot pay for its next round.
+scipy search per row, here the searches of all rows advance in rounds, and every round is one evaluator call: the d
+forward-difference points of each row that needs a gradient (with the point itself where its value is unknown), one
+line-search trial for each row that is searching along a direction, and the backward points of the rows that try
+central differences for the first-order test. A row stops on its own: when it converges, when its line search fails
+with a fresh quasi-Newton model, or when its budget cannot pay for its next round. Each row's arithmetic is its own
+(elementwise operations, reductions along a row, one factorisation per row), so that a row follows the same path
+alone as in any batch.
 
-Without lower-level constraints each row runs a projected BFGS method for the box (Bertsekas' two-metric
-projection): variables at a bound that the gradient pushes outwards take diagonally scaled steepest-descent steps,
-the others a quasi-Newton step on their own block, and the step is projected onto the box; an Armijo backtracking
-line search with quadratic interpolation decides the step length. With constraints, an SQP method (Powell's): a
-damped BFGS model of the Lagrangian's Hessian, a quadratic subproblem per row with the linearised constraints and
-the box, solved as a least-distance programme by nonnegative least squares, and the same line search on the L1
-merit function with Powell's penalty update.
+Without lower-level constraints each row runs a projected limited-memory BFGS method for the box (Bertsekas'
+two-metric projection): variables at a bound that the slope pushes outwards take diagonally scaled steepest-descent
+steps, the others a quasi-Newton step on their own block, and the step is projected onto the box. The model starts
+from a diagonal of each variable's own secant curvature rather than L-BFGS-B's one scale (SMD's ``tan`` terms make
+curvatures differ by orders of magnitude). An Armijo line search on the values alone backtracks by quadratic
+interpolation and extrapolates while f falls almost linearly (standing in for the curvature condition, which would
+need slopes at every trial).
+
+With constraints, an SQP method (Powell's, as SLSQP): a dense damped BFGS model of the Lagrangian's Hessian, a
+quadratic subproblem per row with the linearised constraints and the box, solved as a least-distance programme by
+nonnegative least squares (relaxed where the linearisation is inconsistent), and the same line search, without
+extrapolation, on the L1 merit function with penalties above the multipliers.
 
 References: D. P. Bertsekas, "Projected Newton methods for optimization problems with simple constraints", SIAM J.
-Control Optim. 20(2):221-246, 1982; M. J. D. Powell, "A fast algorithm for nonlinearly constrained optimization
-calculations", Numerical Analysis, Lecture Notes in Mathematics 630:144-157, 1978; C. L. Lawson, R. J. Hanson,
-"Solving Least Squares Problems", SIAM, 1995, chapter 23 (least-distance programming).
+Control Optim. 20(2):221-246, 1982; R. H. Byrd, J. Nocedal, R. B. Schnabel, "Representations of quasi-Newton
+matrices and their use in limited memory methods", Math. Program. 63:129-156, 1994; M. J. D. Powell, "A fast
+algorithm for nonlinearly constrained optimization calculations", Numerical Analysis, Lecture Notes in Mathematics
+630:144-157, 1978; C. L. Lawson, R. J. Hanson, "Solving Least Squares Problems", SIAM, 1995, chapter 23
+(least-distance programming).
 """
 
 from __future__ import annotations
@@ -68,10 +78,15 @@ class LockstepRefinement(Refinement):
     its own rule or passes the first-order test (:func:`~evobilevel.lower.refinement.first_order`), which is
     tried at the start first, so that a warm start at the optimum costs one gradient.
 
-    Own rules. Without constraints: the projected gradient is at most ``gtol`` (max norm), or an accepted step
-    lowered f by at most ``ftol * max(1, |f - f_start|)``. With constraints: the subproblem predicts a change of at
-    most ``ftol`` (objective plus complementarity) at a point violating ``g + margin <= 0`` by at most ``ftol``,
-    or an accepted step changed f (or moved y) by less than ``ftol`` and ends so.
+    Own rules. Without constraints: the projected gradient is at most ``gtol`` (max norm); or an accepted step
+    lowered f by at most ``ftol * max(1, |f - f_1|)`` (f_1: f after the first step), where a model built from earlier
+    pairs must also see the first-order test pass at the new point or else start afresh; or a rejected step whose
+    linear prediction is below that tolerance, with a fresh model or a passing first-order test; or a fresh model
+    that finds no decrease after a used one predicted none above the tolerance (the resolution of the differences).
+    With constraints (SLSQP's rules): the subproblem predicts a change of at most ``ftol`` (objective plus
+    complementarity) at a point violating ``g + margin <= 0`` by at most ``ftol``, or an accepted step changed f (or
+    moved y) by less than ``ftol`` and ends that close to feasible. A row whose line search fails otherwise gets the
+    first-order test, with central differences where ``verify`` asks for them.
 
     Parameters
     ----------
@@ -712,8 +727,9 @@ class _DenseModel:
     """SLSQP's model of the Lagrangian's Hessian, per row: a dense matrix ``B`` (r, d, d) from the identity, with
     Powell's damped BFGS updates; ``count`` (r,) updates since the last reset.
 
-    Without rescaling: the curvature of a few steep directions (SMD's ``tan`` near pi/2) must not set that of
-    the others, which keep the identity's until their own steps show theirs.
+    The first update first raises each diagonal entry to the variable's own secant curvature where that exceeds 1:
+    the curvature of a few steep directions (SMD's ``tan`` near pi/2) must not set that of the others, and flat
+    ones (the sphere of optima of SMD11 and SMD12) keep the identity's.
     """
 
     def __init__(self, n: int, d: int):
@@ -731,8 +747,8 @@ class _DenseModel:
         return self.B[idx]
 
     def add(self, idx, S, R) -> None:
-        """Powell's damping moves r towards Bs until ``s'r >= 0.2 s'Bs``, which keeps the model positive definite
-        where the Lagrangian curves downwards; then the BFGS update (skipped for a zero step)."""
+        """Add the pairs (k, d): Powell's damping moves r towards Bs until ``s'r >= 0.2 s'Bs``, which keeps the model
+        positive definite where the Lagrangian curves downwards; then the BFGS update (skipped for a zero step)."""
         B = self.B[idx]
         with np.errstate(divide="ignore", invalid="ignore"):
             diag = np.where(S * R > 0, np.maximum(R * R / (S * R), 1.0), 1.0)
@@ -747,7 +763,7 @@ class _DenseModel:
         self.count[idx] += ok
 
 
-def _projected_newton(Y, DF, B, lo, hi, pg) -> np.ndarray:
+def _projected_newton(Y, DF, B, lo, hi, pg) -> tuple[np.ndarray, np.ndarray]:
     """Directions (k, d) of the two-metric projection method at Y (k, d) with slopes DF (k, d) and models B, and
     the variables held at their bounds (k, d).
 
@@ -760,8 +776,18 @@ def _projected_newton(Y, DF, B, lo, hi, pg) -> np.ndarray:
     free = ~held
     eye = np.eye(Y.shape[1])
     M = np.where(free[:, :, None] & free[:, None, :], B, eye)
-    P = np.linalg.solve(M, np.where(free, -DF, 0.0)[:, :, None])[:, :, 0]
-    return np.where(held, -DF / np.diagonal(B, axis1=1, axis2=2), P), held
+    rhs = np.where(free, -DF, 0.0)[:, :, None]
+    try:
+        P = np.linalg.solve(M, rhs)[:, :, 0]
+    except np.linalg.LinAlgError:  # row by row: a singular model must not change the other rows' directions
+        P = -DF.copy()
+        for k in range(M.shape[0]):
+            try:
+                P[k] = np.linalg.solve(M[k], rhs[k])[:, 0]
+            except np.linalg.LinAlgError:
+                pass  # steepest descent for this row
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(held, -DF / np.diagonal(B, axis1=1, axis2=2), P), held
 
 
 def _bfgs_update(B, S, R) -> np.ndarray:
