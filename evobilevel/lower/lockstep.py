@@ -167,7 +167,7 @@ class _Rows:
                 g = np.full((g.shape[0], self.m), np.inf)
         # Per row the best of its points by (cv, f), the first of equals, as a point-by-point scan would keep it.
         order = np.lexsort((f, cv, owner))
-        first = np.r_[True, owner[order][1:] != owner[order][:-1]] if order.size else order.astype(bool)
+        first = np.concatenate([[True], owner[order][1:] != owner[order][:-1]]) if order.size else order.astype(bool)
         j = order[first]
         i = owner[j]
         new = ~self.seen[i] | better(f[j], cv[j], self.best_F[i], self.best_CV[i])
@@ -276,7 +276,7 @@ class _Rows:
 
     def first_order_rows(self, idx) -> np.ndarray:
         """(k,) bool: :meth:`first_order_at` for the rows ``idx``."""
-        return np.array([self.first_order_at(i) for i in idx], bool)
+        return np.array([self.first_order_at(i) for i in idx], bool) if idx.size else np.zeros(0, bool)
 
     def first_order_at(self, i: int) -> bool:
         """Whether row i's iterate is feasible and a first-order point by its forward slopes."""
@@ -518,7 +518,8 @@ class _Box(_Search):
         self.doubt[idx[check & ~passed]] = True
         keep = ~passed
         idx, Y, DF, pg = idx[keep], Y[keep], DF[keep], pg[keep]
-        P, held = _projected_newton(Y, DF, self.model.matrices(idx), st.lo, st.hi, pg)
+        B, informed = self.model.matrices_informed(idx)
+        P, held = _projected_newton(Y, DF, B, st.lo, st.hi, pg)
         descent = (DF * P).sum(axis=1) < 0
         self.P[idx] = P
         self.prev_grad[idx] = DF
@@ -528,7 +529,7 @@ class _Box(_Search):
         with np.errstate(divide="ignore"):
             first = np.where(self.model.fresh(idx) & ~self.model.scaled[idx],
                              np.minimum(1.0, 1.0 / np.sqrt((P * P).sum(axis=1))), 1.0)
-            bounded = ~(self.model.informed(idx) | held) & (P != 0)
+            bounded = ~(informed | held) & (P != 0)
             reach = np.where(bounded, _TRUST_SHARE * (st.hi - st.lo) / np.abs(np.where(bounded, P, 1.0)), np.inf)
         reach = reach.min(axis=1)
         ok = idx[descent]
@@ -653,10 +654,6 @@ class _LimitedMemory:
         self.scaled[used] = True
         self.count[idx] = 0
 
-    def informed(self, idx) -> np.ndarray:
-        """(k, d) bool: the variables whose diagonal entry comes from their own secants."""
-        return self._pairs(idx)[4]
-
     def add(self, idx, S, R) -> None:
         """Add the pairs (k, d) with ``s'r > eps r'r`` (L-BFGS-B skips the others), dropping the oldest."""
         keep = (S * R).sum(axis=1) > np.finfo(float).eps * (R * R).sum(axis=1)
@@ -685,8 +682,9 @@ class _LimitedMemory:
         diag[k, i] = R[k, newest[k, i], i] / S[k, newest[k, i], i]
         return S, R, valid, diag, secant | self.base_informed[idx]
 
-    def matrices(self, idx) -> np.ndarray:
-        """The models (k, d, d): the initial diagonal of :meth:`_pairs`, then the BFGS updates of the pairs in order.
+    def matrices_informed(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """The models (k, d, d) and the variables whose diagonal comes from their own secants (k, d): the initial
+        diagonal of :meth:`_pairs`, then the BFGS updates of the pairs in order.
 
         One diagonal entry per variable rather than L-BFGS-B's one scale ``r'r / s'r`` for all: SMD's lower levels
         mix variables whose curvatures differ by orders of magnitude (``tan`` near pi/2), and one scale set by the
@@ -696,7 +694,7 @@ class _LimitedMemory:
         ``M = [[S B0 S', L], [L', -D]]``, L the strictly lower triangle and D the diagonal of ``S R'``; a row whose
         M is singular keeps its diagonal.
         """
-        S, R, valid, diag, _ = self._pairs(idx)
+        S, R, valid, diag, informed = self._pairs(idx)
         # Pairs whose curvature along their step differs from the diagonal's by more than _STALE describe a region
         # the search has left (a tan wall): their updates would couple the variables with curvature gone by.
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -713,14 +711,14 @@ class _LimitedMemory:
         W = np.concatenate([B0S, R], axis=1)  # (k, 2 memory, d)
         B = diag[:, :, None] * self.eye
         try:
-            return B - np.einsum("kid,kie->kde", W, np.linalg.solve(M, W))
+            return B - np.einsum("kid,kie->kde", W, np.linalg.solve(M, W)), informed
         except np.linalg.LinAlgError:
             for k in range(idx.shape[0]):  # row by row: a singular M must not change the other rows' models
                 try:
                     B[k] -= np.einsum("id,ie->de", W[k], np.linalg.solve(M[k], W[k]))
                 except np.linalg.LinAlgError:
                     pass
-            return B
+            return B, informed
 
 
 class _DenseModel:
