@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from lower_cases import SMD, TP, CallCounter, case, perturbed, problem_of
 
+import evobilevel as eb
 from evobilevel.budget import RowBudget
 from evobilevel.evaluator import Evaluator
 from evobilevel.lower import DifferentialEvolution, LocalRefinement
@@ -20,6 +21,7 @@ ARCHIVED = 1e-2  # an archived neighbour's answer
 # of feasible points): where a local search ends from there is chance, for either solver.
 MULTIMODAL = ("SMD3", "SMD9")
 ALL_CASES = [(name, size) for size in ((5, 5), (10, 10)) for name in SMD] + [(name, None) for name in TP]
+
 
 def both(name, size, scale, seed=3, n=6):
     """LocalRefinement and LockstepRefinement on the same rows and warm starts: (problem, f_star, local, lockstep),
@@ -83,9 +85,11 @@ def test_a_start_at_the_optimum_is_verified_with_one_gradient_as_today(name, siz
 
 
 def solve_rows(problem, X, Y0, caps=None):
+    """LockstepRefinement on the rows X from Y0: (solution, evaluator)."""
     ev = CallCounter(problem)
     solution = LockstepRefinement().solve(ev, X, np.random.default_rng(0), Y0=Y0, max_evals=caps)
-    return solution, ev.ll_calls
+    assert solution.n_evals.sum() == ev.n_ll_evals
+    return solution, ev
 
 
 @pytest.mark.parametrize("name", ["SMD1", "SMD8", "SMD10", "SMD12"])
@@ -94,9 +98,9 @@ def test_the_batch_makes_one_evaluator_call_per_round(name):
     # calls as its slowest row alone.
     problem, X, Y_star, _ = case(name, (5, 5), n=6, seed=5)
     Y0 = perturbed(problem, Y_star, NEAR, seed=6)
-    _, calls = solve_rows(problem, X, Y0)
-    alone = [solve_rows(problem, X[i:i + 1], Y0[i:i + 1])[1] for i in range(X.shape[0])]
-    assert calls == max(alone)
+    _, ev = solve_rows(problem, X, Y0)
+    alone = [solve_rows(problem, X[i:i + 1], Y0[i:i + 1])[1].ll_calls for i in range(X.shape[0])]
+    assert ev.ll_calls == max(alone)
 
 
 def nan_region_problem():
@@ -105,8 +109,6 @@ def nan_region_problem():
 
     def f(X, Y):
         return np.where(Y[:, 0] > 0.05, np.nan, base.lower(X, Y)[0])
-
-    import evobilevel as eb
 
     return eb.Problem(lambda X, Y: np.zeros(len(X)), f, base.ul_bounds, base.ll_bounds, vectorized=True,
                       name="SMD1 with a failing region")
@@ -122,8 +124,9 @@ def test_a_row_follows_the_same_path_alone_as_in_its_batch(name):
         problem, X, Y_star, _ = case(name, (5, 5) if name.startswith("SMD") else None, n=7, seed=7)
     Y0 = perturbed(problem, Y_star, ARCHIVED, seed=8)
     caps = np.array([np.inf, 40, 7, 300, 1, np.inf, 25])[: X.shape[0]]
-    batch, _ = solve_rows(problem, X, Y0, caps)
+    batch, ev = solve_rows(problem, X, Y0, caps)
     reverse, _ = solve_rows(problem, X[::-1], Y0[::-1], caps[::-1])
+    assert (ev.ll.n_failed > 0) == (name == "failing")
     for i in range(X.shape[0]):
         alone, _ = solve_rows(problem, X[i:i + 1], Y0[i:i + 1], caps[i:i + 1])
         for field in ("Y", "f", "cv", "success", "n_evals"):
@@ -172,8 +175,6 @@ def test_the_de_polishes_with_the_lock_step_refinement():
 @pytest.mark.parametrize("constrained", [False, True])
 def test_a_pinned_variable_stays_put(constrained):
     # A variable whose bounds coincide has no slope and no step; the others are refined as usual.
-    import evobilevel as eb
-
     def f(X, Y):
         return np.sum((Y - X) ** 2, axis=1)
 
