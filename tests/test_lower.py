@@ -19,6 +19,7 @@ from evobilevel.lower import (
     check_solver,
     default_solver,
 )
+from evobilevel.lower.lockstep import LockstepRefinement
 
 UL_DIM = 2
 
@@ -86,8 +87,10 @@ SOLVERS = {
     "de": default_solver,
     "de-raw": lambda: DifferentialEvolution(polish=False),
     "local": LocalRefinement,
+    "lockstep": LockstepRefinement,
     "pymoo-ga": fast_ga,
 }
+LOCAL = ("local", "lockstep")  # the local refinements, which stop by their own rules before their caps
 
 
 # ------------------------------------------------------------------------------------------ accuracy
@@ -102,34 +105,37 @@ def test_de_with_polish_finds_the_exact_optimum(kind):
     assert sol.Y.shape == (6, problem.ll_dim)
 
 
+@pytest.mark.parametrize("name", LOCAL)
 @pytest.mark.parametrize("kind", ["sphere", "rosenbrock", "constrained"])
-def test_local_refinement_converges_from_nearby_starts(kind):
+def test_local_refinement_converges_from_nearby_starts(kind, name):
     problem, response = make(kind)
     X = points(5, seed=1)
     Y0 = response(X) + 0.2 * np.random.default_rng(2).normal(size=(5, problem.ll_dim))
-    sol, _ = solve(LocalRefinement(), problem, X, Y0=Y0)
+    sol, _ = solve(SOLVERS[name](), problem, X, Y0=Y0)
     assert np.all(np.abs(sol.f - optimum_values(problem, response, X)) < 1e-6)
     assert np.all(sol.success) and np.all(sol.cv == 0)
 
 
+@pytest.mark.parametrize("name", LOCAL)
 @pytest.mark.parametrize("kind", ["sphere", "rosenbrock", "constrained"])
-def test_warm_start_at_the_optimum_is_verified_cheaply(kind):
+def test_warm_start_at_the_optimum_is_verified_cheaply(kind, name):
     problem, response = make(kind, ll_dim=5)
     X = points(4, seed=3)
-    sol, _ = solve(LocalRefinement(), problem, X, Y0=response(X)[:, None, :])
+    sol, _ = solve(SOLVERS[name](), problem, X, Y0=response(X)[:, None, :])
     assert np.all(sol.success)
     assert np.all(np.abs(sol.f - optimum_values(problem, response, X)) < 1e-9)
     # One gradient (the start and its 5 neighbours, one call) suffices when there is no constraint.
     assert np.all(sol.n_evals <= (6 if kind != "constrained" else 40))
 
 
-def test_local_refinement_picks_the_best_of_several_warm_starts():
+@pytest.mark.parametrize("name", LOCAL)
+def test_local_refinement_picks_the_best_of_several_warm_starts(name):
     problem, response = make("sphere")
     X = points(3)
     good = response(X)
     Y0 = np.stack([good + 3.0, good, np.full_like(good, np.nan)], axis=1)  # (3, k=3, ll_dim)
     Y0[1, 0] = np.nan  # row 1: first candidate missing
-    sol, _ = solve(LocalRefinement(), problem, X, Y0=Y0)
+    sol, _ = solve(SOLVERS[name](), problem, X, Y0=Y0)
     assert np.all(np.abs(sol.f) < 1e-9)
     # Two candidates were evaluated on rows 0 and 2; from the optimum no step was needed.
     assert np.all(sol.n_evals <= 2 + problem.ll_dim)
@@ -173,13 +179,13 @@ def test_pymoo_adapter_uses_warm_starts():
 @pytest.mark.parametrize("name", list(SOLVERS))
 @pytest.mark.parametrize("cap", [1, 7, 50, [0, 3, 1, 200]])
 def test_row_caps_are_never_exceeded(name, cap):
-    problem, _ = make("constrained" if name == "local" else "sphere")
+    problem, _ = make("constrained" if name in LOCAL else "sphere")
     X = points(4)
     sol, ev = solve(SOLVERS[name](), problem, X, max_evals=cap)
     caps = np.broadcast_to(np.asarray(cap), (4,))
     assert np.all(sol.n_evals <= caps)
     assert sol.n_evals.sum() == ev.n_ll_evals
-    if name != "local":  # population solvers use their whole cap when it is small
+    if name not in LOCAL:  # population solvers use their whole cap when it is small
         small = caps <= 7
         assert np.all(sol.n_evals[small] == caps[small])
     assert np.all(np.isfinite(sol.Y))
@@ -187,7 +193,7 @@ def test_row_caps_are_never_exceeded(name, cap):
     assert np.all(np.isinf(sol.f[unevaluated])) and not np.any(sol.success[unevaluated])
 
 
-@pytest.mark.parametrize("name", ["de", "local"])
+@pytest.mark.parametrize("name", ["de", "local", "lockstep"])
 def test_every_call_of_the_black_box_is_counted(name):
     # The constraint count is not declared, so the problem learns it from the first (counted) evaluation;
     # the solvers must not make it evaluate an uncounted point to find it out.
@@ -324,13 +330,13 @@ def raising_problem() -> tuple[eb.Problem, callable]:
 
 
 @pytest.mark.parametrize("make_problem", [nan_region_problem, raising_problem])
-@pytest.mark.parametrize("name", ["de", "local", "pymoo-ga"])
+@pytest.mark.parametrize("name", ["de", "local", "lockstep", "pymoo-ga"])
 def test_failed_points_are_never_returned(make_problem, name):
     problem, response = make_problem()
     X = points(2)
     # Warm starts inside the failing region (global solvers) or at its edge (the local one, whose first
     # finite-difference neighbour then fails), so that every solver meets failures.
-    Y0 = np.tile([2.0 - 1e-12 if name == "local" else 8.0, 0.0, 0.0], (2, 1))
+    Y0 = np.tile([2.0 - 1e-12 if name in LOCAL else 8.0, 0.0, 0.0], (2, 1))
     sol, ev = solve(SOLVERS[name](), problem, X, Y0=Y0, max_evals=3000)
     assert ev.ll.n_failed > 0
     assert np.all(np.isfinite(sol.f)) and np.all(sol.cv == 0)
@@ -339,9 +345,10 @@ def test_failed_points_are_never_returned(make_problem, name):
         assert np.all(np.abs(sol.f - optimum_values(problem, response, X)) < 1e-6)
 
 
-def test_local_refinement_from_a_failing_start_reports_nothing_found():
+@pytest.mark.parametrize("name", LOCAL)
+def test_local_refinement_from_a_failing_start_reports_nothing_found(name):
     problem, _ = nan_region_problem()
-    sol, ev = solve(LocalRefinement(), problem, points(2), Y0=np.tile([8.0, 0.0, 0.0], (2, 1)))
+    sol, ev = solve(SOLVERS[name](), problem, points(2), Y0=np.tile([8.0, 0.0, 0.0], (2, 1)))
     assert ev.ll.n_failed == ev.n_ll_evals > 0
     assert not np.any(sol.success) and np.all(np.isinf(sol.f))
 

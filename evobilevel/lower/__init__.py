@@ -1,4 +1,5 @@
-"""Lower-level solvers: batched differential evolution, local refinement and an adapter for pymoo algorithms.
+"""Lower-level solvers: batched differential evolution, local refinements (one scipy search per row, or all rows in
+lock step) and an adapter for pymoo algorithms.
 
 Every solver implements :meth:`LowerSolver.solve` ``(ev, X, rng, Y0=None, max_evals=None) -> LowerSolution``:
 it solves the lower level for each row of ``X`` (n, ul_dim), evaluating only through the counting evaluator
@@ -11,6 +12,7 @@ from ..budget import BudgetExhausted, RowBudget
 from .base import LowerSolution, LowerSolver, better, prepare, rank
 from .de import DifferentialEvolution
 from .local import LocalRefinement
+from .lockstep import LockstepRefinement
 
 __all__ = [
     "LowerSolution",
@@ -22,6 +24,7 @@ __all__ = [
     "rank",
     "DifferentialEvolution",
     "LocalRefinement",
+    "LockstepRefinement",
     "PymooSolver",
     "default_solver",
     "check_solver",

@@ -28,7 +28,8 @@ from ..integrality import integer_mask, lattice, lattice_size, round_integral, s
 from ..space import latin_hypercube
 from .base import LowerSolution, LowerSolver, better, prepare, rank
 from .integer import enumerate_lattice
-from .local import LocalRefinement, StartValues
+from .local import LocalRefinement
+from .refinement import StartValues
 
 __all__ = ["DifferentialEvolution"]
 

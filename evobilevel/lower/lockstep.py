@@ -1,0 +1,886 @@
+"""Lock-step local refinement: the local searches of all rows of a batch iterate together.
+
+:class:`LockstepRefinement` does what :class:`~evobilevel.lower.local.LocalRefinement` does, but where that runs one
+scipy search per row, here the searches of all rows advance in rounds, and every round is one evaluator call: the d
+forward-difference points of each row that needs a gradient (with the point itself where its value is unknown), one
+line-search trial for each row that is searching along a direction, and the backward points of the rows that try
+central differences for the first-order test. A row stops on its own: when it converges, when its line search fails
+with a fresh quasi-Newton model, or when its budget cannot pay for its next round. Each row's arithmetic is its own
+(elementwise operations, reductions along a row, one factorisation per row), so that a row follows the same path
+alone as in any batch.
+
+Without lower-level constraints each row runs a projected limited-memory BFGS method for the box (Bertsekas'
+two-metric projection): variables at a bound that the slope pushes outwards take diagonally scaled steepest-descent
+steps, the others a quasi-Newton step on their own block, and the step is projected onto the box. The model starts
+from a diagonal of each variable's own secant curvature rather than L-BFGS-B's one scale (SMD's ``tan`` terms make
+curvatures differ by orders of magnitude). An Armijo line search on the values alone backtracks by quadratic
+interpolation and extrapolates while f falls almost linearly (standing in for the curvature condition, which would
+need slopes at every trial).
+
+With constraints, an SQP method (Powell's, as SLSQP): a dense damped BFGS model of the Lagrangian's Hessian, a
+quadratic subproblem per row with the linearised constraints and the box, solved as a least-distance programme by
+nonnegative least squares (relaxed where the linearisation is inconsistent), and the same line search, without
+extrapolation, on the L1 merit function with penalties above the multipliers.
+
+References: D. P. Bertsekas, "Projected Newton methods for optimization problems with simple constraints", SIAM J.
+Control Optim. 20(2):221-246, 1982; R. H. Byrd, J. Nocedal, R. B. Schnabel, "Representations of quasi-Newton
+matrices and their use in limited memory methods", Math. Program. 63:129-156, 1994; M. J. D. Powell, "A fast
+algorithm for nonlinearly constrained optimization calculations", Numerical Analysis, Lecture Notes in Mathematics
+630:144-157, 1978; C. L. Lawson, R. J. Hanson, "Solving Least Squares Problems", SIAM, 1995, chapter 23
+(least-distance programming).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+from ..blas import single_blas_thread
+from ..budget import RowBudget
+from ..differences import PENALTY, forward_steps
+from .base import better
+from .refinement import Refinement, StartValues, central_slopes, first_order
+
+__all__ = ["LockstepRefinement"]
+
+# What a row does in its next round: evaluate the gradient at its iterate, one line-search trial, or the backward
+# points of central differences at its iterate (for the first-order test).
+_GRADIENT, _TRIAL, _CENTRAL = 0, 1, 2
+_NONE = np.zeros(0, np.int64)
+# Armijo's sufficient-decrease fraction of the predicted change, and the bracket of each backtracking step.
+_ARMIJO = 1e-4
+_SHRINK = (0.1, 0.5)
+# Variables within this share of their range of a bound that the gradient pushes them against are held by their
+# diagonal (Bertsekas' epsilon-active set; it shrinks with the projected gradient near a solution).
+_BOUND_SHARE = 1e-3
+# The merit function's penalties exceed the multipliers by this factor (at least), so that it sees the violation
+# of a constraint that the step corrects (with the multiplier itself the merit is flat along its normal).
+_PENALTY_FACTOR = 1.5
+# A pair tells a variable's curvature when it moved the variable by more than this many difference steps.
+_SECANT_STEPS = 1e3
+# A pair whose curvature along its step is this factor away from the model's diagonal is left out of the updates.
+_STALE = 10.0
+# The first trial step moves no variable of unknown curvature more than this share of its range.
+_TRUST_SHARE = 0.01
+# Weight of the relaxation variable of an inconsistent quadratic subproblem, relative to the model's curvature.
+_RELAX_WEIGHT = 1e4
+
+
+@dataclass
+class LockstepRefinement(Refinement):
+    """Gradient-based local search from the best warm start, all rows of a batch in lock step.
+
+    The searches of all rows advance together, one evaluator call per round (a gradient or a line-search trial
+    per active row); see :mod:`evobilevel.lower.lockstep` for the methods. ``success`` has the meaning of
+    :class:`~evobilevel.lower.local.LocalRefinement`'s: the returned point is feasible and the row converged by
+    its own rule or passes the first-order test (:func:`~evobilevel.lower.refinement.first_order`), which is
+    tried at the start first, so that a warm start at the optimum costs one gradient.
+
+    Own rules. Without constraints: the projected gradient is at most ``gtol`` (max norm); or an accepted step
+    lowered f by at most ``ftol * max(1, |f - f_1|)`` (f_1: f after the first step), where a model built from earlier
+    pairs must also see the first-order test pass at the new point or else start afresh; or a rejected step whose
+    linear prediction is below that tolerance, with a fresh model or a passing first-order test; or a fresh model
+    that finds no decrease after a used one predicted none above the tolerance (the resolution of the differences).
+    With constraints (SLSQP's rules): the subproblem predicts a change of at most ``ftol`` (objective plus
+    complementarity) at a point violating ``g + margin <= 0`` by at most ``ftol``, or an accepted step changed f (or
+    moved y) by less than ``ftol`` and ends that close to feasible. A row whose line search fails otherwise gets the
+    first-order test, with central differences where ``verify`` asks for them.
+
+    Parameters
+    ----------
+    maxiter, ftol, gtol, fd_step, constraint_margin, evaluate_starts
+        As for :class:`~evobilevel.lower.refinement.Refinement`; ``maxiter`` counts quasi-Newton iterations
+        (gradients after the start's).
+    max_backtracks : int
+        Line-search trials per iteration at most; a row whose line search fails resets its quasi-Newton model
+        and tries once more, then stops.
+    memory : int
+        Pairs of steps and slope changes the limited-memory BFGS model keeps (L-BFGS-B's ``maxcor``).
+    """
+
+    max_backtracks: int = 20
+    memory: int = 10
+
+    def _refine(
+        self,
+        budget: RowBudget,
+        rows: np.ndarray,
+        starts: np.ndarray,
+        values: StartValues | None = None,
+        verify: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """All rows' searches in lock step; see :meth:`Refinement.refine`."""
+        with single_blas_thread():
+            state = _Rows(self, budget, np.asarray(rows), starts, values, verify)
+            central = state.start()
+            if state.active.any():
+                # Asked after the first evaluation, so that the problem knows its constraint count by then.
+                search = _SQP(state) if budget.n_constraints > 0 else _Box(state)
+                search.run(central)
+        return state.best_Y, state.best_F, state.best_CV, state.converged
+
+
+class _Rows:
+    """The rows' iterates with their values and slopes, the best point seen per row, and their evaluations.
+
+    Arrays are indexed by position in ``rows``: iterates ``Y`` (r, d) with values ``F``, ``CV`` (r,) and ``G``
+    (r, m) where ``known``; forward slopes ``DF`` (r, d) and ``DG`` (r, m, d), with their steps ``H`` (r, d), where
+    ``sloped``; the best point seen by Deb's rules ``best_Y``, ``best_F``, ``best_CV`` where ``seen`` (else the
+    start). A row is ``active`` until it stops; ``converged`` says whether it converged or passed the test.
+    """
+
+    def __init__(self, settings: LockstepRefinement, budget: RowBudget, rows, starts, values: StartValues | None,
+                 verify: bool):
+        self.s, self.budget, self.rows, self.verify = settings, budget, rows, verify
+        self.lo, self.hi = budget.ev.problem.ll_bounds
+        self.steps = settings.fd_step * (self.hi - self.lo)
+        n, self.d = rows.shape[0], self.lo.shape[0]
+        self.eye = np.eye(self.d)
+        self.best_Y = np.array(starts, dtype=float)
+        self.Y = np.clip(self.best_Y, self.lo, self.hi)
+        self.m = 0 if values is None else values.g.shape[1]
+        self.F, self.CV = np.full(n, np.inf), np.full(n, np.inf)
+        self.G = np.full((n, self.m), np.inf)
+        self.known, self.sloped, self.seen = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+        self.DF, self.H = np.zeros((n, self.d)), np.zeros((n, self.d))
+        self.DG = np.zeros((n, self.m, self.d))
+        self.best_F, self.best_CV = np.full(n, np.inf), np.full(n, np.inf)
+        self.active, self.converged = np.ones(n, bool), np.zeros(n, bool)
+        if values is not None:
+            k = np.flatnonzero(values.known)
+            self.known[k] = self.seen[k] = True
+            self.F[k], self.G[k], self.CV[k] = values.f[k], values.g[k], values.cv[k]
+            self.best_Y[k], self.best_F[k], self.best_CV[k] = self.Y[k], values.f[k], values.cv[k]
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, owner: np.ndarray, P: np.ndarray):
+        """Evaluate the points P (k, d), point j for row ``owner[j]``, in one call; keeps the best points."""
+        f, g, cv = self.budget.evaluate(self.rows[owner], P)
+        if g.shape[1] != self.m:
+            if self.m == 0 and np.isfinite(f).any():  # the first successful evaluation tells the count
+                self.m = g.shape[1]
+                self.G = np.full((self.G.shape[0], self.m), np.inf)
+                self.DG = np.zeros((self.G.shape[0], self.m, self.d))
+            else:  # all failed before the count was known
+                g = np.full((g.shape[0], self.m), np.inf)
+        # Per row the best of its points by (cv, f), the first of equals, as a point-by-point scan would keep it.
+        order = np.lexsort((f, cv, owner))
+        first = np.concatenate([[True], owner[order][1:] != owner[order][:-1]]) if order.size else order.astype(bool)
+        j = order[first]
+        i = owner[j]
+        new = ~self.seen[i] | better(f[j], cv[j], self.best_F[i], self.best_CV[i])
+        i, j = i[new], j[new]
+        self.best_Y[i], self.best_F[i], self.best_CV[i], self.seen[i] = P[j], f[j], cv[j], True
+        return f, g, cv
+
+    def round(self, grad: np.ndarray, single: np.ndarray, S: np.ndarray, central: np.ndarray = _NONE):
+        """One evaluator call: the gradients at the iterates of rows ``grad``, the points S (k, d), one for each row
+        of ``single``, and the backward points at the iterates of rows ``central``. Stores the slopes (a second call
+        only for failed neighbours). Returns S's f, g, cv and whether each central row passes the first-order test
+        with central differences."""
+        P, owner, take, H = self._gradient_points(grad)
+        if central.size:
+            inside = self.inside(central)
+            back = (self.Y[central, None, :] - self.H[central, :, None] * self.eye)[inside]
+            P, owner = np.vstack([P, S, back]), np.concatenate([owner, single, np.repeat(central, inside.sum(axis=1))])
+        else:
+            P, owner = np.vstack([P, S]), np.concatenate([owner, single])
+        n, k = take.sum(), single.shape[0]
+        f, g, cv = self.evaluate(owner, P)
+        self._store_gradients(grad, take, H, f[:n], g[:n], cv[:n])
+        passed = self._central_test(central, inside, f[n + k:], g[n + k:]) if central.size else _NONE.astype(bool)
+        return f[n:n + k], g[n:n + k], cv[n:n + k], passed
+
+    def _gradient_points(self, idx):
+        """The iterate (where its values are unknown) and its d forward neighbours, per row of ``idx``."""
+        Y = self.Y[idx]
+        H = forward_steps(Y, self.steps, self.hi)
+        blocks = np.concatenate([Y[:, None, :], Y[:, None, :] + H[:, :, None] * self.eye], axis=1)  # (k, d + 1, d)
+        take = np.ones(blocks.shape[:2], bool)
+        take[:, 0] = ~self.known[idx]
+        return blocks[take], np.repeat(idx, take.sum(axis=1)), take, H
+
+    def _store_gradients(self, idx, take, H, f, g, cv) -> None:
+        """Values at the iterates where they were unknown, and forward slopes, from the points of
+        :meth:`_gradient_points`."""
+        blocks = (idx.shape[0], self.d + 1)
+        F, G, CV = np.full(blocks, np.inf), np.full(blocks + (self.m,), np.inf), np.full(blocks, np.inf)
+        F[take], G[take], CV[take] = f, g, cv
+        new = take[:, 0]
+        self.F[idx[new]], self.G[idx[new]], self.CV[idx[new]] = F[new, 0], G[new, 0], CV[new, 0]
+        self.known[idx] = True
+        f_shift, g_shift, H = self._retry_failed(idx, H, F[:, 1:], G[:, 1:])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            DF = (f_shift - self.F[idx, None]) / H
+            DG = ((g_shift - self.G[idx, None, :]) / H[:, :, None]).transpose(0, 2, 1)
+        # A failed neighbour (or a zero-width variable) gives no slope information in that direction.
+        self.DF[idx] = np.where(np.isfinite(DF), DF, 0.0)
+        self.DG[idx] = np.where(np.isfinite(DG), DG, 0.0)
+        self.H[idx], self.sloped[idx] = H, True
+
+    def _retry_failed(self, idx, H, f_shift, g_shift):
+        """Where a neighbour failed next to a finite iterate (a failing region nearby), the other side, in one more
+        call for all such rows that can pay for it."""
+        failed = ~np.isfinite(f_shift) & np.isfinite(self.F[idx])[:, None]
+        some = np.flatnonzero(failed.any(axis=1))
+        want = failed[some].sum(axis=1)
+        some = some[self.budget.grant(self.rows[idx[some]], want) >= want]
+        if some.size == 0:
+            return f_shift, g_shift, H
+        redo = np.zeros_like(failed)
+        redo[some] = failed[some]
+        H = np.where(redo, -H, H)
+        Y = self.Y[idx]
+        points = np.clip(Y[:, None, :] + H[:, :, None] * self.eye, self.lo, self.hi)[redo]
+        f_back, g_back, _ = self.evaluate(idx[np.nonzero(redo)[0]], points)
+        f_shift, g_shift = f_shift.copy(), g_shift.copy()
+        f_shift[redo], g_shift[redo] = f_back, g_back
+        return f_shift, g_shift, H
+
+    # ------------------------------------------------------------------ start and stop
+    def start(self) -> np.ndarray:
+        """The gradient at every start (or, where the budget cannot pay for it, the start's values alone), then
+        the first-order test there with forward differences. Returns the rows whose central differences should be
+        tried next (with ``verify``: the forward error ``h f''/2`` hides the optimum of steep lower levels, SMD's
+        ``tan`` near pi/2; the central one rarely does)."""
+        idx = np.arange(self.rows.shape[0])
+        want = self.d + ~self.known
+        granted = self.budget.grant(self.rows, want)
+        full = granted >= want
+        alone = idx[~full & ~self.known & (granted >= 1)]
+        f, g, cv, _ = self.round(idx[full], alone, self.Y[alone])
+        self.F[alone], self.G[alone], self.CV[alone], self.known[alone] = f, g, cv, True
+        self.stop(idx[~full | ~np.isfinite(self.F)])
+        idx = np.flatnonzero(self.active & (self.CV <= 0))
+        self.stop(idx[self.first_order_rows(idx)], True)
+        return np.flatnonzero(self.active & (self.CV <= 0)) if self.verify else _NONE
+
+    def inside(self, idx) -> np.ndarray:
+        """(k, d) bool: the variables of the iterates of rows ``idx`` whose backward point lies in the box."""
+        Y, H = self.Y[idx], self.H[idx]
+        return (Y - H >= self.lo) & (Y - H <= self.hi) & (H != 0)
+
+    def _central_test(self, idx, inside, f, g) -> np.ndarray:
+        """The first-order test at the iterates of rows ``idx`` with central differences, from the values f, g at
+        their backward points (``inside``, row by row)."""
+        passed = np.zeros(idx.shape[0], bool)
+        ends = np.cumsum(inside.sum(axis=1))
+        for k, i in enumerate(idx):
+            part = slice(ends[k] - inside[k].sum(), ends[k])
+            df, dg = central_slopes(self.F[i], self.G[i], self.DF[i], self.DG[i], self.H[i],
+                                    np.flatnonzero(inside[k]), f[part], g[part])
+            passed[k] = first_order(self.Y[i], self.G[i], df, dg, self.lo, self.hi, self.s.gtol)
+        return passed
+
+    def first_order_rows(self, idx) -> np.ndarray:
+        """(k,) bool: :meth:`first_order_at` for the rows ``idx``."""
+        return np.array([self.first_order_at(i) for i in idx], bool) if idx.size else np.zeros(0, bool)
+
+    def first_order_at(self, i: int) -> bool:
+        """Whether row i's iterate is feasible and a first-order point by its forward slopes."""
+        return bool(self.sloped[i] and self.CV[i] <= 0 and np.isfinite(self.F[i])
+                    and first_order(self.Y[i], self.G[i], self.DF[i], self.DG[i], self.lo, self.hi, self.s.gtol))
+
+    def stop(self, idx: np.ndarray, converged: bool = False) -> None:
+        """End the searches of rows ``idx``; those that did not converge by their rule get the first-order test
+        (with the slopes at hand)."""
+        for i in idx:
+            self.active[i] = False
+            self.converged[i] = converged or self.first_order_at(i)
+
+
+class _Search:
+    """The rounds of the rows' searches and their line searches; subclasses supply the model of the Hessian, the
+    directions, the merit function and the convergence test after a step.
+
+    Per row: the direction ``P`` (r, d) from the iterate ``prev_Y`` where it was computed (with the slopes
+    ``prev_grad`` there), the trial step ``alpha``, the merit ``phi0`` at the iterate, the trials made in this line
+    search and the iterations done; the best acceptable trial so far ``held_*`` while a line search extrapolates.
+    """
+
+    #: Whether a line search tries longer steps while f still falls almost linearly along the direction.
+    extrapolate = False
+
+    def __init__(self, state: _Rows, model):
+        self.st, self.model = state, model
+        n, d = state.rows.shape[0], state.d
+        self.P, self.prev_Y, self.prev_grad = np.zeros((n, d)), np.zeros((n, d)), np.zeros((n, d))
+        self.alpha, self.phi0, self.longest = np.ones(n), np.zeros(n), np.full(n, np.inf)
+        self.trials, self.iters = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        self.phase = np.full(n, _GRADIENT)
+        self.search_after = np.zeros(n, bool)
+        self.doubt = np.zeros(n, bool)
+        self.held = np.zeros(n, bool)
+        self.held_S, self.held_f, self.held_phi = np.zeros((n, d)), np.zeros(n), np.zeros(n)
+        self.held_g, self.held_cv = np.zeros((n, state.m)), np.zeros(n)
+
+    def run(self, central: np.ndarray) -> None:
+        """Iterate until every row has stopped; the rows ``central`` first try central differences at the start."""
+        st = self.st
+        self.phase[central], self.search_after[central] = _CENTRAL, True
+        self.directions(np.flatnonzero(st.active & (self.phase != _CENTRAL)))
+        while st.active.any():
+            act = np.flatnonzero(st.active)
+            phase = self.phase[act]
+            want = np.where(phase == _GRADIENT, st.d, 1)
+            if (phase == _CENTRAL).any():
+                want[phase == _CENTRAL] = st.inside(act[phase == _CENTRAL]).sum(axis=1)
+            afford = st.budget.grant(st.rows[act], want) >= want
+            if not afford.all():
+                self._stop(act[~afford])  # a row that cannot pay for its next round ends with its best point
+                act, phase = act[afford], phase[afford]
+            grad, trial, cen = act[phase == _GRADIENT], act[phase == _TRIAL], act[phase == _CENTRAL]
+            S = np.clip(st.Y[trial] + self.alpha[trial, None] * self.P[trial], st.lo, st.hi)
+            f, g, cv, passed = st.round(grad, trial, S, cen)
+            if trial.size:
+                self._after_trials(trial, S, f, g, cv)
+            self._after_gradients(grad)
+            if cen.size:
+                self._after_central(cen, passed)
+
+    def _stop(self, idx) -> None:
+        """End rows ``idx`` that cannot pay for their next round; a step already found is taken first. A start
+        whose central differences cannot be paid for goes on to its search."""
+        go_on = (self.phase[idx] == _CENTRAL) & self.search_after[idx]
+        self.directions(idx[go_on])
+        idx = idx[~go_on]
+        self._accept(idx[self.held[idx]])
+        self.st.stop(idx[self.st.active[idx]])
+
+    def _after_central(self, idx, passed) -> None:
+        """Rows whose iterate passed the central first-order test have converged; the others search (a start) or
+        stop (after a failed search)."""
+        self.st.stop(idx[passed], True)
+        idx = idx[~passed]
+        self.directions(idx[self.search_after[idx]])
+        self.st.stop(idx[~self.search_after[idx]])
+
+    def _after_gradients(self, idx) -> None:
+        """New slopes at accepted points: update the model, then the next directions (or stop at ``maxiter``)."""
+        if idx.size == 0:
+            return
+        self.update(idx)
+        self.iters[idx] += 1
+        over = self.iters[idx] >= self.st.s.maxiter
+        self.st.stop(idx[over])
+        self.directions(idx[~over])
+
+    def _after_trials(self, idx, S, f, g, cv) -> None:
+        """Hold the trials with sufficient decrease of the merit function (the better one while extrapolating),
+        try longer steps where that looks worthwhile, accept the held steps of the others and backtrack the rest."""
+        phi, pred = self.merit(idx, f, g, cv), self.predicted(idx, S)
+        ok = (phi <= self.phi0[idx] + _ARMIJO * np.minimum(pred, 0.0)) & (phi < self.phi0[idx])
+        held = self.held[idx]
+        gain = ok & (~held | (phi < self.held_phi[idx]))
+        k = idx[gain]
+        self.held[k], self.held_S[k], self.held_f[k], self.held_phi[k] = True, S[gain], f[gain], phi[gain]
+        self.held_g[k], self.held_cv[k] = g[gain], cv[gain]
+        # Wolfe's curvature condition needs slopes at the trial; with values only, a step along which f fell by
+        # more than 90 % of the linear prediction counts as too short (Goldstein's test), as after a first step
+        # from a steep start or with a model whose curvature is too high.
+        grow = gain & (self.phi0[idx] + 0.9 * pred > phi) & (self.trials[idx] < self.st.s.max_backtracks)
+        grow &= self.extrapolate
+        self._extrapolate(idx[grow], phi[grow], pred[grow])
+        self._accept(idx[(held | gain) & ~grow])
+        # A rejected step whose predicted gain is below ftol: no shorter one can gain more, so the row has converged
+        # if its model is fresh or the iterate passes the first-order test; a model built on far-away curvature
+        # (SMD's tan walls) can also predict that, and gets one fresh try.
+        back = ~ok & ~held
+        done = back & self.negligible(idx)
+        ends = done & self.model.fresh(idx)
+        ends[done & ~ends] = self.st.first_order_rows(idx[done & ~ends])
+        self.st.stop(idx[ends], True)
+        self.doubt[idx[done & ~ends]] = True
+        self.fail(idx[done & ~ends])
+        back &= ~done
+        self._backtrack(idx[back], phi[back], pred[back])
+
+    def _accept(self, idx) -> None:
+        """Move rows ``idx`` to their held steps; their next round is the gradient there."""
+        if idx.size == 0:
+            return
+        st = self.st
+        F_old = st.F[idx]
+        st.Y[idx], st.F[idx], st.G[idx], st.CV[idx] = self.held_S[idx], self.held_f[idx], self.held_g[idx], \
+            self.held_cv[idx]
+        st.sloped[idx], self.held[idx], self.phase[idx], self.doubt[idx] = False, False, _GRADIENT, False
+        st.stop(idx[self.step_converged(idx, F_old)], True)
+
+    def _extrapolate(self, idx, phi, pred) -> None:
+        """Longer steps, two to eight times the last by quadratic interpolation (eight where f curves down), up to
+        the longest allowed."""
+        a = self.alpha[idx]
+        slope = pred / a
+        curve = phi - self.phi0[idx] - slope * a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(curve > 0, -slope * a * a / (2.0 * curve), 8.0 * a)
+        t = np.minimum(np.clip(t, 2.0 * a, 8.0 * a), self.longest[idx])
+        st = self.st
+        S = np.clip(st.Y[idx] + t[:, None] * self.P[idx], st.lo, st.hi)
+        # Nothing longer to try where the box or the longest step stops it.
+        same = np.all(S == self.held_S[idx], axis=1) | (t <= a)
+        self._accept(idx[same])
+        self.alpha[idx[~same]] = t[~same]
+        self.trials[idx] += 1
+
+    def _backtrack(self, idx, phi, pred) -> None:
+        """Shorter steps by quadratic interpolation of the merit function, within ``_SHRINK`` of the last one."""
+        a = self.alpha[idx]
+        slope = pred / a
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            t = -slope * a * a / (2.0 * (phi - self.phi0[idx] - slope * a))
+        t = np.where(np.isfinite(t), np.clip(t, _SHRINK[0] * a, _SHRINK[1] * a), _SHRINK[0] * a)
+        self.alpha[idx] = t
+        self.trials[idx] += 1
+        # A step shorter than the difference steps in every variable cannot show progress the slopes could see.
+        short = ~np.any(np.abs(t[:, None] * self.P[idx]) > self.st.steps, axis=1)
+        self.fail(idx[short | (self.trials[idx] >= self.st.s.max_backtracks)])
+
+    def begin(self, idx, alpha, phi0, longest=np.inf) -> None:
+        """Start the line searches of rows ``idx`` along their directions ``P``, with trial steps ``alpha`` and at
+        most ``longest`` when extrapolating."""
+        self.alpha[idx], self.phi0[idx], self.trials[idx], self.longest[idx] = alpha, phi0, 0, longest
+        self.prev_Y[idx] = self.st.Y[idx]
+        self.phase[idx] = _TRIAL
+
+    def fail(self, idx) -> None:
+        """A failed line search: with a fresh model the row stops, otherwise it resets the model and tries again
+        from the same iterate (as L-BFGS-B does).
+
+        A row whose used model predicted no gain above the tolerance (``doubt``) and whose fresh one then finds no
+        decrease either has converged to the resolution of its differences (steep lower levels, where neither
+        model can see further). Another row that ends so gets the central first-order test where ``verify`` asks
+        for it, as a start does.
+        """
+        if idx.size == 0:
+            return
+        st = self.st
+        fresh = self.model.fresh(idx)
+        st.stop(idx[fresh & self.doubt[idx]], True)
+        ends = idx[fresh & ~self.doubt[idx]]
+        check = ends[(st.CV[ends] <= 0) & ~st.first_order_rows(ends)] if st.verify else _NONE
+        self.phase[check], self.search_after[check] = _CENTRAL, False
+        st.stop(np.setdiff1d(ends, check))
+        again = idx[~fresh]
+        self.model.reset(again)
+        self.directions(again)
+
+    # To be supplied by the methods.
+    def directions(self, idx) -> None:
+        raise NotImplementedError
+
+    def update(self, idx) -> None:
+        raise NotImplementedError
+
+    def merit(self, idx, f, g, cv) -> np.ndarray:
+        raise NotImplementedError
+
+    def predicted(self, idx, S) -> np.ndarray:
+        raise NotImplementedError
+
+    def step_converged(self, idx, F_old) -> np.ndarray:
+        raise NotImplementedError
+
+    def negligible(self, idx) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _Box(_Search):
+    """Projected limited-memory BFGS for box bounds, with f as the merit function; ``ref`` (r,) is f after the
+    first step."""
+
+    extrapolate = True
+
+    def __init__(self, state: _Rows):
+        super().__init__(state, _LimitedMemory(state.rows.shape[0], state.d, state.s.memory, state.steps))
+        self.ref = np.full(state.rows.shape[0], np.nan)
+        self.check = np.zeros(state.rows.shape[0], bool)
+
+    def directions(self, idx) -> None:
+        if idx.size == 0:
+            return
+        st = self.st
+        Y, DF = st.Y[idx], st.DF[idx]
+        pg = np.abs(np.clip(Y - DF, st.lo, st.hi) - Y).max(axis=1)
+        st.stop(idx[pg <= st.s.gtol], True)
+        keep = pg > st.s.gtol
+        idx, Y, DF, pg = idx[keep], Y[keep], DF[keep], pg[keep]
+        # After a step that passed the decrease test with a used model: converged if the first-order test agrees,
+        # otherwise the model is suspect (too much curvature from far away) and starts afresh.
+        check = self.check[idx]
+        self.check[idx] = False
+        passed = check.copy()
+        passed[check] = st.first_order_rows(idx[check])
+        st.stop(idx[passed], True)
+        self.model.reset(idx[check & ~passed])
+        self.doubt[idx[check & ~passed]] = True
+        keep = ~passed
+        idx, Y, DF, pg = idx[keep], Y[keep], DF[keep], pg[keep]
+        B, informed = self.model.matrices_informed(idx)
+        P, held = _projected_newton(Y, DF, B, st.lo, st.hi, pg)
+        descent = (DF * P).sum(axis=1) < 0
+        self.P[idx] = P
+        self.prev_grad[idx] = DF
+        # L-BFGS-B's first step: at most unit length along the first (steepest-descent) direction. And no variable
+        # whose curvature the model does not know moves more than _TRUST_SHARE of its range in one iteration: with
+        # the identity's curvature it could jump to another basin (SMD3's Rastrigin term).
+        with np.errstate(divide="ignore"):
+            first = np.where(self.model.fresh(idx) & ~self.model.scaled[idx],
+                             np.minimum(1.0, 1.0 / np.sqrt((P * P).sum(axis=1))), 1.0)
+            bounded = ~(informed | held) & (P != 0)
+            reach = np.where(bounded, _TRUST_SHARE * (st.hi - st.lo) / np.abs(np.where(bounded, P, 1.0)), np.inf)
+        reach = reach.min(axis=1)
+        ok = idx[descent]
+        self.begin(ok, np.minimum(first, reach)[descent], st.F[ok], reach[descent])
+        self.fail(idx[~descent])
+
+    def update(self, idx) -> None:
+        self.model.add(idx, self.st.Y[idx] - self.prev_Y[idx], self.st.DF[idx] - self.prev_grad[idx])
+
+    def merit(self, idx, f, g, cv) -> np.ndarray:
+        return f
+
+    def predicted(self, idx, S) -> np.ndarray:
+        return (self.st.DF[idx] * (S - self.st.Y[idx])).sum(axis=1)
+
+    def step_converged(self, idx, F_old) -> np.ndarray:
+        """L-BFGS-B's test on the decrease, relative to f's change since the first step (at least 1).
+
+        L-BFGS-B measures f from the start (LocalRefinement shifts f so); from the first step here, because a start
+        next to a singularity (SMD's ``tan`` at pi/2) can have an f so large that any later decrease passes. With a
+        fresh model the row has converged; with a used one the gradient at the new point decides (``check``).
+        """
+        F = self.st.F[idx]
+        ref = np.where(np.isnan(self.ref[idx]), F, self.ref[idx])
+        self.ref[idx] = ref
+        scale = np.maximum(np.maximum(np.abs(F_old - ref), np.abs(F - ref)), 1.0)
+        small = F_old - F <= self.st.s.ftol * scale
+        fresh = self.model.fresh(idx)
+        self.check[idx] = small & ~fresh
+        return small & fresh
+
+    def negligible(self, idx) -> np.ndarray:
+        """The step's linear prediction (before the projection) within the tolerance of :meth:`step_converged`."""
+        st = self.st
+        scale = np.maximum(np.where(np.isnan(self.ref[idx]), 0.0, np.abs(st.F[idx] - self.ref[idx])), 1.0)
+        return -self.alpha[idx] * (st.DF[idx] * self.P[idx]).sum(axis=1) <= st.s.ftol * scale
+
+
+class _SQP(_Search):
+    """SQP with a damped BFGS model of the Lagrangian's Hessian and the L1 merit function.
+
+    Per row: multipliers ``lam`` (r, m) of the last subproblem, penalties ``rho`` (r, m), the merit's predicted
+    slope ``D`` (r,) along the direction. The constraints it sees are ``g + margin <= 0``.
+    """
+
+    def __init__(self, state: _Rows):
+        super().__init__(state, _DenseModel(state.rows.shape[0], state.d))
+        n, m = state.rows.shape[0], state.m
+        self.lam, self.rho, self.D = np.zeros((n, m)), np.zeros((n, m)), np.zeros(n)
+
+    def _c(self, G) -> np.ndarray:
+        return np.clip(G + self.st.s.constraint_margin, -PENALTY, PENALTY)
+
+    def directions(self, idx) -> None:
+        if idx.size == 0:
+            return
+        st = self.st
+        C, Q, J = self._c(st.G[idx]), st.DF[idx], st.DG[idx]
+        P, lam, ok = _sqp_steps(self.model.matrices(idx), Q, C, J, st.Y[idx], st.lo, st.hi)
+        change = np.abs((Q * P).sum(axis=1)) + np.abs(lam * C).sum(axis=1)
+        done = ok & (change <= st.s.ftol) & (np.maximum(C, 0.0).sum(axis=1) <= st.s.ftol)
+        use = ok & ~done
+        i, P, lam, C, Q, J = idx[use], P[use], lam[use], C[use], Q[use], J[use]
+        rho = np.maximum(_PENALTY_FACTOR * lam, 0.5 * (self.rho[i] + _PENALTY_FACTOR * lam))
+        linear = C + np.einsum("kmd,kd->km", J, P)
+        D = (Q * P).sum(axis=1) + (rho * (np.maximum(linear, 0.0) - np.maximum(C, 0.0))).sum(axis=1)
+        self.rho[i], self.D[i], self.P[i], self.lam[i] = rho, D, P, lam
+        self.prev_grad[i] = Q + np.einsum("km,kmd->kd", lam, J)
+        st.stop(idx[done], True)
+        rows = i[D < 0]
+        self.begin(rows, 1.0, self.merit(rows, st.F[rows], st.G[rows], st.CV[rows]))
+        self.fail(np.sort(np.concatenate([idx[~ok], i[~(D < 0)]])))
+
+    def update(self, idx) -> None:
+        st = self.st
+        grad = st.DF[idx] + np.einsum("km,kmd->kd", self.lam[idx], st.DG[idx])
+        self.model.add(idx, st.Y[idx] - self.prev_Y[idx], grad - self.prev_grad[idx])
+
+    def merit(self, idx, f, g, cv) -> np.ndarray:
+        excess = np.maximum(g + self.st.s.constraint_margin, 0.0)
+        with np.errstate(invalid="ignore"):
+            phi = f + (self.rho[idx] * excess).sum(axis=1)
+        return np.where(np.isfinite(cv) & np.isfinite(f), phi, np.inf)
+
+    def predicted(self, idx, S) -> np.ndarray:
+        return self.alpha[idx] * self.D[idx]
+
+    def step_converged(self, idx, F_old) -> np.ndarray:
+        """SLSQP's test: f changed (or y moved) by less than ``ftol``, at a point within ``ftol`` of feasible."""
+        st = self.st
+        moved = np.sqrt(((st.Y[idx] - self.prev_Y[idx]) ** 2).sum(axis=1))
+        small = (np.abs(st.F[idx] - F_old) < st.s.ftol) | (moved < st.s.ftol)
+        return small & (np.maximum(self._c(st.G[idx]), 0.0).sum(axis=1) < st.s.ftol)
+
+    def negligible(self, idx) -> np.ndarray:
+        """A predicted change of the merit below ``ftol`` at a point within ``ftol`` of feasible."""
+        st = self.st
+        small = -self.alpha[idx] * self.D[idx] <= st.s.ftol
+        return small & (np.maximum(self._c(st.G[idx]), 0.0).sum(axis=1) <= st.s.ftol)
+
+
+class _LimitedMemory:
+    """L-BFGS-B's model of the Hessian, per row: the last ``memory`` pairs of steps and slope changes ``S``, ``R``
+    (r, memory, d), newest last, ``count`` (r,) of them (none: a fresh model), and the diagonal ``base`` (r, d) a
+    fresh model starts from (the identity until a reset keeps the diagonal learnt so far; ``scaled`` says so)."""
+
+    def __init__(self, n: int, d: int, memory: int, steps: np.ndarray):
+        self.S, self.R = np.zeros((n, memory, d)), np.zeros((n, memory, d))
+        self.count = np.zeros(n, np.int64)
+        self.base, self.scaled = np.ones((n, d)), np.zeros(n, bool)
+        self.base_informed = np.zeros((n, d), bool)
+        self.eye, self.steps = np.eye(d), steps
+
+    def fresh(self, idx) -> np.ndarray:
+        return self.count[idx] == 0
+
+    def reset(self, idx) -> None:
+        """Forget the pairs but keep each variable's curvature: a model that went wrong through its pairs should
+        not also lose the scale of variables whose curvatures differ by orders of magnitude."""
+        used = idx[self.count[idx] > 0]
+        self.base[used], self.base_informed[used] = self._pairs(used)[3:]
+        self.scaled[used] = True
+        self.count[idx] = 0
+
+    def add(self, idx, S, R) -> None:
+        """Add the pairs (k, d) with ``s'r > eps r'r`` (L-BFGS-B skips the others), dropping the oldest."""
+        keep = (S * R).sum(axis=1) > np.finfo(float).eps * (R * R).sum(axis=1)
+        idx, S, R = idx[keep], S[keep], R[keep]
+        full = idx[self.count[idx] == self.S.shape[1]]
+        self.S[full, :-1], self.R[full, :-1] = self.S[full, 1:], self.R[full, 1:]
+        self.count[full] -= 1
+        self.S[idx, self.count[idx]], self.R[idx, self.count[idx]] = S, R
+        self.count[idx] += 1
+
+    def _pairs(self, idx):
+        """The valid pairs S, R (k, memory, d) (zeros elsewhere), their mask (k, memory), the initial diagonal (k, d)
+        and where it is informed (k, d): each variable's secant curvature ``r_i / s_i`` in the newest pair that moved
+        it by more than ``_SECANT_STEPS`` difference steps (a shorter move shows the rounding noise of the slopes, not
+        the curvature) and saw it positive; ``base`` for the others. The newest, because the curvature of SMD's
+        ``tan`` terms changes by orders of magnitude along a search: an older one would make the updates of the
+        newer pairs couple the variables."""
+        n = self.count[idx]
+        valid = np.arange(self.S.shape[1]) < n[:, None]
+        S, R = np.where(valid[:, :, None], self.S[idx], 0.0), np.where(valid[:, :, None], self.R[idx], 0.0)
+        usable = (np.abs(S) > _SECANT_STEPS * self.steps) & (S * R > 0)
+        newest = np.where(usable, np.arange(S.shape[1])[None, :, None], -1).max(axis=1)  # (k, d)
+        secant = newest >= 0
+        k, i = np.nonzero(secant)
+        diag = self.base[idx].copy()
+        diag[k, i] = R[k, newest[k, i], i] / S[k, newest[k, i], i]
+        return S, R, valid, diag, secant | self.base_informed[idx]
+
+    def matrices_informed(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """The models (k, d, d) and the variables whose diagonal comes from their own secants (k, d): the initial
+        diagonal of :meth:`_pairs`, then the BFGS updates of the pairs in order.
+
+        One diagonal entry per variable rather than L-BFGS-B's one scale ``r'r / s'r`` for all: SMD's lower levels
+        mix variables whose curvatures differ by orders of magnitude (``tan`` near pi/2), and one scale set by the
+        steep ones stalls the others. Recomputing it at every iteration and forgetting old pairs lets the model
+        recover from curvature met far away. The updates are applied in the
+        compact form of Byrd, Nocedal and Schnabel (1994): ``B = B0 - W' M^-1 W`` with ``W = [S B0; R]``,
+        ``M = [[S B0 S', L], [L', -D]]``, L the strictly lower triangle and D the diagonal of ``S R'``; a row whose
+        M is singular keeps its diagonal.
+        """
+        S, R, valid, diag, informed = self._pairs(idx)
+        # Pairs whose curvature along their step differs from the diagonal's by more than _STALE describe a region
+        # the search has left (a tan wall): their updates would couple the variables with curvature gone by.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = (S * R).sum(axis=2) / (S * S * diag[:, None, :]).sum(axis=2)
+        valid = valid & (ratio < _STALE) & (ratio > 1.0 / _STALE)
+        S, R = np.where(valid[:, :, None], S, 0.0), np.where(valid[:, :, None], R, 0.0)
+        B0S = S * diag[:, None, :]
+        SR = np.einsum("kid,kjd->kij", S, R)
+        lower = np.tril(SR, -1)
+        unused = np.where(valid, 0.0, 1.0)[:, :, None] * np.eye(valid.shape[1])  # decouples the empty slots
+        M = np.concatenate([np.concatenate([np.einsum("kid,kjd->kij", S, B0S) + unused, lower], axis=2),
+                            np.concatenate([lower.transpose(0, 2, 1),
+                                            -(SR * np.eye(valid.shape[1])) - unused], axis=2)], axis=1)
+        W = np.concatenate([B0S, R], axis=1)  # (k, 2 memory, d)
+        B = diag[:, :, None] * self.eye
+        try:
+            return B - np.einsum("kid,kie->kde", W, np.linalg.solve(M, W)), informed
+        except np.linalg.LinAlgError:
+            for k in range(idx.shape[0]):  # row by row: a singular M must not change the other rows' models
+                try:
+                    B[k] -= np.einsum("id,ie->de", W[k], np.linalg.solve(M[k], W[k]))
+                except np.linalg.LinAlgError:
+                    pass
+            return B, informed
+
+
+class _DenseModel:
+    """SLSQP's model of the Lagrangian's Hessian, per row: a dense matrix ``B`` (r, d, d) from the identity, with
+    Powell's damped BFGS updates; ``count`` (r,) updates since the last reset.
+
+    The first update first raises each diagonal entry to the variable's own secant curvature where that exceeds 1:
+    the curvature of a few steep directions (SMD's ``tan`` near pi/2) must not set that of the others, and flat
+    ones (the sphere of optima of SMD11 and SMD12) keep the identity's.
+    """
+
+    def __init__(self, n: int, d: int):
+        self.eye = np.eye(d)
+        self.B = np.tile(self.eye, (n, 1, 1))
+        self.count = np.zeros(n, np.int64)
+
+    def fresh(self, idx) -> np.ndarray:
+        return self.count[idx] == 0
+
+    def reset(self, idx) -> None:
+        self.B[idx], self.count[idx] = self.eye, 0
+
+    def matrices(self, idx) -> np.ndarray:
+        return self.B[idx]
+
+    def add(self, idx, S, R) -> None:
+        """Add the pairs (k, d): Powell's damping moves r towards Bs until ``s'r >= 0.2 s'Bs``, which keeps the model
+        positive definite where the Lagrangian curves downwards; then the BFGS update (skipped for a zero step)."""
+        B = self.B[idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            diag = np.where(S * R > 0, np.maximum(R * R / (S * R), 1.0), 1.0)
+        B = np.where(self.fresh(idx)[:, None, None], diag[:, :, None] * self.eye, B)
+        BS = (B * S[:, None, :]).sum(axis=2)
+        sBs, sr = (S * BS).sum(axis=1), (S * R).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            theta = np.where(sr >= 0.2 * sBs, 1.0, 0.8 * sBs / (sBs - sr))
+        R = theta[:, None] * R + (1.0 - theta)[:, None] * BS
+        ok = (sBs > 0) & ((S * R).sum(axis=1) > 0)
+        self.B[idx] = np.where(ok[:, None, None], _bfgs_update(B, S, R), B)
+        self.count[idx] += ok
+
+
+def _projected_newton(Y, DF, B, lo, hi, pg) -> tuple[np.ndarray, np.ndarray]:
+    """Directions (k, d) of the two-metric projection method at Y (k, d) with slopes DF (k, d) and models B, and
+    the variables held at their bounds (k, d).
+
+    Variables within an epsilon of a bound the slope pushes them against (epsilon: ``_BOUND_SHARE`` of the range,
+    at most the projected gradient's max norm ``pg`` (k,)) step by ``-slope / B_ii``; the others by the
+    quasi-Newton step on their block of B. The line search projects the step onto the box.
+    """
+    eps = np.minimum(_BOUND_SHARE * (hi - lo), pg[:, None])
+    held = ((Y - lo <= eps) & (DF > 0)) | ((hi - Y <= eps) & (DF < 0))
+    free = ~held
+    eye = np.eye(Y.shape[1])
+    M = np.where(free[:, :, None] & free[:, None, :], B, eye)
+    rhs = np.where(free, -DF, 0.0)[:, :, None]
+    try:
+        P = np.linalg.solve(M, rhs)[:, :, 0]
+    except np.linalg.LinAlgError:  # row by row: a singular model must not change the other rows' directions
+        P = -DF.copy()
+        for k in range(M.shape[0]):
+            try:
+                P[k] = np.linalg.solve(M[k], rhs[k])[:, 0]
+            except np.linalg.LinAlgError:
+                pass  # steepest descent for this row
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(held, -DF / np.diagonal(B, axis1=1, axis2=2), P), held
+
+
+def _bfgs_update(B, S, R) -> np.ndarray:
+    """BFGS updates of the models B (k, d, d) with steps S (k, d) and slope changes R (k, d), ``s'r > 0``."""
+    BS = (B * S[:, None, :]).sum(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (B + R[:, :, None] * R[:, None, :] / (S * R).sum(axis=1)[:, None, None]
+                - BS[:, :, None] * BS[:, None, :] / (S * BS).sum(axis=1)[:, None, None])
+
+
+def _sqp_steps(B, Q, C, J, Y, lo, hi):
+    """The SQP steps of k rows at Y (k, d): ``min 0.5 p'Bp + q'p`` subject to ``c + J p <= 0`` and
+    ``lo <= y + p <= hi``, with models B (k, d, d), slopes Q (k, d), constraint values C (k, m) and their slopes J
+    (k, m, d).
+
+    Where the linearised constraints cannot be met in the box, the violated ones are relaxed by a share delta of
+    their violation, delta in [0, 1] and weighted by ``_RELAX_WEIGHT`` times the model's largest curvature (delta =
+    1 and p = 0 is always feasible). Returns the steps P (k, d), the constraints' multipliers (k, m) and whether
+    each row has a step (k,).
+    """
+    k, d = Y.shape
+    m = C.shape[1]
+    eye = np.broadcast_to(np.eye(d), (k, d, d))
+    A = np.concatenate([J, eye, -eye], axis=1)
+    b = np.concatenate([-C, hi - Y, Y - lo], axis=1)
+    P, lam, ok = _qp(B, Q, A, b)
+    for i in np.flatnonzero(~ok):
+        relax = np.zeros((d + 1, d + 1))
+        relax[:d, :d] = B[i]
+        relax[d, d] = _RELAX_WEIGHT * max(1.0, np.diagonal(B[i]).max())
+        column = np.concatenate([-np.maximum(C[i], 0.0), np.zeros(2 * d), [-1.0, 1.0]])
+        A_i = np.hstack([np.vstack([A[i], np.zeros((2, d))]), column[:, None]])
+        step, multipliers, found = _qp(relax[None], np.append(Q[i], 0.0)[None], A_i[None],
+                                       np.concatenate([b[i], [0.0, 1.0]])[None])
+        P[i], lam[i], ok[i] = step[0, :d], multipliers[0, : A.shape[1]], found[0]
+    return P, lam[:, :m], ok
+
+
+def _qp(B, q, A, b):
+    """``min 0.5 p'Bp + q'p`` subject to ``A p <= b`` for k rows (B (k, d, d) positive definite, q (k, d),
+    A (k, a, d), b (k, a)), as least-distance programmes.
+
+    With ``B = L L'`` and ``z = L'p + L^-1 q`` the problem is ``min |z|`` subject to ``G z >= h``; the least-distance
+    solution is a residual of the nonnegative least-squares fit of ``(0, ..., 0, 1)`` by the columns ``(G_j, h_j)``
+    (Lawson and Hanson), whose coefficients give the multipliers. The rows of G are normalised and z is scaled to
+    about unit length first: the fit's last residual is about ``1 / (1 + |z|^2)``, which must stay well away from
+    the zero that means inconsistent constraints. The fits run row by row, the rest for all rows at once.
+
+    Returns
+    -------
+    P : ndarray, shape (k, d)
+    multipliers : ndarray, shape (k, a)
+    ok : ndarray of bool, shape (k,)
+        False where the constraints are inconsistent (or B is not positive definite); P and the multipliers are 0.
+    """
+    k, d = q.shape
+    Linv, ok = _inverse_factors(B)
+    Lq = np.einsum("kij,kj->ki", Linv, q)
+    G = -np.einsum("kaj,kij->kai", A, Linv)  # -A L'^-1
+    h = np.einsum("kai,ki->ka", G, Lq) - b
+    norms = np.sqrt((G * G).sum(axis=2))
+    norms[norms == 0] = 1.0
+    G, h = G / norms[:, :, None], h / norms
+    scale = np.maximum(1.0, np.abs(h).max(axis=1, initial=0.0))
+    E = np.concatenate([G.transpose(0, 2, 1), (h / scale[:, None])[:, None, :]], axis=1)  # (k, d + 1, a)
+    target = np.zeros(d + 1)
+    target[d] = 1.0
+    U = np.zeros(h.shape)
+    for i in np.flatnonzero(ok):
+        try:
+            U[i] = nnls(E[i], target, maxiter=50 * E.shape[2])[0]
+        except RuntimeError:  # no convergence: treated as inconsistent
+            ok[i] = False
+    r = np.einsum("kja,ka->kj", E, U) - target
+    ok &= -r[:, d] > 1e-10
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Z = scale[:, None] * (-r[:, :d] / r[:, d:])
+        P = np.einsum("kji,kj->ki", Linv, Z - Lq)
+        lam = scale[:, None] * U / (-r[:, d:] * norms)
+    ok &= np.all(np.einsum("kad,kd->ka", A, P) <= b + 1e-8 * (1.0 + np.abs(b)), axis=1)
+    P[~ok], lam[~ok] = 0.0, 0.0
+    return P, lam, ok
+
+
+def _inverse_factors(B):
+    """The inverses (k, d, d) of the Cholesky factors of B (k, d, d), and where they exist (k,) (the identity
+    elsewhere). Row by row when one fails, so that one row's model cannot change another's result."""
+    ok = np.ones(B.shape[0], bool)
+    try:
+        L = np.linalg.cholesky(B)
+    except np.linalg.LinAlgError:
+        L = np.tile(np.eye(B.shape[1]), (B.shape[0], 1, 1))
+        for i in range(B.shape[0]):
+            try:
+                L[i] = np.linalg.cholesky(B[i])
+            except np.linalg.LinAlgError:
+                ok[i] = False
+    return np.linalg.inv(L), ok

@@ -1,0 +1,227 @@
+"""What the local refinements of lower-level points share: their settings, the choice of the start point among a
+row's warm starts, what is known at the starts, and the first-order (KKT) test that verifies a point.
+
+:class:`~evobilevel.lower.local.LocalRefinement` runs one scipy search per row; :class:`~evobilevel.lower.lockstep.
+LockstepRefinement` runs the searches of all rows together. Both are :class:`Refinement` subclasses that fill in
+:meth:`Refinement.refine`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+from ..budget import RowBudget
+from ..evaluator import Evaluator
+from ..integrality import integer_mask
+from .base import LowerSolution, LowerSolver, better, prepare
+from .integer import refine_integer
+
+__all__ = ["Refinement", "StartValues", "first_order", "central_slopes", "ACTIVE_TOL"]
+
+#: A constraint counts as active in the optimality check when g >= -ACTIVE_TOL.
+ACTIVE_TOL = 1e-6
+
+
+@dataclass
+class StartValues:
+    """Already known values at the start points, so that a refinement does not evaluate them again.
+
+    Attributes
+    ----------
+    known : ndarray of bool, shape (n,)
+    f : ndarray, shape (n,)
+    g : ndarray, shape (n, n_ll_constraints)
+    cv : ndarray, shape (n,)
+    """
+
+    known: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    cv: np.ndarray
+
+    @classmethod
+    def unknown(cls, n: int, n_constraints: int) -> StartValues:
+        inf = np.full(n, np.inf)
+        return cls(np.zeros(n, bool), inf.copy(), np.full((n, n_constraints), np.inf), inf.copy())
+
+
+@dataclass
+class Refinement(LowerSolver):
+    """A gradient-based local search per row, from the best warm start.
+
+    ``success`` means that the returned point is feasible and that the search converged by its own rule or the
+    point passes a first-order (KKT) test (:func:`first_order`). The test is tried at the start first, so a warm
+    start at the optimum is verified by one gradient (ll_dim + 1 evaluations in one call; 2 * ll_dim + 1 in two
+    calls when only central differences show it, as on steep lower levels).
+
+    Parameters
+    ----------
+    maxiter : int
+        Quasi-Newton iterations per row.
+    ftol : float
+        Stopping tolerance on the change of f, absolute (f is compared with its value at the start).
+    gtol : float
+        Tolerance of the first-order test; also the tolerance on the projected gradient without constraints.
+    fd_step : float
+        Forward-difference step as a fraction of each variable's range; the step is flipped to stay in bounds.
+    constraint_margin : float
+        The search is given ``g + margin <= 0`` so that its final point satisfies ``g <= 0`` exactly rather than
+        within rounding; the objective changes by about ``margin * |grad f|``.
+    evaluate_starts : bool
+        With several warm starts per row, evaluate them all (one batch) and start from the best; otherwise
+        start from the first one present.
+    """
+
+    maxiter: int = 100
+    ftol: float = 1e-10
+    gtol: float = 1e-5
+    fd_step: float = 1e-9
+    constraint_margin: float = 1e-9
+    evaluate_starts: bool = True
+
+    def solve(
+        self,
+        ev: Evaluator,
+        X: np.ndarray,
+        rng: np.random.Generator,
+        Y0: np.ndarray | None = None,
+        max_evals: np.ndarray | int | None = None,
+    ) -> LowerSolution:
+        """Refine from the warm starts (a uniform random point for rows without); see :class:`LowerSolver`."""
+        X, Y0, caps = prepare(ev, X, Y0, max_evals)
+        budget = RowBudget(ev, X, caps)
+        rows = np.arange(X.shape[0])
+        starts, values = self._starts(budget, Y0, rng)
+        Y, f, cv, converged = self.refine(budget, rows, starts, values)
+        return LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy())
+
+    def refine(
+        self,
+        budget: RowBudget,
+        rows: np.ndarray,
+        starts: np.ndarray,
+        values: StartValues | None = None,
+        verify: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Run the local search on ``rows`` of ``budget`` from ``starts`` (len(rows), ll_dim).
+
+        Where the lower level has integer variables, the search is :func:`~evobilevel.lower.integer.refine_integer`
+        (integer variables moved by whole steps only; this refinement's own search for the continuous ones).
+
+        Parameters
+        ----------
+        budget : RowBudget
+        rows : ndarray of int, shape (r,)
+            Rows of the budget's batch to refine.
+        starts : ndarray, shape (r, ll_dim)
+        values : StartValues, optional
+            What is known at the starts, one entry per element of ``rows``.
+        verify : bool
+            Test the start for optimality with central differences when forward ones do not show it (ll_dim
+            more evaluations): a warm start at the optimum of a steep lower level is then recognised without
+            a search. Polishing, which starts near but not at an optimum, skips it.
+
+        Returns
+        -------
+        Y : ndarray, shape (r, ll_dim)
+            Best point seen per row (the start if nothing could be evaluated).
+        f, cv : ndarray, shape (r,)
+        converged : ndarray of bool, shape (r,)
+        """
+        mask = integer_mask(budget.ev.problem)
+        if mask is not None:
+            return refine_integer(self, budget, rows, starts, values, mask, verify)
+        return self._refine(budget, rows, starts, values, verify)
+
+    @abstractmethod
+    def _refine(self, budget: RowBudget, rows: np.ndarray, starts: np.ndarray, values: StartValues | None,
+                verify: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The search itself, over continuous variables; arguments and results as in :meth:`refine`."""
+
+    def _starts(self, budget: RowBudget, Y0, rng) -> tuple[np.ndarray, StartValues]:
+        """(n, ll_dim) start points and whatever is known about them."""
+        lo, hi = budget.ev.problem.ll_bounds
+        n, d = budget.X.shape[0], lo.shape[0]
+        values = StartValues.unknown(n, 0)
+        starts = lo + rng.random((n, d)) * (hi - lo)
+        if Y0 is None:
+            return starts, values
+        valid = ~np.isnan(Y0[:, :, 0])  # (n, k)
+        has = valid.any(axis=1)
+        first = np.argmax(valid, axis=1)
+        starts[has] = Y0[has, first[has]]
+        if not self.evaluate_starts or Y0.shape[1] == 1:
+            return starts, values
+        # Several candidates: evaluate the first `granted` present ones of each row in one batch.
+        several = np.flatnonzero(valid.sum(axis=1) > 1)
+        granted = budget.grant(several, valid[several].sum(axis=1))
+        rank_in_row = np.cumsum(valid[several], axis=1) - 1
+        chosen = valid[several] & (rank_in_row < granted[:, None])  # (len(several), k)
+        pick_rows, pick_k = np.nonzero(chosen)
+        rows = several[pick_rows]
+        f, g, cv = budget.evaluate(rows, Y0[rows, pick_k])
+        values = StartValues.unknown(n, g.shape[1])
+        for j in range(rows.shape[0]):
+            r = rows[j]
+            if not values.known[r] or better(f[j], cv[j], values.f[r], values.cv[r]):
+                values.known[r] = True
+                values.f[r], values.g[r], values.cv[r] = f[j], g[j], cv[j]
+                starts[r] = Y0[r, pick_k[j]]
+        return starts, values
+
+
+def first_order(y, g, df, dg, lo, hi, tol: float) -> bool:
+    """KKT test at y (ll_dim,) from its constraint values g (m,) and slopes df (d,), dg (m, d).
+
+    True when multipliers >= 0 of the active constraints and bounds cancel the objective's slope up to
+    ``tol * max(1, max |df|)`` (a nonnegative least-squares fit).
+    """
+    eps_bound = 1e-9 * (hi - lo)
+    eye = np.eye(y.shape[0])
+    # Gradients of the active inequalities, each written as c(y) <= 0: constraints near 0, then the bounds.
+    A = np.vstack([dg[g >= -ACTIVE_TOL], -eye[y <= lo + eps_bound], eye[y >= hi - eps_bound]]).T  # (d, k)
+    if A.shape[1] == 0:
+        residual = np.abs(df).max()
+    else:
+        multipliers, _ = nnls(A, -df)
+        residual = np.abs(df + A @ multipliers).max()
+    return bool(residual <= tol * max(1.0, np.abs(df).max()))
+
+
+def central_slopes(f0, g0, df, dg, h, inside, f_back, g_back) -> tuple[np.ndarray, np.ndarray]:
+    """Forward slopes at a point averaged with backward ones into central differences.
+
+    Parameters
+    ----------
+    f0 : float
+        f at the point.
+    g0 : ndarray, shape (m,)
+    df : ndarray, shape (d,)
+    dg : ndarray, shape (m, d)
+        Forward slopes, with steps h (d,).
+    h : ndarray, shape (d,)
+    inside : ndarray of int, shape (k,)
+        The variables whose backward point ``y - h_i e_i`` was evaluated.
+    f_back : ndarray, shape (k,)
+    g_back : ndarray, shape (k, m)
+        Values at the backward points; a failed one leaves that variable's forward slope.
+
+    Returns
+    -------
+    df : ndarray, shape (d,)
+    dg : ndarray, shape (m, d)
+    """
+    with np.errstate(invalid="ignore"):
+        back_df = (f0 - f_back) / h[inside]
+        back_dg = ((g0 - g_back) / h[inside, None]).T
+    df, dg = df.copy(), dg.copy()
+    ok = np.isfinite(back_df)
+    df[inside[ok]] = 0.5 * (df[inside[ok]] + back_df[ok])
+    ok_g = np.isfinite(back_dg)
+    dg_inside = dg[:, inside]
+    dg[:, inside] = np.where(ok_g, 0.5 * (dg_inside + back_dg), dg_inside)
+    return df, dg

@@ -1,0 +1,72 @@
+"""Lower-level problems of the benchmark suites with their exact optima, and warm starts near them: the cases on which
+the local refinements are compared (``tests/test_lockstep.py``, ``tests/perf/lockstep_speed.py``).
+
+Not a test module. SMD9 and SMD12 give no ``ll_response``; their optima are built here where they are known:
+SMD9's unconstrained minimiser where it satisfies the lower-level constraint, and on SMD12's sphere of optima the
+point ``x_u2 - tan x_l2 = sign(x_u2) / sqrt(r)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import evobilevel as eb
+from evobilevel.evaluator import Evaluator
+
+SMD = [f"SMD{i}" for i in range(1, 13)]
+TP = [f"TP{i}" for i in range(1, 11)]
+
+
+def optimum(problem, X: np.ndarray) -> np.ndarray:
+    """The exact lower-level optima (n, ll_dim) at X (n, ul_dim); NaN rows where unknown."""
+    Y = problem.ll_response(X)
+    if Y is not None:
+        return Y
+    p, q = problem.split.p, problem.split.q
+    if problem.name.startswith("SMD9"):
+        return np.hstack([np.zeros((X.shape[0], q)), np.expm1(X[:, p:])])
+    if problem.name.startswith("SMD12"):
+        D = np.where(X[:, p:] >= 0, 1.0, -1.0) / np.sqrt(problem.split.r)
+        return np.array([problem._optimal_answer(x, d) for x, d in zip(X, D)])
+    return np.full((X.shape[0], problem.ll_dim), np.nan)
+
+
+def problem_of(name: str, size: tuple[int, int] | None = None):
+    """An SMD problem at (ul_dim, ll_dim) = size, or a TP problem at its own size."""
+    return eb.benchmarks.get(name, **({} if size is None else {"ul_dim": size[0], "ll_dim": size[1]}))
+
+
+def case(name: str, size: tuple[int, int] | None = None, n: int = 8, seed: int = 0):
+    """n upper-level points X (uniform in the bounds) whose lower-level optimum Y* is known and feasible.
+
+    Returns
+    -------
+    problem, X (n, ul_dim), Y_star (n, ll_dim), f_star (n,)
+    """
+    problem = problem_of(name, size)
+    lo, hi = problem.ul_bounds
+    X = lo + np.random.default_rng(seed).random((8 * n, problem.ul_dim)) * (hi - lo)
+    Y = optimum(problem, X)
+    known = np.isfinite(Y).all(axis=1)
+    Y[~known] = problem.ll_bounds[0]
+    values = Evaluator(problem).lower(X, Y)
+    keep = np.flatnonzero(known & (values.cv <= 0) & np.isfinite(values.values))[:n]
+    return problem, X[keep], Y[keep], values.values[keep]
+
+
+def perturbed(problem, Y: np.ndarray, scale: float, seed: int = 1) -> np.ndarray:
+    """Y moved by Gaussian noise of ``scale`` times each variable's range, clipped into the bounds."""
+    lo, hi = problem.ll_bounds
+    return np.clip(Y + scale * (hi - lo) * np.random.default_rng(seed).normal(size=Y.shape), lo, hi)
+
+
+class CallCounter(Evaluator):
+    """An evaluator that also counts its lower-level calls."""
+
+    def __init__(self, problem):
+        super().__init__(problem)
+        self.ll_calls = 0
+
+    def lower(self, X, Y):
+        self.ll_calls += 1
+        return super().lower(X, Y)
