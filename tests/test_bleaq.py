@@ -252,7 +252,7 @@ def test_recheck_that_finds_another_optimal_answer_frees_the_follower():
     p = eb.benchmarks.get("SMD12", ul_dim=5, ll_dim=5, variant="bleaq2")
     algo, ctx = BLEAQ(), _context(p)
     algo.setup(ctx)
-    x, y = p.optimum.x, _smd12_circle_answer(p, 7)
+    x, y = p.optimum.x, _smd12_circle_answer(p, 60)  # far from where the re-solve lands (about 3 degrees)
     f = _start(p, x, y)[1]
     pop = algo.state.population
     pop.X[0], pop.Y[0], pop.F[0], pop.f[0] = x, y, -1e9, f  # the best member, whatever the others

@@ -28,8 +28,8 @@ from ..integrality import integer_mask, lattice, lattice_size, round_integral, s
 from ..space import latin_hypercube
 from .base import LowerSolution, LowerSolver, better, prepare, rank
 from .integer import enumerate_lattice
-from .local import LocalRefinement
-from .refinement import StartValues
+from .lockstep import LockstepRefinement
+from .refinement import Refinement, StartValues
 
 __all__ = ["DifferentialEvolution"]
 
@@ -99,7 +99,7 @@ class DifferentialEvolution(LowerSolver):
     epsilon_quantile: float = 0.2
     epsilon_exponent: float = 5.0
     polish: bool = True
-    local: LocalRefinement = field(default_factory=LocalRefinement)
+    local: Refinement = field(default_factory=LockstepRefinement)
 
     def population_size(self, ll_dim: int) -> int:
         """The population per row used for a lower level of ``ll_dim`` variables."""

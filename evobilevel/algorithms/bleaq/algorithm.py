@@ -37,7 +37,8 @@ import numpy as np
 
 from ...epsilon import EpsilonSchedule
 from ...integrality import integer_mask, round_integral, search_box
-from ...lower import DifferentialEvolution, LocalRefinement, default_solver
+from ...lower import DifferentialEvolution, LockstepRefinement, default_solver
+from ...lower.refinement import Refinement
 from ...space import latin_hypercube
 from ..archive import RingBuffer, SolutionArchive
 from ..base import Algorithm, Candidate
@@ -71,8 +72,8 @@ CERTIFIED_GENERATIONS = 2
 LOCAL_MAXITER = 40
 
 
-def _default_local() -> LocalRefinement:
-    return LocalRefinement(maxiter=LOCAL_MAXITER)
+def _default_local() -> Refinement:
+    return LockstepRefinement(maxiter=LOCAL_MAXITER)
 
 
 @dataclass
@@ -156,7 +157,7 @@ class BLEAQ(Algorithm):
     restart_patience: int = 5
     infeasible_evals: int = 200
     global_solver: DifferentialEvolution = field(default_factory=default_solver)
-    local_solver: LocalRefinement = field(default_factory=_default_local)
+    local_solver: Refinement = field(default_factory=_default_local)
     archive_size: int = 2000
 
     def __post_init__(self) -> None:
