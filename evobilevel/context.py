@@ -44,7 +44,7 @@ class RunContext:
         self.problem = problem
         self.target = target
         self.engine = engine
-        self.evaluator = Evaluator(problem)
+        self.evaluator = Evaluator(problem, batch=engine.batch, observer=engine.observe)
         self.budget = Budget(self.evaluator, max_ul_evals, max_ll_evals, max_time, started)
         ul_seed, self._ll_seed = seed.spawn(2)
         # Upper-level points whose lower-level search ended infeasible while no feasible answer had been seen.

@@ -8,6 +8,8 @@ the first message is kept for the result. Budgets are not its job (see :mod:`evo
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,17 +42,20 @@ class Evaluation:
 
 @dataclass
 class LevelCounts:
-    """Evaluations spent at one level: how many failed, how many were feasible, and the first failure's message."""
+    """Evaluations spent at one level: how many failed, how many were feasible, the first failure's message, and
+    the seconds the black box took (its own calls, wherever they ran)."""
 
     n_evals: int = 0
     n_failed: int = 0
     first_error: str | None = None
     n_feasible: int = 0
+    seconds: float = 0.0
 
     def add(self, other: LevelCounts) -> None:
         self.n_evals += other.n_evals
         self.n_failed += other.n_failed
         self.n_feasible += other.n_feasible
+        self.seconds += other.seconds
         if self.first_error is None:
             self.first_error = other.first_error
 
@@ -74,12 +79,19 @@ class Evaluator:
     followers : list of LevelCounts, optional
         For a problem with several followers, each follower's lower-level evaluations (new counts by default);
         ``ll`` counts them all.
+    batch : callable, optional
+        ``batch(problem, level, X, Y, log) -> (values, constraints, seconds)`` evaluates a validated batch in place
+        of ``problem.evaluate_batch`` (the engine's evaluation tasks, see :mod:`evobilevel.parallel.spread`).
+    observer : callable, optional
+        ``observer(level, n, seconds)`` is told of every batch evaluated (the engine measures costs so).
     """
 
     problem: Problem
     ul: LevelCounts = field(default_factory=LevelCounts)
     ll: LevelCounts = field(default_factory=LevelCounts)
     followers: list | None = None
+    batch: Callable | None = None
+    observer: Callable | None = None
 
     def __post_init__(self):
         follower_set = getattr(self.problem, "follower_set", None)
@@ -110,10 +122,11 @@ class Evaluator:
     def follower_lower(self, i: int, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         """Evaluate follower i's ``f_i, g_i`` on X (n, ul_dim), Y (n, ll_dim_i): n evaluations, counted for the
         follower and in the lower-level total."""
-        own = Evaluator(self.problem.follower_set.problems[i], ll=self.followers[i])
+        own = Evaluator(self.problem.follower_set.problems[i], ll=LevelCounts(), batch=self.batch,
+                        observer=self.observer)
         result = own.lower(X, Y)
-        self.ll.add(LevelCounts(X.shape[0], int(result.failed.sum()), self.followers[i].first_error,
-                                int(np.count_nonzero(result.cv == 0))))
+        self.followers[i].add(own.ll)
+        self.ll.add(own.ll)
         return result
 
     def merge_follower(self, i: int, counts: dict[str, LevelCounts]) -> None:
@@ -125,8 +138,16 @@ class Evaluator:
         X, Y = self.problem.check_points(X, Y)
         n = X.shape[0]
         log = FailureLog(np.zeros(n, bool))
-        values, constraints = self.problem.evaluate_batch(level, X, Y, log)
+        if self.batch is None:
+            start = time.perf_counter()
+            values, constraints = self.problem.evaluate_batch(level, X, Y, log)
+            seconds = time.perf_counter() - start
+        else:
+            values, constraints, seconds = self.batch(self.problem, level, X, Y, log)
         counts.n_evals += n
+        counts.seconds += seconds
+        if self.observer is not None:
+            self.observer(level, n, seconds)
         finite = np.isfinite(values) if values.ndim == 1 else np.isfinite(values).all(axis=1)
         failed = log.failed | ~finite | np.isnan(constraints).any(axis=1)
         if failed.any():

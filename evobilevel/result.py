@@ -212,15 +212,33 @@ class Result:
 
 
 def load_result(path) -> Result:
-    """Read a result written by :meth:`Result.to_json`."""
+    """Read a result written by :meth:`Result.to_json`.
+
+    Raises
+    ------
+    FileNotFoundError
+    ValueError
+        The file is not JSON, or not an evobilevel result (the message names the file and what is wrong).
+    """
     return read_run(path)[1]
 
 
 def read_run(path) -> tuple[dict, Result]:
-    """The raw JSON data of a result file (with whatever a caller stored beside the result) and the Result."""
+    """The raw JSON data of a result file (with whatever a caller stored beside the result) and the Result;
+    ValueError naming the file where it is not one."""
     with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    return data, Result.from_dict(data)
+        try:
+            data = json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not an evobilevel result: not JSON ({exc})") from None
+    missing = [key for key in ("problem", "algorithm", "x", "y", "F", "f") if not isinstance(data, dict)
+               or key not in data]
+    if missing:
+        raise ValueError(f"{path} is not an evobilevel result: it has no {', '.join(missing)}")
+    try:
+        return data, Result.from_dict(data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path} is not a readable evobilevel result ({type(exc).__name__}: {exc})") from None
 
 
 def write_json_atomic(path, data: dict) -> None:

@@ -53,6 +53,7 @@ def solve(
     *,
     max_time: float | None = None,
     chunk_size: int = 4,
+    tasks: str = "auto",
     check_ll: bool = True,
     max_check_evals: int | None = None,
     history_limit: int = 10_000,
@@ -97,7 +98,13 @@ def solve(
         lower-level check at the end is not counted in it. Where a run stops then depends on the machine, so a
         run stopped by time is not reproducible.
     chunk_size : int
-        Upper-level points per parallel lower-level task.
+        Upper-level points per chunk of lower-level solves (each chunk has its own random stream).
+    tasks : {"auto", "rows", "evaluations"}
+        What a parallel task is, for ``n_jobs`` other than 1: a chunk of lower-level solves run by a worker
+        (``"rows"``: few round trips, right for cheap functions), or a part of a batch of evaluations while the
+        solves run here (``"evaluations"``: keeps every worker busy where a phase has fewer chunks than workers,
+        right for expensive black boxes). ``"auto"`` chooses per batch from the measured cost of an evaluation
+        and of a round trip. Results are the same whichever is used.
     check_ll : bool
         Run the independent lower-level check at the final ``x`` that gives ``ll_gap``; its evaluations are
         reported as ``n_ll_evals_check`` and go through the same engine as the run's (in parallel for ``n_jobs``
@@ -172,7 +179,7 @@ def solve(
     run.callback, run.checkpoint = callback, checkpoint
     run.display = ProgressLine(enabled=progress, budgets=(max_ul_evals, max_ll_evals, max_time))
     run.display.announce(describe_budgets(max_ul_evals, max_ll_evals, max_time, target))
-    with LowerEngine(n_jobs=n_jobs, chunk_size=chunk_size) as engine:
+    with LowerEngine(n_jobs=n_jobs, chunk_size=chunk_size, tasks=tasks) as engine:
         run.drive(engine)
         return run.result(check_ll)
 

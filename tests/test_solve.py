@@ -203,3 +203,42 @@ def test_progress_prints_the_budgets_then_the_best_and_an_estimate_of_the_time_l
     # A quarter of the LL budget in 10 s: 30 s left at that rate (the time budget would last 50 s).
     assert "F 1.5" in text and "LL         250" in text and "~30 s left" in text
     assert ProgressLine(True, out).time_left({"n_ul_evals": 1, "n_ll_evals": 1, "elapsed": 1.0}) is None
+
+
+@pytest.mark.parametrize("tasks", ["rows", "evaluations", "auto"])
+def test_row_tasks_and_evaluation_tasks_give_the_inline_result(tasks):
+    # Per-point functions, so that evaluation tasks cut batches into parts that each worker evaluates point by point.
+    base = eb.benchmarks.get("SMD10", ul_dim=2, ll_dim=3)
+
+    def upper(x, y):
+        F, G = base.upper(x, y)
+        return F
+
+    problem = eb.Problem(upper, lambda x, y: base.lower(x, y)[0], base.ul_bounds, base.ll_bounds,
+                         upper_constraints=lambda x, y: base.upper(x, y)[1],
+                         lower_constraints=lambda x, y: base.lower(x, y)[1], name="per-point SMD10",
+                         optimum=base.optimum)
+    algo = eb.algorithms.BLEAQ(max_generations=8)
+    inline = eb.solve(problem, algorithm=algo, seed=4)
+    spread = eb.solve(problem, algorithm=algo, seed=4, n_jobs=2, tasks=tasks)
+    assert np.array_equal(inline.x, spread.x) and np.array_equal(inline.y, spread.y)
+    assert (inline.F, inline.f, inline.n_ul_evals, inline.n_ll_evals, inline.ll_gap, inline.n_ll_evals_check) == (
+        spread.F, spread.f, spread.n_ul_evals, spread.n_ll_evals, spread.ll_gap, spread.n_ll_evals_check)
+
+
+def test_bad_n_jobs_and_tasks_are_named():
+    p = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
+    for bad in ("two", 0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="n_jobs must be a positive integer or -1"):
+            eb.solve(p, n_jobs=bad)
+    with pytest.raises(ValueError, match="tasks must be one of auto, rows, evaluations"):
+        eb.solve(p, n_jobs=2, tasks="chunks")
+
+
+def test_loading_a_file_that_is_not_a_result_names_the_problem(tmp_path):
+    (tmp_path / "notes.json").write_text("not json at all")
+    (tmp_path / "other.json").write_text('{"hello": 1}')
+    with pytest.raises(ValueError, match="notes.json is not an evobilevel result: not JSON"):
+        eb.load_result(tmp_path / "notes.json")
+    with pytest.raises(ValueError, match="other.json is not an evobilevel result: it has no problem, algorithm"):
+        eb.load_result(tmp_path / "other.json")

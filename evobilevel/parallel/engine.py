@@ -1,0 +1,236 @@
+"""The lower-level engine: batches of lower-level solves, inline or in parallel, as row tasks or evaluation tasks.
+
+Rows are cut into chunks of ``chunk_size`` and every chunk has its own random stream, spawned from the caller's
+:class:`numpy.random.SeedSequence`. The chunking depends on the number of rows only, never on ``n_jobs`` or on how
+the work is sent out, so a run gives identical results inline, on local processes or on a dask cluster.
+
+Two kinds of parallel task:
+
+- *row tasks*: each chunk is solved by a worker, which returns its solutions and evaluation counts (counters
+  incremented inside worker processes would otherwise be lost). Few round trips: right for cheap functions and
+  for batches with at least as many chunks as workers.
+- *evaluation tasks*: the chunks are solved here, one after the other, and the batches of points their solvers
+  evaluate are spread over the workers (:mod:`.spread`). Right for black boxes that cost more per point than a round
+  trip, in phases with fewer chunks than workers.
+
+With ``tasks="auto"`` the engine chooses per batch, from the cost per lower-level point it has measured so far and
+the round trip it measured once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..evaluator import Evaluator, LevelCounts
+from ..lower.base import LowerSolution
+from .tasks import check_n_jobs, check_picklable
+
+__all__ = ["LowerEngine", "TASK_KINDS"]
+
+TASK_KINDS = ("auto", "rows", "evaluations")
+
+
+@dataclass
+class _ChunkResult:
+    solution: LowerSolution
+    counts: dict[str, LevelCounts]
+
+
+def _solve_chunk(problem, solver, X, Y0, max_evals, seed: np.random.SeedSequence, batch=None) -> _ChunkResult:
+    """One chunk: solve the lower level for its rows ``X`` (k, ul_dim); ``batch`` spreads its evaluations."""
+    evaluator = Evaluator(problem, batch=batch)
+    rng = np.random.default_rng(seed)
+    solution = solver.solve(evaluator, X, rng, Y0=Y0, max_evals=max_evals)
+    return _ChunkResult(solution, evaluator.counts())
+
+
+class LowerEngine:
+    """Solves the lower level for many upper-level points per call, in chunks, inline or in parallel.
+
+    Parameters
+    ----------
+    n_jobs : int
+        1 runs every chunk inline without joblib; otherwise joblib's ``n_jobs`` (-1 = all cores). The backend is
+        whatever joblib is configured with (loky by default; dask inside ``joblib.parallel_config("dask")``).
+    chunk_size : int
+        Rows per chunk. Results depend on it (each chunk has its own random stream) but not on ``n_jobs``.
+    tasks : {"auto", "rows", "evaluations"}
+        What a parallel task is (see the module's description); ``"auto"`` chooses per batch.
+
+    Use as a context manager so that one pool of workers serves every generation of a run.
+    """
+
+    def __init__(self, n_jobs: int = 1, chunk_size: int = 4, tasks: str = "auto"):
+        check_n_jobs(n_jobs)
+        if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        if tasks not in TASK_KINDS:
+            raise ValueError(f"tasks must be one of {', '.join(TASK_KINDS)}, got {tasks!r}")
+        self.n_jobs = int(n_jobs)
+        self.chunk_size = int(chunk_size)
+        self.task_kind = tasks
+        self._parallel = None
+        self._spreader = None
+        self._checked_pickle = False
+        #: Seconds per evaluated point at each level, measured so far (None until an evaluation is timed).
+        self.seconds_per_point: dict[str, float | None] = {"upper": None, "lower": None}
+        self._timed = {"upper": [0.0, 0], "lower": [0.0, 0]}
+
+    def __enter__(self) -> LowerEngine:
+        if self.n_jobs != 1:
+            self._parallel = _chunk_parallel(self.n_jobs)
+            self._parallel.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._parallel is not None:
+            self._parallel.__exit__(*exc)
+            self._parallel = None
+
+    # ------------------------------------------------------------------ solves
+    def solve(self, problem, solver, X: np.ndarray, seed: np.random.SeedSequence, Y0: np.ndarray | None = None,
+              max_evals: np.ndarray | None = None) -> tuple[LowerSolution, dict[str, LevelCounts]]:
+        """Solve the lower level at every row of ``X`` (n, ul_dim).
+
+        Parameters
+        ----------
+        problem : Problem
+        solver : LowerSolver
+        X : ndarray, shape (n, ul_dim)
+        seed : SeedSequence
+            Spawns one child per chunk.
+        Y0 : ndarray, shape (n, k, ll_dim), optional
+            Warm starts per row (NaN rows: none).
+        max_evals : ndarray of int, shape (n,), optional
+            Per-row evaluation caps.
+
+        Returns
+        -------
+        solution : LowerSolution
+            Rows in the order of ``X``.
+        counts : dict
+            Evaluations spent, ``{"ul": LevelCounts, "ll": LevelCounts}``, summed over the chunks.
+        """
+        return self.run(self.tasks(problem, solver, X, seed, Y0, max_evals))
+
+    def tasks(self, problem, solver, X: np.ndarray, seed: np.random.SeedSequence, Y0: np.ndarray | None = None,
+              max_evals: np.ndarray | None = None) -> list[tuple]:
+        """The chunk tasks of :meth:`solve`, each with its own random stream: running them in any grouping (all at
+        once, or some first) gives the same solutions."""
+        n = X.shape[0]
+        starts = range(0, n, self.chunk_size)
+        seeds = seed.spawn(len(starts))
+        size = self.chunk_size
+        return [(problem, solver, X[i:i + size], None if Y0 is None else Y0[i:i + size],
+                 None if max_evals is None else max_evals[i:i + size], s) for i, s in zip(starts, seeds)]
+
+    def run(self, tasks: list[tuple]) -> tuple[LowerSolution, dict[str, LevelCounts]]:
+        """Run chunk tasks (see :meth:`tasks`); returns the solution of their rows in order and the summed counts."""
+        return self.run_groups([tasks])[0]
+
+    def run_groups(self, groups: list[list[tuple]]) -> list[tuple[LowerSolution, dict[str, LevelCounts]]]:
+        """Run the chunk tasks of several groups (of different problems: one per follower) in one call; returns
+        each group's solution (its rows in order) and its summed counts."""
+        tasks = [task for group in groups for task in group]
+        kind = self._kind(len(tasks))
+        if kind == "inline":
+            results = [_solve_chunk(*task) for task in tasks]
+        elif kind == "evaluations":
+            results = [_solve_chunk(*task, batch=self._evaluate_batch) for task in tasks]
+        else:
+            results = self._run_rows(tasks)
+        for r in results:
+            self._learn(r.counts)
+        out, first = [], 0
+        for group in groups:
+            part, first = results[first:first + len(group)], first + len(group)
+            total = {"ul": LevelCounts(), "ll": LevelCounts()}
+            for r in part:
+                total["ul"].add(r.counts["ul"])
+                total["ll"].add(r.counts["ll"])
+            out.append((LowerSolution.concat([r.solution for r in part]), total))
+        return out
+
+    # ------------------------------------------------------------ task kinds
+    def _kind(self, n_chunks: int) -> str:
+        """How to run a batch of ``n_chunks`` chunks: ``"inline"``, ``"rows"`` or ``"evaluations"``."""
+        if self.n_jobs == 1:
+            return "inline"
+        if self.task_kind != "auto":
+            return "inline" if self.task_kind == "rows" and n_chunks == 1 else self.task_kind
+        spreader = self._spreader
+        cost = self.seconds_per_point["lower"]
+        if cost is None or (spreader is not None and n_chunks >= spreader.n_workers):
+            return "rows" if n_chunks > 1 else "inline"
+        # Fewer chunks than workers and a black box whose cost is known: spread it where a typical batch (a point
+        # per worker) saves more than a round trip.
+        spreader = self._spreader_ready()
+        if n_chunks >= spreader.n_workers or not spreader.worthwhile(spreader.n_workers, cost):
+            return "rows" if n_chunks > 1 else "inline"
+        return "evaluations"
+
+    @property
+    def batch(self):
+        """The evaluation of batches of points for the evaluators of this engine's work:
+        ``batch(problem, level, X, Y, log) -> (values, constraints, seconds)``, spread over the workers where that pays
+        (by this engine's measured costs); None where everything is evaluated inline (``n_jobs=1`` or row tasks
+        forced)."""
+        if self.n_jobs == 1 or self.task_kind == "rows":
+            return None
+        return self._evaluate_batch
+
+    def _evaluate_batch(self, problem, level: str, X: np.ndarray, Y: np.ndarray, log):
+        cost = self.seconds_per_point[level]
+        if self.task_kind == "evaluations" or (cost is not None
+                                               and self._spreader_ready().worthwhile(X.shape[0], cost)):
+            return self._spreader_ready().evaluate(problem, level, X, Y, log)
+        start = time.perf_counter()
+        values, constraints = problem.evaluate_batch(level, X, Y, log)
+        return values, constraints, time.perf_counter() - start
+
+    def _spreader_ready(self):
+        if self._spreader is None:
+            from .spread import Spreader
+
+            self._spreader = Spreader(self.n_jobs)
+        return self._spreader
+
+    def _learn(self, counts: dict[str, LevelCounts]) -> None:
+        """Count a chunk's timed evaluations in the measured cost per point."""
+        for key, level in (("ul", "upper"), ("ll", "lower")):
+            self.observe(level, counts[key].n_evals, counts[key].seconds)
+
+    def observe(self, level: str, n_evals: int, seconds: float) -> None:
+        """Count ``n_evals`` evaluations at ``level`` that took ``seconds`` in the measured cost per point."""
+        timed = self._timed[level]
+        timed[0] += seconds
+        timed[1] += n_evals
+        if timed[1]:
+            self.seconds_per_point[level] = timed[0] / timed[1]
+
+    def _run_rows(self, tasks) -> list[_ChunkResult]:
+        from joblib import delayed
+
+        if not self._checked_pickle:
+            for problem in {id(task[0]): task[0] for task in tasks}.values():  # each follower's problem once
+                check_picklable(problem, tasks[0][1])
+            self._checked_pickle = True
+        parallel = self._parallel if self._parallel is not None else _chunk_parallel(self.n_jobs)
+        return parallel(delayed(_solve_chunk)(*task) for task in tasks)
+
+
+def _chunk_parallel(n_jobs: int):
+    """A joblib ``Parallel`` for the chunks of a generation.
+
+    Every chunk is its own task (``batch_size=1``): the rows are already batched into chunks, and joblib's
+    automatic batching would pair chunks of one generation into fixed groups, so a worker that finished early
+    could not take over the work of a slow one. All chunks are submitted at once (``pre_dispatch="all"``): with
+    dask, a task submitted only when another finishes waits for the backend's completion polling (about 10 ms
+    each), which idles workers at every generation.
+    """
+    from joblib import Parallel
+
+    return Parallel(n_jobs=n_jobs, batch_size=1, pre_dispatch="all")
