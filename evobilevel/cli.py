@@ -53,6 +53,10 @@ def _add_solve_parser(sub) -> None:
     solve.add_argument("--max-time", type=_positive_float, metavar="SECONDS", help="wall-time budget of the run")
     solve.add_argument("--max-check-evals", type=_positive_int, metavar="N",
                        help="most evaluations of the final lower-level check (default: until it converges)")
+    solve.add_argument("--tasks", choices=("auto", "rows", "evaluations"), default="auto",
+                       help="with --jobs other than 1: a worker solves chunks of lower levels (rows), or evaluates "
+                            "parts of batches of points (evaluations, for expensive black boxes); default: chosen "
+                            "from the measured costs")
     solve.add_argument("--out", help="write the result as JSON to this file")
     solve.add_argument("--quiet", action="store_true", help="no progress display")
     solve.add_argument("--checkpoint", metavar="PATH", help="write the run's state to this file as it goes")
@@ -188,7 +192,7 @@ def _cmd_solve(args) -> int:
             _enter_backend(stack, args)
             result = solve(problem, seed=args.seed, n_jobs=n_jobs, target=args.target,
                            max_ul_evals=args.max_ul_evals, max_ll_evals=args.max_ll_evals, max_time=args.max_time,
-                           max_check_evals=args.max_check_evals,
+                           max_check_evals=args.max_check_evals, tasks=args.tasks,
                            progress=progress, checkpoint=args.checkpoint,
                            checkpoint_every=args.checkpoint_every, resume=args.resume, **kwargs)
     except (ValueError, TypeError) as exc:

@@ -1,0 +1,137 @@
+"""Speed-up against workers for an expensive black box: wall time of whole runs on a dask LocalCluster of 1, 2, 4
+and 8 single-threaded workers against one process, with the results checked identical; prints the README's table.
+
+Not a test. Run from the repository root::
+
+    python tests/perf/workers.py [--repeats 3] [--delay 0.002] [--workers 1,2,4,8] [--problems SMD1,SMD10]
+                                 [--algorithms bleaq,nested] [--write-readme]
+
+The problems are SMD1 and SMD10 (constraints at both levels) at (3, 3) as per-point Python functions whose lower
+level waits ``--delay`` seconds per point, as a simulator would: waiting leaves the cores free, so eight workers on a
+two-core machine stand for eight machines. BLEAQ runs to the target 1e-2; the nested algorithm runs a population of
+32 for one generation (64 lower-level solves) and both end with the final lower-level check, through the same
+workers. The engine chooses row tasks or evaluation tasks itself (``tasks="auto"``). Each configuration runs
+``--repeats`` times, alternating with the others; the table shows medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from readme_table import markdown_table, write_section
+
+import evobilevel as eb
+from evobilevel.algorithms import Nested
+
+
+class SlowFollower:
+    """The benchmark's lower-level objective, one point per call, plus a fixed wait (an expensive simulator)."""
+
+    def __init__(self, base: eb.Problem, delay: float, part: int):
+        self.base, self.delay, self.part = base, delay, part
+
+    def __call__(self, x, y):
+        time.sleep(self.delay)
+        value = self.base.lower(x, y)[self.part]
+        return float(value) if self.part == 0 else value
+
+
+class Leader:
+    """The benchmark's upper-level objective (part 0) or constraints (part 1), one point per call."""
+
+    def __init__(self, base: eb.Problem, part: int):
+        self.base, self.part = base, part
+
+    def __call__(self, x, y):
+        value = self.base.upper(x, y)[self.part]
+        return float(value) if self.part == 0 else value
+
+
+def slow_problem(name: str, delay: float) -> eb.Problem:
+    base = eb.benchmarks.get(name, ul_dim=3, ll_dim=3)
+    return eb.Problem(Leader(base, 0), SlowFollower(base, delay, 0), base.ul_bounds, base.ll_bounds,
+                      upper_constraints=Leader(base, 1) if base.n_ul_constraints else None,
+                      lower_constraints=SlowFollower(base, 0.0, 1) if base.n_ll_constraints else None,
+                      n_ul_constraints=base.n_ul_constraints or None, n_ll_constraints=base.n_ll_constraints or None,
+                      name=f"{name}(3, 3) + {delay * 1e3:g} ms", optimum=base.optimum)
+
+
+def run(problem, algorithm: str, workers: int, client) -> tuple[float, eb.Result]:
+    settings = {"bleaq": dict(algorithm="bleaq", target=1e-2),
+                "nested": dict(algorithm=Nested(pop_size=32, max_generations=1))}[algorithm]
+    start = time.perf_counter()
+    if workers == 0:
+        result = eb.solve(problem, seed=0, **settings)
+    else:
+        from joblib import parallel_config
+
+        with parallel_config(backend="dask", client=client):
+            result = eb.solve(problem, seed=0, n_jobs=-1, **settings)
+    return time.perf_counter() - start, result
+
+
+def fingerprint(r: eb.Result) -> tuple:
+    return (tuple(r.x), tuple(r.y), r.F, r.f, r.n_ul_evals, r.n_ll_evals, r.ll_gap, r.n_ll_evals_check)
+
+
+def measure(problems, algorithms, worker_counts, delay, repeats) -> list[list]:
+    from dask.distributed import Client, LocalCluster
+
+    clusters = {w: LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None)
+                for w in worker_counts}
+    clients = {w: Client(c) for w, c in clusters.items()}
+    rows = []
+    try:
+        for name in problems:
+            problem = slow_problem(name, delay)
+            for algorithm in algorithms:
+                times = {w: [] for w in [0, *worker_counts]}
+                reference, same = None, {w: True for w in times}
+                for repeat in range(repeats):
+                    for w in times:
+                        seconds, r = run(problem, algorithm, w, clients.get(w))
+                        times[w].append(seconds)
+                        reference = reference or fingerprint(r)
+                        same[w] &= fingerprint(r) == reference
+                        print(f"{name} {algorithm} workers={w} repeat {repeat}: {seconds:.2f} s (UL {r.n_ul_evals}, "
+                              f"LL {r.n_ll_evals} + check {r.n_ll_evals_check})", flush=True)
+                base = statistics.median(times[0])
+                for w in times:
+                    median = statistics.median(times[w])
+                    rows.append([name, algorithm, "one process" if w == 0 else f"{w} dask workers", f"{median:.2f}",
+                                 f"{base / median:.2f}x", "yes" if same[w] else "NO"])
+    finally:
+        for client in clients.values():
+            client.close()
+        for cluster in clusters.values():
+            cluster.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--delay", type=float, default=0.002, help="seconds per lower-level point")
+    parser.add_argument("--workers", default="1,2,4,8")
+    parser.add_argument("--problems", default="SMD1,SMD10")
+    parser.add_argument("--algorithms", default="bleaq,nested")
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args()
+    rows = measure(args.problems.split(","), args.algorithms.split(","),
+                   [int(w) for w in args.workers.split(",")], args.delay, args.repeats)
+    table = markdown_table(["problem", "algorithm", "workers", "median wall time (s)", "speed-up",
+                            "same result as one process"], rows)
+    note = (f"`python tests/perf/workers.py --repeats {args.repeats} --write-readme`: per-point functions, the lower "
+            f"level waiting {args.delay * 1e3:g} ms per point; dask LocalCluster of single-threaded workers on a "
+            f"shared two-core machine; medians of {args.repeats} runs; `tasks=\"auto\"`.")
+    print()
+    print(table)
+    if args.write_readme:
+        write_section("workers", note + "\n\n" + table)
+        print("README.md updated")
+
+
+if __name__ == "__main__":
+    main()
