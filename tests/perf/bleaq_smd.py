@@ -1,10 +1,12 @@
-"""BLEAQ on SMD1-SMD12 at (5, 5), 11 runs each, against the published BLEAQ2 and BL-CMA-ES figures.
+"""BLEAQ on SMD1-SMD12, 11 runs each at one size, against the published BLEAQ2 and BL-CMA-ES figures.
 
 Runs the grid with ``evobilevel bench`` (resumable: a re-run only does what is missing), writes the report with
-``evobilevel report``, prints it, and with ``--write-readme`` puts the tables and one convergence figure into the
-README.
+``evobilevel report``, prints it, and with ``--write-readme`` puts the tables (and at (5, 5) one convergence figure)
+into the README section of that size. With ``--jobs 1`` (the default) runs go one after the other, so the time
+column is the wall time of a run in one process.
 
-    python tests/perf/bleaq_smd.py [--out results/smd5x5] [--runs 11] [--write-readme] [--report-only]
+    python tests/perf/bleaq_smd.py [--size 5x5] [--out results/smd-5x5] [--runs 11] [--jobs 1] [--write-readme]
+                                   [--report-only]
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from pathlib import Path
 from readme_table import write_section
 
 FIGURES = Path(__file__).resolve().parent / "figures"
-BUDGET = ["--target", "1e-2", "--max-ul-evals", "20000", "--max-ll-evals", "1000000"]
+# Budgets: generous against the published medians at each size, so that they end only runs that fail.
+BUDGETS = {"2x3": (10_000, 500_000), "5x5": (20_000, 1_000_000), "10x10": (50_000, 3_000_000)}
 
 
-def bench(out: str, runs: int, problems: str, variant: str | None = None) -> None:
-    cmd = ["evobilevel", "bench", "--problems", problems, "--ul-dim", "5", "--ll-dim", "5", "--algorithms", "bleaq",
-           "--runs", str(runs), "--out", out, "--quiet", *BUDGET]
+def bench(out: str, size: str, runs: int, jobs: int, problems: str, variant: str | None = None) -> None:
+    ul_dim, ll_dim = size.split("x")
+    max_ul, max_ll = BUDGETS[size]
+    cmd = ["evobilevel", "bench", "--problems", problems, "--ul-dim", ul_dim, "--ll-dim", ll_dim,
+           "--algorithms", "bleaq", "--runs", str(runs), "--jobs", str(jobs), "--out", out, "--quiet",
+           "--target", "1e-2", "--max-ul-evals", str(max_ul), "--max-ll-evals", str(max_ll)]
     if variant:
         cmd += ["--variant", variant]
     subprocess.run(cmd, check=True)
@@ -38,30 +44,35 @@ def section(report: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="results/smd5x5")
+    ap.add_argument("--size", default="5x5", choices=sorted(BUDGETS))
+    ap.add_argument("--out", default=None, help="results directory (default results/smd-SIZE)")
     ap.add_argument("--runs", type=int, default=11)
+    ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--report-only", action="store_true", help="report the runs already in --out, run nothing")
     args = ap.parse_args()
+    out = args.out or f"results/smd-{args.size}"
 
     if not args.report_only:
-        bench(args.out, args.runs, "SMD1-SMD11")
-        bench(args.out, args.runs, "SMD12", variant="bleaq2")
-    report_dir = Path(args.out) / "report"
-    subprocess.run(["evobilevel", "report", args.out, "--out", str(report_dir)], check=True)
+        bench(out, args.size, args.runs, args.jobs, "SMD1-SMD11")
+        bench(out, args.size, args.runs, args.jobs, "SMD12", variant="bleaq2")
+    report_dir = Path(out) / "report"
+    subprocess.run(["evobilevel", "report", out, "--out", str(report_dir)], check=True)
     report = (report_dir / "report.md").read_text(encoding="utf-8")
     print(report)
     if args.write_readme:
-        FIGURES.mkdir(exist_ok=True)
-        shutil.copy(report_dir / "convergence_SMD7_5x5.png", FIGURES / "bleaq_smd7_convergence.png")
+        max_ul, max_ll = BUDGETS[args.size]
         text = (
-            "`python tests/perf/bleaq_smd.py --write-readme` (up to 11 runs per problem, target 1e-2 at both "
-            "levels, budgets of 20,000 UL and 1,000,000 LL evaluations per run; evaluations are medians (IQR) over "
-            "the successful runs, as published; time is the median wall time of a run, one process, on a shared "
-            "two-core machine):\n\n" + section(report)
-            + "\n\n![SMD7 convergence](tests/perf/figures/bleaq_smd7_convergence.png)"
+            f"`python tests/perf/bleaq_smd.py --size {args.size} --write-readme` (up to {args.runs} runs per "
+            f"problem, target 1e-2 at both levels, budgets of {max_ul:,} UL and {max_ll:,} LL evaluations per run; "
+            "evaluations are medians (IQR) over the successful runs, as published; time is the median wall time of "
+            f"a run, {args.jobs} run(s) at a time, on a shared two-core machine):\n\n" + section(report)
         )
-        write_section("bleaq-smd", text)
+        if args.size == "5x5":
+            FIGURES.mkdir(exist_ok=True)
+            shutil.copy(report_dir / "convergence_SMD7_5x5.png", FIGURES / "bleaq_smd7_convergence.png")
+            text += "\n\n![SMD7 convergence](tests/perf/figures/bleaq_smd7_convergence.png)"
+        write_section("bleaq-smd" if args.size == "5x5" else f"bleaq-smd-{args.size}", text)
 
 
 if __name__ == "__main__":
