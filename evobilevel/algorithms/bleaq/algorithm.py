@@ -68,8 +68,11 @@ SINGLE_BASIN_SPAN = 0.5
 #: Generations in a row in which the model around the best member must certify it as a local optimum: the second
 #: confirms the first with the evaluations the first one's generation added near the best member.
 CERTIFIED_GENERATIONS = 2
-#: Local refinement iterations per row: enough for a quasi-Newton search from a warm start near the optimum.
-LOCAL_MAXITER = 40
+#: Local refinement iterations per row. A refinement stopped while still descending goes on to a global search, which
+#: costs more than finishing it: 100 iterations of about ``ll_dim + 2`` evaluations each stay below the 1,000-6,000
+#: evaluations of a global search at every size from (2, 3) to (10, 10), while a start far from the optimum in a
+#: steep valley (SMD's tan terms) may need several times ``ll_dim`` iterations.
+LOCAL_MAXITER = 100
 
 
 def _default_local() -> Refinement:
