@@ -467,23 +467,30 @@ class _Search:
         self.model.reset(again)
         self.directions(again)
 
-    # To be supplied by the methods.
+    # The hooks of a method: `_Box` (projected limited-memory BFGS) and `_SQP` implement each of them.
     def directions(self, idx) -> None:
+        """Set the search direction of rows ``idx`` (and start their line searches)."""
         raise NotImplementedError
 
     def update(self, idx) -> None:
+        """Update the model of rows ``idx`` with their newest step."""
         raise NotImplementedError
 
     def merit(self, idx, f, g, cv) -> np.ndarray:
+        """The value (len(idx),) a line search compares, from ``f``, constraints ``g`` and violation ``cv``."""
         raise NotImplementedError
 
     def predicted(self, idx, S) -> np.ndarray:
+        """The first-order change of the merit (len(idx),) predicted at the trial points ``S`` (len(idx), d);
+        negative for a descent."""
         raise NotImplementedError
 
     def step_converged(self, idx, F_old) -> np.ndarray:
+        """Whether the last step of each row of ``idx`` met the convergence test, against merits ``F_old``."""
         raise NotImplementedError
 
     def negligible(self, idx) -> np.ndarray:
+        """Whether each row's predicted change is within the tolerance of :meth:`step_converged` (nothing to gain)."""
         raise NotImplementedError
 
 
