@@ -12,19 +12,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..lower import DifferentialEvolution, LockstepRefinement, default_solver
+from ..lower import DifferentialEvolution, default_solver
 from ..lower.refinement import Refinement
 from .archive import SolutionArchive
-from .bleaq.algorithm import LOCAL_MAXITER
+from .bleaq.algorithm import default_local_solver
 from .bleaq.response import Predictions, ResponseModel
 from .bleaq.settlement import Answers, LowerSettlement
 from .bleaq.state import BLEAQState
 
 __all__ = ["Followers", "Answers"]
-
-def _default_local() -> Refinement:
-    """BLEAQ's refinement: all rows in lock step, as many iterations as BLEAQ allows (the same reasons hold)."""
-    return LockstepRefinement(maxiter=LOCAL_MAXITER)
 
 
 class PlausibleResponse(ResponseModel):
@@ -94,7 +90,7 @@ class Followers:
     n_warm_starts: int = 2
     infeasible_evals: int = 200
     archive_size: int = 2000
-    local_solver: Refinement = field(default_factory=_default_local)
+    local_solver: Refinement = field(default_factory=default_local_solver)  # BLEAQ's, for the same reasons
     global_solver: DifferentialEvolution = field(default_factory=default_solver)
 
     def new_state(self, problem) -> BLEAQState:

@@ -75,7 +75,8 @@ CERTIFIED_GENERATIONS = 2
 LOCAL_MAXITER = 100
 
 
-def _default_local() -> Refinement:
+def default_local_solver() -> Refinement:
+    """BLEAQ's refinement of the follower's answers: all rows in lock step, at most ``LOCAL_MAXITER`` iterations."""
     return LockstepRefinement(maxiter=LOCAL_MAXITER)
 
 
@@ -160,7 +161,7 @@ class BLEAQ(Algorithm):
     restart_patience: int = 5
     infeasible_evals: int = 200
     global_solver: DifferentialEvolution = field(default_factory=default_solver)
-    local_solver: Refinement = field(default_factory=_default_local)
+    local_solver: Refinement = field(default_factory=default_local_solver)
     archive_size: int = 2000
 
     def __post_init__(self) -> None:
