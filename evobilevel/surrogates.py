@@ -15,6 +15,7 @@ P. Malo, "Bilevel optimization based on iterative approximation of multiple mapp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -37,15 +38,23 @@ def n_coefficients(d: int, kind: str) -> int:
 def features(Z: np.ndarray, kind: str) -> np.ndarray:
     """Regression features of Z (n, d) for ``kind``: shape (n, n_coefficients(d, kind))."""
     n, d = Z.shape
-    columns = [np.ones((n, 1)), Z]
+    A = np.empty((n, n_coefficients(d, kind)))
+    A[:, 0] = 1.0
+    A[:, 1:d + 1] = Z
     if kind == "pure_quadratic":
-        columns.append(Z**2)
+        np.square(Z, out=A[:, d + 1:])
     elif kind == "quadratic":
-        i, j = np.triu_indices(d)
-        columns.append(Z[:, i] * Z[:, j])
-    elif kind != "linear":
-        raise ValueError(f"unknown model kind {kind!r}; choose one of {KINDS}")
-    return np.hstack(columns)
+        i, j = _pairs(d)
+        np.multiply(Z[:, i], Z[:, j], out=A[:, d + 1:])
+    return A
+
+
+@lru_cache(maxsize=None)
+def _pairs(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The index pairs (i <= j) of the cross terms in ``d`` inputs (kept: models are built thousands of times)."""
+    i, j = np.triu_indices(d)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
 
 
 @dataclass

@@ -226,6 +226,43 @@ def test_row_tasks_and_evaluation_tasks_give_the_inline_result(tasks):
         spread.F, spread.f, spread.n_ul_evals, spread.n_ll_evals, spread.ll_gap, spread.n_ll_evals_check)
 
 
+def test_a_single_costly_solve_spreads_its_batches_from_the_first_measured_one(monkeypatch):
+    # One lower-level problem (as the final check, or the first chunk of a run) is solved here either way; with a
+    # black box costing milliseconds its batches after the first (timed here) go to the workers.
+    import time
+
+    from evobilevel.lower import check_solver
+    from evobilevel.parallel.engine import LowerEngine
+    from evobilevel.parallel.spread import Spreader
+
+    base = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
+
+    def slow_lower(x, y):
+        time.sleep(0.004)
+        return base.lower(x, y)[0]
+
+    problem = eb.Problem(lambda x, y: base.upper(x, y)[0], slow_lower, base.ul_bounds, base.ll_bounds)
+    spread_sizes = []
+    evaluate = Spreader.evaluate
+
+    def counted(self, problem, level, X, Y, log):
+        spread_sizes.append(X.shape[0])
+        return evaluate(self, problem, level, X, Y, log)
+
+    monkeypatch.setattr(Spreader, "evaluate", counted)
+    x = np.full((1, 2), 0.5)
+    caps = np.array([300])
+    with LowerEngine(n_jobs=1) as engine:
+        inline, inline_counts = engine.solve(problem, check_solver(), x, np.random.SeedSequence(11), max_evals=caps)
+    assert spread_sizes == []
+    with LowerEngine(n_jobs=2) as engine:
+        spread, spread_counts = engine.solve(problem, check_solver(), x, np.random.SeedSequence(11), max_evals=caps)
+        assert engine.seconds_per_point["lower"] >= 0.004
+    assert len(spread_sizes) > 0 and min(spread_sizes) >= 2
+    assert np.array_equal(inline.Y, spread.Y) and np.array_equal(inline.f, spread.f)
+    assert inline_counts["ll"].n_evals == spread_counts["ll"].n_evals <= 300
+
+
 def test_bad_n_jobs_and_tasks_are_named():
     p = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
     for bad in ("two", 0, -2, 1.5, True):

@@ -225,6 +225,8 @@ class _Rows:
         call for all such rows that can pay for it."""
         failed = ~np.isfinite(f_shift) & np.isfinite(self.F[idx])[:, None]
         some = np.flatnonzero(failed.any(axis=1))
+        if some.size == 0:
+            return f_shift, g_shift, H
         want = failed[some].sum(axis=1)
         some = some[self.budget.grant(self.rows[idx[some]], want) >= want]
         if some.size == 0:
@@ -411,6 +413,8 @@ class _Search:
     def _extrapolate(self, idx, phi, pred) -> None:
         """Longer steps, two to eight times the last by quadratic interpolation (eight where f curves down), up to
         the longest allowed."""
+        if idx.size == 0:
+            return
         a = self.alpha[idx]
         slope = pred / a
         curve = phi - self.phi0[idx] - slope * a
@@ -427,6 +431,8 @@ class _Search:
 
     def _backtrack(self, idx, phi, pred) -> None:
         """Shorter steps by quadratic interpolation of the merit function, within ``_SHRINK`` of the last one."""
+        if idx.size == 0:
+            return
         a = self.alpha[idx]
         slope = pred / a
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -649,6 +655,7 @@ class _LimitedMemory:
         self.base, self.scaled = np.ones((n, d)), np.zeros(n, bool)
         self.base_informed = np.zeros((n, d), bool)
         self.eye, self.steps = np.eye(d), steps
+        self.pair_eye, self.below = np.eye(memory), np.tri(memory, k=-1, dtype=bool)
 
     def fresh(self, idx) -> np.ndarray:
         return self.count[idx] == 0
@@ -657,6 +664,9 @@ class _LimitedMemory:
         """Forget the pairs but keep each variable's curvature: a model that went wrong through its pairs should
         not also lose the scale of variables whose curvatures differ by orders of magnitude."""
         used = idx[self.count[idx] > 0]
+        if used.size == 0:
+            self.count[idx] = 0
+            return
         self.base[used], self.base_informed[used] = self._pairs(used)[3:]
         self.scaled[used] = True
         self.count[idx] = 0
@@ -710,11 +720,11 @@ class _LimitedMemory:
         S, R = np.where(valid[:, :, None], S, 0.0), np.where(valid[:, :, None], R, 0.0)
         B0S = S * diag[:, None, :]
         SR = np.einsum("kid,kjd->kij", S, R)
-        lower = np.tril(SR, -1)
-        unused = np.where(valid, 0.0, 1.0)[:, :, None] * np.eye(valid.shape[1])  # decouples the empty slots
+        lower = np.where(self.below, SR, 0.0)
+        unused = np.where(valid, 0.0, 1.0)[:, :, None] * self.pair_eye  # decouples the empty slots
         M = np.concatenate([np.concatenate([np.einsum("kid,kjd->kij", S, B0S) + unused, lower], axis=2),
                             np.concatenate([lower.transpose(0, 2, 1),
-                                            -(SR * np.eye(valid.shape[1])) - unused], axis=2)], axis=1)
+                                            -(SR * self.pair_eye) - unused], axis=2)], axis=1)
         W = np.concatenate([B0S, R], axis=1)  # (k, 2 memory, d)
         B = diag[:, :, None] * self.eye
         try:

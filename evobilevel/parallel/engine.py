@@ -14,7 +14,9 @@ Two kinds of parallel task:
   trip, in phases with fewer chunks than workers.
 
 With ``tasks="auto"`` the engine chooses per batch, from the cost per lower-level point it has measured so far and
-the round trip it measured once.
+the round trip it measured once. A batch of one chunk (the final check, the first chunk of a run, a single global
+search) is solved here as evaluation tasks: each of its batches of points is spread or evaluated here by its own
+size, the cost being learnt batch by batch.
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ class _ChunkResult:
     counts: dict[str, LevelCounts]
 
 
-def _solve_chunk(problem, solver, X, Y0, max_evals, seed: np.random.SeedSequence, batch=None) -> _ChunkResult:
-    """One chunk: solve the lower level for its rows ``X`` (k, ul_dim); ``batch`` spreads its evaluations."""
-    evaluator = Evaluator(problem, batch=batch)
+def _solve_chunk(problem, solver, X, Y0, max_evals, seed: np.random.SeedSequence, batch=None,
+                 observer=None) -> _ChunkResult:
+    """One chunk: solve the lower level for its rows ``X`` (k, ul_dim); ``batch`` spreads its evaluations and
+    ``observer`` is told of each batch's cost as it is evaluated."""
+    evaluator = Evaluator(problem, batch=batch, observer=observer)
     rng = np.random.default_rng(seed)
     solution = solver.solve(evaluator, X, rng, Y0=Y0, max_evals=max_evals)
     return _ChunkResult(solution, evaluator.counts())
@@ -139,11 +143,13 @@ class LowerEngine:
         if kind == "inline":
             results = [_solve_chunk(*task) for task in tasks]
         elif kind == "evaluations":
-            results = [_solve_chunk(*task, batch=self._evaluate_batch) for task in tasks]
+            # Costs are learnt batch by batch here, so that the batches after the first are spread where that pays.
+            results = [_solve_chunk(*task, batch=self._evaluate_batch, observer=self.observe) for task in tasks]
         else:
             results = self._run_rows(tasks)
-        for r in results:
-            self._learn(r.counts)
+        if kind != "evaluations":
+            for r in results:
+                self._learn(r.counts)
         out, first = [], 0
         for group in groups:
             part, first = results[first:first + len(group)], first + len(group)
@@ -161,6 +167,10 @@ class LowerEngine:
             return "inline"
         if self.task_kind != "auto":
             return "inline" if self.task_kind == "rows" and n_chunks == 1 else self.task_kind
+        if n_chunks == 1:
+            # One chunk is solved here either way; as evaluation tasks each of its batches is spread or evaluated
+            # here by its own size and the cost measured so far (the first batch, cost unknown, here).
+            return "evaluations"
         spreader = self._spreader
         cost = self.seconds_per_point["lower"]
         if cost is None or (spreader is not None and n_chunks >= spreader.n_workers):
