@@ -15,7 +15,7 @@ P. Malo, "Bilevel optimization based on iterative approximation of multiple mapp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def features(Z: np.ndarray, kind: str) -> np.ndarray:
     return A
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pairs(d: int) -> tuple[np.ndarray, np.ndarray]:
     """The index pairs (i <= j) of the cross terms in ``d`` inputs (kept: models are built thousands of times)."""
     i, j = np.triu_indices(d)

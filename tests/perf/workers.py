@@ -11,7 +11,8 @@ level waits ``--delay`` seconds per point, as a simulator would: waiting leaves 
 two-core machine stand for eight machines. BLEAQ runs to the target 1e-2; the nested algorithm runs a population of
 32 for one generation (64 lower-level solves) and both end with the final lower-level check, through the same
 workers. The engine chooses row tasks or evaluation tasks itself (``tasks="auto"``). Each configuration runs
-``--repeats`` times, alternating with the others; the table shows medians.
+``--repeats`` times, alternating with the others, each on a cluster of its own started before the clock and closed
+after it; the table shows medians.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from contextlib import contextmanager
 
 from readme_table import markdown_table, write_section
 
@@ -77,37 +79,43 @@ def fingerprint(r: eb.Result) -> tuple:
 
 
 def measure(problems, algorithms, worker_counts, delay, repeats) -> list[list]:
+    rows = []
+    for name in problems:
+        problem = slow_problem(name, delay)
+        for algorithm in algorithms:
+            times = {w: [] for w in [0, *worker_counts]}
+            reference, same = None, {w: True for w in times}
+            for repeat in range(repeats):
+                for w in times:
+                    with cluster_client(w) as client:
+                        seconds, r = run(problem, algorithm, w, client)
+                    times[w].append(seconds)
+                    reference = reference or fingerprint(r)
+                    same[w] &= fingerprint(r) == reference
+                    print(f"{name} {algorithm} workers={w} repeat {repeat}: {seconds:.2f} s (UL {r.n_ul_evals}, "
+                          f"LL {r.n_ll_evals} + check {r.n_ll_evals_check})", flush=True)
+            base = statistics.median(times[0])
+            for w in times:
+                median = statistics.median(times[w])
+                rows.append([name, algorithm, "one process" if w == 0 else f"{w} dask workers", f"{median:.2f}",
+                             f"{base / median:.2f}x", "yes" if same[w] else "NO"])
+    return rows
+
+
+@contextmanager
+def cluster_client(workers: int):
+    """A client of a fresh LocalCluster of ``workers`` single-threaded worker processes (None for 0), closed after
+    the run: one cluster at a time, as a user has, since idle workers' heartbeats take a share of a small
+    machine's cores and slow every round trip of the cluster in use."""
+    if workers == 0:
+        yield None
+        return
     from dask.distributed import Client, LocalCluster
 
-    clusters = {w: LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None)
-                for w in worker_counts}
-    clients = {w: Client(c) for w, c in clusters.items()}
-    rows = []
-    try:
-        for name in problems:
-            problem = slow_problem(name, delay)
-            for algorithm in algorithms:
-                times = {w: [] for w in [0, *worker_counts]}
-                reference, same = None, {w: True for w in times}
-                for repeat in range(repeats):
-                    for w in times:
-                        seconds, r = run(problem, algorithm, w, clients.get(w))
-                        times[w].append(seconds)
-                        reference = reference or fingerprint(r)
-                        same[w] &= fingerprint(r) == reference
-                        print(f"{name} {algorithm} workers={w} repeat {repeat}: {seconds:.2f} s (UL {r.n_ul_evals}, "
-                              f"LL {r.n_ll_evals} + check {r.n_ll_evals_check})", flush=True)
-                base = statistics.median(times[0])
-                for w in times:
-                    median = statistics.median(times[w])
-                    rows.append([name, algorithm, "one process" if w == 0 else f"{w} dask workers", f"{median:.2f}",
-                                 f"{base / median:.2f}x", "yes" if same[w] else "NO"])
-    finally:
-        for client in clients.values():
-            client.close()
-        for cluster in clusters.values():
-            cluster.close()
-    return rows
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.wait_for_workers(workers)
+        yield client
 
 
 def main() -> None:
@@ -124,8 +132,9 @@ def main() -> None:
     table = markdown_table(["problem", "algorithm", "workers", "median wall time (s)", "speed-up",
                             "same result as one process"], rows)
     note = (f"`python tests/perf/workers.py --repeats {args.repeats} --write-readme`: per-point functions, the lower "
-            f"level waiting {args.delay * 1e3:g} ms per point; dask LocalCluster of single-threaded workers on a "
-            f"shared two-core machine; medians of {args.repeats} runs; `tasks=\"auto\"`.")
+            f"level waiting {args.delay * 1e3:g} ms per point; a dask LocalCluster of single-threaded workers per run, "
+            f"one cluster at a time, on a shared two-core machine; medians of {args.repeats} runs; "
+            f"`tasks=\"auto\"`.")
     print()
     print(table)
     if args.write_readme:
