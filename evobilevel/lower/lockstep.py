@@ -664,11 +664,9 @@ class _LimitedMemory:
         """Forget the pairs but keep each variable's curvature: a model that went wrong through its pairs should
         not also lose the scale of variables whose curvatures differ by orders of magnitude."""
         used = idx[self.count[idx] > 0]
-        if used.size == 0:
-            self.count[idx] = 0
-            return
-        self.base[used], self.base_informed[used] = self._pairs(used)[3:]
-        self.scaled[used] = True
+        if used.size:
+            self.base[used], self.base_informed[used] = self._pairs(used)[3:]
+            self.scaled[used] = True
         self.count[idx] = 0
 
     def add(self, idx, S, R) -> None:

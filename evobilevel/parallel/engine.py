@@ -174,12 +174,12 @@ class LowerEngine:
         spreader = self._spreader
         cost = self.seconds_per_point["lower"]
         if cost is None or (spreader is not None and n_chunks >= spreader.n_workers):
-            return "rows" if n_chunks > 1 else "inline"
+            return "rows"
         # Fewer chunks than workers and a black box whose cost is known: spread it where a typical batch (a point
         # per worker) saves more than a round trip.
         spreader = self._spreader_ready()
         if n_chunks >= spreader.n_workers or not spreader.worthwhile(spreader.n_workers, cost):
-            return "rows" if n_chunks > 1 else "inline"
+            return "rows"
         return "evaluations"
 
     @property
