@@ -19,6 +19,7 @@ import numpy as np
 
 from ..integrality import integer_mask, round_integral, search_box
 from ..lower import default_solver
+from ..space import widths
 from .archive import SolutionArchive
 from .base import Algorithm, AlgorithmState, Candidate
 from .operators import de_current_to_pbest, repair_midpoint
@@ -112,7 +113,7 @@ class Nested(Algorithm):
         self._integer = integer_mask(problem, "upper")
         self._sample_box = search_box(problem.ul_bounds, self._integer)
         self._initial_size = self.pop_size or max(MIN_POP_SIZE, POP_PER_VARIABLE * problem.ul_dim)
-        self._restart_rule = RestartRule(self.restarts, self.restart_patience, tol=self.ftol)
+        self._restart_rule = RestartRule(self.restarts, self.restart_patience, widths(problem.ul_bounds), tol=self.ftol)
 
     def _start_population(self, ctx, n: int) -> None:
         lo, hi = self._sample_box

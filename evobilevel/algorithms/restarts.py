@@ -2,16 +2,24 @@
 upper level, paid for only as far as the evidence asks for it.
 
 After the first attempt converges, one restart probes the box with a smaller population. An attempt whose answer is
-as good as the kept one (to the tolerance) and not better confirms it: a run that keeps finding the same answer
-stops. An attempt that finds a different answer, better or worse, shows that the upper level has several basins:
-the next attempt's population doubles (up to a limit), since a larger population sees more basins before it
-commits to one. Restarting stops once the kept answer is confirmed, after ``patience`` attempts in a row that
-found nothing better, or after ``limit`` restarts.
+the kept one again, as good (to the tolerance) and at the same place (within a tenth of every variable's range),
+confirms it: a run that keeps finding the same answer stops. An attempt that finds another answer, better, worse,
+or as good elsewhere, shows that the upper level has several basins: the next attempt's population doubles (up to
+a limit), since a larger population sees more basins before it commits to one. Restarting stops once the kept
+answer is confirmed, after ``patience`` attempts in a row that found nothing better, or after ``limit`` restarts.
+
+A restart whose whole population has gathered around the kept answer (:meth:`RestartRule.gathered`) has committed
+to its basin; the algorithm may then hand it the kept answer, so that the attempt confirms it (or improves on it)
+without converging again to the accuracy the kept answer already has. A restart that settles apart from the kept
+answer (:meth:`RestartRule.apart`) needs only to show that it cannot beat it; BLEAQ ends such an attempt once its
+quadratic model says so.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from .base import Candidate
 from .population import better_candidate
@@ -51,9 +59,16 @@ class RestartRule:
     Parameters
     ----------
     limit, patience : int
+    x_widths : ndarray, shape (ul_dim,)
+        The ranges of the upper-level variables.
     tol : float
-        Two answers whose ``F`` differ by at most ``tol * (1 + |F|)`` are the same answer (the accuracy the
-        attempts converge to); a smaller gain is no progress.
+        Two answers whose ``F`` differ by at most ``tol * (1 + |F|)`` are equally good (the accuracy the attempts
+        converge to); a smaller gain is no progress.
+    x_tol : float
+        Two equally good answers further apart than this share of some variable's range are two answers, in two
+        basins: a symmetric upper level has several equally good local optima, and finding one of them after
+        another confirms nothing about the others. An attempt converged to ``tol`` in ``F`` has its ``x`` to about
+        ``sqrt(tol)`` of the scale of the basin's curvature; a tenth of a range lies well beyond that scatter.
     probe : float
         The first restart's population as a share of the first attempt's: a probe that costs little where the
         answer is confirmed, as most answers of a single-basin upper level are.
@@ -63,7 +78,9 @@ class RestartRule:
 
     limit: int
     patience: int
+    x_widths: np.ndarray
     tol: float = 1e-4
+    x_tol: float = 0.1
     probe: float = 0.5
     max_growth: int = 4
 
@@ -94,9 +111,24 @@ class RestartRule:
             return True
         return False
 
+    def gathered(self, state: RestartState, X: np.ndarray) -> bool:
+        """Whether a restart's population X (n, ul_dim) lies within ``x_tol`` of every variable's range around the
+        kept answer (feasible): the attempt has come back to it."""
+        kept = state.kept
+        return (kept is not None and kept.feasible
+                and bool(np.all(np.abs(X - kept.x) <= self.x_tol * self.x_widths)))
+
+    def apart(self, kept: Candidate, other: Candidate) -> bool:
+        """Whether two feasible answers lie at two places: apart by more than ``x_tol`` of some variable's
+        range."""
+        return (kept.feasible and other.feasible
+                and bool(np.any(np.abs(other.x - kept.x) > self.x_tol * self.x_widths)))
+
     def _same(self, kept: Candidate, other: Candidate) -> bool:
-        """Whether two feasible answers are equally good, to the tolerance."""
-        return kept.feasible and other.feasible and abs(other.F - kept.F) <= self.tol * (1 + abs(kept.F))
+        """Whether two feasible answers are one answer: equally good, to the tolerance, and apart by at most
+        ``x_tol`` of every variable's range."""
+        equal = kept.feasible and other.feasible and abs(other.F - kept.F) <= self.tol * (1 + abs(kept.F))
+        return equal and not self.apart(kept, other)
 
     def _gain(self, kept: Candidate, other: Candidate) -> bool:
         """Whether ``other`` (ranked above ``kept``) is better by more than rounding: feasible where ``kept`` is not,

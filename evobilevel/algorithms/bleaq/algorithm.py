@@ -39,7 +39,7 @@ from ...epsilon import EpsilonSchedule
 from ...integrality import integer_mask, round_integral, search_box
 from ...lower import DifferentialEvolution, LockstepRefinement, default_solver
 from ...lower.refinement import Refinement
-from ...space import latin_hypercube
+from ...space import latin_hypercube, widths
 from ..archive import RingBuffer, SolutionArchive
 from ..base import Algorithm, Candidate
 from ..population import Population, stalled, tolerance_cap
@@ -176,7 +176,7 @@ class BLEAQ(Algorithm):
         self._integer = {level: integer_mask(problem, level) for level in ("upper", "lower")}
         self._initial_size = self.pop_size or max(MIN_POP_SIZE, POP_PER_VARIABLE * d + POP_PER_VARIABLE)
         self._epsilon = EpsilonSchedule(self.eps_generations, self.eps_exponent, self.eps_quantile)
-        self._restart_rule = RestartRule(self.restarts, self.restart_patience, tol=self.ftol)
+        self._restart_rule = RestartRule(self.restarts, self.restart_patience, widths(problem.ul_bounds), tol=self.ftol)
         if problem.follower_set is None:
             response = ResponseModel(problem.ul_bounds, problem.ll_bounds, self.accept_tol, self.psi_tol,
                                      self.refine_tol)
@@ -227,7 +227,7 @@ class BLEAQ(Algorithm):
             Y0 = state.archive.warm_starts(X[first:], 2)
             parts.append(self._settlement.settle(ctx, state, X[first:], Y0, allow_prediction=False))
         state.population = self._upper.evaluate(ctx, state.evaluated, Answers.concat(parts))
-        state.best_history, state.certified = [], 0
+        state.best_history, state.certified, state.outclassed, state.took_back = [], 0, 0, False
         state.eps0 = self._epsilon.initial_level(state.population.ul_cv, state.population.ll_cv == 0)
         state.eps_start = state.generation
 
@@ -280,12 +280,17 @@ class BLEAQ(Algorithm):
     # ------------------------------------------------------------ convergence
     def _check_convergence(self, ctx, proposal: ModelProposal | None = None) -> None:
         state = self.state
+        if (not (ctx.until_target or state.took_back) and state.kept_member is not None
+                and self._restart_rule.gathered(state.restarts, state.population.X)):
+            self._take_back_kept()
         best = state.population.best()
         before = state.best_history[-1] if state.best_history else np.inf
         state.best_history.append(best.F if best.feasible else np.inf)
         del state.best_history[: -(2 * self.stall_generations + 1)]  # all the convergence test looks at
         certified = self._certified(best, before, proposal, tolerance_cap(ctx.target))
         state.certified = state.certified + 1 if certified else 0
+        outclassed = not ctx.until_target and self._outclassed(best, proposal)
+        state.outclassed = state.outclassed + 1 if outclassed else 0
         if state.generation >= self.max_generations:
             self._finish(ctx, f"maximum of {self.max_generations} generations")
         elif self._eps() == 0 and stalled(state.best_history, state.population, self.ftol, self.stall_generations,
@@ -295,6 +300,31 @@ class BLEAQ(Algorithm):
         elif state.certified >= CERTIFIED_GENERATIONS:
             self._finish(ctx, f"the best member is a local optimum of the leader's quadratic model (to {self.ftol:g}, "
                               f"relative) in {CERTIFIED_GENERATIONS} generations in a row")
+        elif state.outclassed >= CERTIFIED_GENERATIONS:
+            self._finish(ctx, f"the quadratic model around the restart's best member, away from the kept answer, "
+                              f"promised nothing below it in {CERTIFIED_GENERATIONS} generations in a row")
+
+    def _outclassed(self, best: Candidate, proposal: ModelProposal | None) -> bool:
+        """Whether this generation shows that a restart's basin cannot beat the kept answer: the best member lies
+        away from the kept answer (see :meth:`~evobilevel.algorithms.restarts.RestartRule.apart`), and the lowest
+        value the quadratic model around it promises within its reach, less the model's largest error on its own
+        points, lies above the kept F by more than the tolerance. Converging such an attempt would only say how much
+        worse its answer is. (In the kept answer's own basin, a restart takes the kept answer back instead.)"""
+        kept = self.state.restarts.kept
+        if (kept is None or proposal is None or not best.feasible or self._eps() != 0
+                or not self._restart_rule.apart(kept, best)):
+            return False
+        floor = best.F - proposal.gain - proposal.misfit
+        return floor > kept.F + self.ftol * (1 + abs(kept.F))
+
+    def _take_back_kept(self) -> None:
+        """A restart whose population gathered around the kept answer has come back to it: the kept member
+        replaces the worst one, so that the attempt ends as soon as its own rule confirms the kept answer (or
+        improves on it), instead of converging again to the accuracy the kept answer already has."""
+        state = self.state
+        worst = int(np.argmax(self._ranks(state.population)))
+        state.population.put(worst, state.kept_member.take(0))
+        state.took_back = True
 
     def _certified(self, best: Candidate, before: float, proposal: ModelProposal | None, cap: float) -> bool:
         """Whether this generation certifies the best member as a local optimum: feasible, comparisons feasibility
@@ -324,7 +354,7 @@ class BLEAQ(Algorithm):
         after = state.population.best()
         revived = not (np.array_equal(before.x, after.x) and before.f == after.f)
         if revived and state.generation < self.max_generations:
-            state.certified = 0  # a new best member: the certificate starts again
+            state.certified = state.outclassed = 0  # a new best member: the certificates start again
             return
         if state.generation >= self.max_generations:
             state.converged, state.stop_message = True, message
@@ -332,10 +362,14 @@ class BLEAQ(Algorithm):
             state.converged = True
             state.stop_message = f"{message}; a quadratic model over most of the box certifies one basin: no restart"
         elif self._restart_rule.after_attempt(state.restarts, after, persist=ctx.until_target):
+            if state.restarts.kept is after:  # this attempt's answer is the one kept
+                state.kept_member = state.population.take(np.argmin(state.population.ranks(), keepdims=True))
             self._start_population(ctx, self._restart_rule.population_size(state.restarts, self._initial_size,
                                                                            MIN_RESTART_SIZE))
         else:
             ending = self._restart_rule.reason(state.restarts) if self.restarts else ""
+            if state.restarts.confirmed and state.took_back:
+                ending += ", whose population had gathered around it"
             state.converged, state.stop_message = True, f"{message}; {ending}" if ending else message
 
     # ------------------------------------------------------------- reporting

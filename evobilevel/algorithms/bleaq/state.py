@@ -100,8 +100,14 @@ class BLEAQState(AlgorithmState):
         The :data:`COUNTERS`.
     certified : int
         Generations in a row whose model certified the best member as a local optimum.
+    outclassed : int
+        Generations in a row whose model showed that the restart's basin, away from the kept answer, cannot beat it.
     single_basin : bool
         The first attempt's model certified its answer over most of the box (no restart needed).
+    kept_member : Population or None
+        The restarts' kept answer as a member (one row), to be taken back by a restart that comes back to it.
+    took_back : bool
+        The current attempt's population gathered around the kept answer and took it back.
     followers : list of FollowerLowerState, optional
         With several followers, what each one's settlement keeps (its archive is a part of ``archive``).
     """
@@ -118,5 +124,8 @@ class BLEAQState(AlgorithmState):
     stuck: StuckSearches = field(default_factory=StuckSearches)
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     certified: int = 0
+    outclassed: int = 0
     single_basin: bool = False
+    kept_member: Population | None = None
+    took_back: bool = False
     followers: list | None = None

@@ -61,12 +61,15 @@ class ModelProposal:
         The model's error at the best member, ``|model(x_best) - F_best|``.
     span : float
         The smallest share of a variable's range that the model's points span.
+    misfit : float
+        The model's largest error on the points it was fitted on.
     """
 
     x: np.ndarray | None
     gain: float
     error: float
     span: float = 0.0
+    misfit: float = np.inf
 
 
 class UpperSearch:
@@ -144,7 +147,8 @@ class UpperSearch:
         move = None if np.allclose(x, x_best, rtol=0, atol=NO_DISTANCE) else x
         return ModelProposal(move, self._gain(model, x_best, float(population.F[best]), lo, hi, constraints),
                              abs(model.predict(x_best)[0, 0] - population.F[best]),
-                             float(np.min((hi - lo) / self.x_widths)))
+                             float(np.min((hi - lo) / self.x_widths)),
+                             float(np.max(np.abs(model.predict(Xe[near])[:, 0] - Fe[near]))))
 
     def _gain(self, model, x_best: np.ndarray, F_best: float, lo, hi, constraints) -> float:
         """The improvement of F the model predicts anywhere within its reach of the best member: the box of its

@@ -1,0 +1,88 @@
+"""The restart rule: which finished attempts confirm the kept answer, which show another basin, and when a restart's
+population has come back to the kept answer."""
+
+import numpy as np
+
+from evobilevel.algorithms.base import Candidate
+from evobilevel.algorithms.restarts import RestartRule, RestartState
+
+WIDTHS = np.array([15.0, 15.0])
+
+
+def answer(x, F, feasible=True):
+    return Candidate(np.array(x, dtype=float), np.zeros(1), F, 0.0, 0.0 if feasible else 1.0, 0.0)
+
+
+def after_first(rule, first):
+    state = RestartState()
+    assert rule.after_attempt(state, first)  # the first attempt always gets its probe
+    assert state.kept is first and state.scale == rule.probe
+    return state
+
+
+def test_an_equally_good_answer_elsewhere_is_another_basin_not_a_confirmation():
+    # A symmetric upper level: (3.13, 4.4) and (-3.13, -4.4) are equally good local optima; finding the second
+    # after the first confirms nothing, and shows two basins (the next population doubles).
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    state = after_first(rule, answer([3.13, 4.4], 0.0734))
+    assert rule.after_attempt(state, answer([-3.13, -4.4], 0.0734))
+    assert not state.confirmed and state.n_fruitless == 1 and state.scale == 2 * rule.probe
+
+
+def test_the_kept_answer_found_again_at_its_place_confirms_it():
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    kept = answer([0.0, 0.0], 1e-5)
+    state = after_first(rule, kept)
+    assert not rule.after_attempt(state, answer([0.01, -0.03], 5e-5))
+    assert state.confirmed and state.kept is kept
+    assert "found again by restart 1" in rule.reason(state)
+    # Just beyond a tenth of a range in one variable is another place, hence another answer.
+    state = after_first(rule, kept)
+    assert rule.after_attempt(state, answer([0.0, 1.6], 1e-5)) and not state.confirmed
+
+
+def test_a_value_beyond_the_tolerance_at_the_same_place_is_no_confirmation():
+    # Attempts that stop at different values in one basin (a follower answered less precisely, a kink) have not
+    # agreed on the answer: a better value becomes the kept one, a worse one counts as no progress.
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    state = after_first(rule, answer([0.0, 30.0], 0.011))
+    better = answer([0.0, 30.0], 0.0005)
+    assert rule.after_attempt(state, better) and not state.confirmed
+    assert state.kept is better and state.n_fruitless == 0
+    assert rule.after_attempt(state, answer([0.0, 30.0], 0.0126))
+    assert not state.confirmed and state.n_fruitless == 1
+
+
+def test_an_infeasible_attempt_confirms_nothing():
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    state = after_first(rule, answer([0.0, 0.0], 1.0))
+    assert rule.after_attempt(state, answer([0.0, 0.0], 0.5, feasible=False))
+    assert not state.confirmed and state.n_fruitless == 1
+
+
+def test_a_run_to_its_target_never_takes_a_confirmation():
+    rule = RestartRule(limit=2, patience=5, x_widths=WIDTHS)
+    state = after_first(rule, answer([0.0, 0.0], 1e-5))
+    assert rule.after_attempt(state, answer([0.0, 0.0], 1e-5), persist=True)
+    assert not rule.after_attempt(state, answer([0.0, 0.0], 1e-5), persist=True)  # the limit ends it
+    assert not state.confirmed and "limit" in rule.reason(state)
+
+
+def test_a_population_gathered_around_the_kept_answer_has_come_back_to_it():
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    state = RestartState()
+    X = np.array([[0.2, -0.1], [1.4, 0.3], [-1.0, 1.2]])
+    assert not rule.gathered(state, X)  # nothing kept yet: the first attempt
+    state = after_first(rule, answer([0.0, 0.0], 1e-5))
+    assert rule.gathered(state, X)
+    assert not rule.gathered(state, np.vstack([X, [[0.0, 1.6]]]))  # one member still elsewhere
+    state = after_first(rule, answer([0.0, 0.0], 1e-5, feasible=False))
+    assert not rule.gathered(state, X)  # an infeasible kept answer is nothing to come back to
+
+
+def test_two_answers_are_apart_beyond_a_tenth_of_some_range():
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    kept = answer([0.0, 0.0], 1e-5)
+    assert not rule.apart(kept, answer([1.4, -1.4], 3.0))
+    assert rule.apart(kept, answer([1.6, 0.0], 3.0))
+    assert not rule.apart(kept, answer([5.0, 5.0], 3.0, feasible=False))  # an infeasible answer is at no place
