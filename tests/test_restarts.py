@@ -86,3 +86,18 @@ def test_two_answers_are_apart_beyond_a_tenth_of_some_range():
     assert not rule.apart(kept, answer([1.4, -1.4], 3.0))
     assert rule.apart(kept, answer([1.6, 0.0], 3.0))
     assert not rule.apart(kept, answer([5.0, 5.0], 3.0, feasible=False))  # an infeasible answer is at no place
+
+
+def test_a_confirmation_counts_once_the_kept_answer_is_found_more_often_than_answers_found_once():
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    kept = answer([-3.13, 4.4], 0.0734)
+    state = after_first(rule, kept)
+    assert rule.after_attempt(state, answer([0.0, 8.8], 0.1954))  # another answer, worse
+    assert rule.after_attempt(state, answer([6.25, -4.4], 0.22))  # and another
+    # The kept answer found again: twice, as often as the two answers found once. The attempts keep finding new
+    # answers, so the next one may well find a better one: no confirmation yet.
+    assert rule.after_attempt(state, answer([-3.13, 4.4], 0.0734))
+    assert not state.confirmed and state.n_fruitless == 3
+    # A third time: more often than the answers found once.
+    assert not rule.after_attempt(state, answer([-3.13, 4.41], 0.0734))
+    assert state.confirmed and [count for _, count in state.found] == [3, 1, 1]

@@ -3,10 +3,13 @@ upper level, paid for only as far as the evidence asks for it.
 
 After the first attempt converges, one restart probes the box with a smaller population. An attempt whose answer is
 the kept one again, as good (to the tolerance) and at the same place (within a tenth of every variable's range),
-confirms it: a run that keeps finding the same answer stops. An attempt that finds another answer, better, worse,
-or as good elsewhere, shows that the upper level has several basins: the next attempt's population doubles (up to
-a limit), since a larger population sees more basins before it commits to one. Restarting stops once the kept
-answer is confirmed, after ``patience`` attempts in a row that found nothing better, or after ``limit`` restarts.
+confirms it, and a run that keeps finding the same answer stops, once the kept answer has been found more often
+than there are answers found only once. That count is the Good-Turing estimate of how often the next attempt
+would find an answer not seen yet: where the attempts keep finding new answers, finding the kept one twice says
+little about what the next attempt would find. An attempt that finds another answer, better, worse, or as good
+elsewhere, shows that the upper level has several basins: the next attempt's population doubles (up to a limit),
+since a larger population sees more basins before it commits to one. Restarting stops once the kept answer is
+confirmed, after ``patience`` attempts in a row that found nothing better, or after ``limit`` restarts.
 
 A restart whose whole population has gathered around the kept answer (:meth:`RestartRule.gathered`) has committed
 to its basin; the algorithm may then hand it the kept answer, so that the attempt confirms it (or improves on it)
@@ -17,7 +20,7 @@ quadratic model says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +46,8 @@ class RestartState:
         The current attempt's population, as a multiple of the first attempt's.
     confirmed : bool
         An attempt found the kept answer again.
+    found : list of [Candidate, int]
+        Each answer the attempts ended with (the first of its finds) and how many attempts ended with it.
     """
 
     kept: Candidate | None = None
@@ -50,6 +55,7 @@ class RestartState:
     n_fruitless: int = 0
     scale: float = 1.0
     confirmed: bool = False
+    found: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -95,9 +101,11 @@ class RestartRule:
         the restarts, only the limit does; attempts then grow as if each had found a different answer.
         """
         kept = state.kept
+        finds = self._record(state, attempt_best)
+        once = sum(count == 1 for _, count in state.found)
         if kept is None:
             state.kept, state.scale = attempt_best, self.probe
-        elif self._same(kept, attempt_best) and not persist:
+        elif self._same(kept, attempt_best) and finds > once and not persist:
             state.confirmed = True
             return False
         else:
@@ -110,6 +118,15 @@ class RestartRule:
             state.n_restarts += 1
             return True
         return False
+
+    def _record(self, state: RestartState, answer: Candidate) -> int:
+        """Count ``answer`` among the answers found; how many attempts have now ended with it."""
+        for entry in state.found:
+            if self._same(entry[0], answer):
+                entry[1] += 1
+                return entry[1]
+        state.found.append([answer, 1])
+        return 1
 
     def gathered(self, state: RestartState, X: np.ndarray) -> bool:
         """Whether a restart's population X (n, ul_dim) lies within ``x_tol`` of every variable's range around the
