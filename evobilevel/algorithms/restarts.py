@@ -128,18 +128,21 @@ class RestartRule:
         state.found.append([answer, 1])
         return 1
 
+    def _near(self, x: np.ndarray, X: np.ndarray) -> bool:
+        """Whether every point of X (n, ul_dim) or (ul_dim,) lies within ``x_tol`` of every variable's range of
+        x (ul_dim,)."""
+        return bool(np.all(np.abs(X - x) <= self.x_tol * self.x_widths))
+
     def gathered(self, state: RestartState, X: np.ndarray) -> bool:
         """Whether a restart's population X (n, ul_dim) lies within ``x_tol`` of every variable's range around the
         kept answer (feasible): the attempt has come back to it."""
         kept = state.kept
-        return (kept is not None and kept.feasible
-                and bool(np.all(np.abs(X - kept.x) <= self.x_tol * self.x_widths)))
+        return kept is not None and kept.feasible and self._near(kept.x, X)
 
     def apart(self, kept: Candidate, other: Candidate) -> bool:
         """Whether two feasible answers lie at two places: apart by more than ``x_tol`` of some variable's
         range."""
-        return (kept.feasible and other.feasible
-                and bool(np.any(np.abs(other.x - kept.x) > self.x_tol * self.x_widths)))
+        return kept.feasible and other.feasible and not self._near(kept.x, other.x)
 
     def _same(self, kept: Candidate, other: Candidate) -> bool:
         """Whether two feasible answers are one answer: equally good, to the tolerance, and apart by at most
