@@ -19,6 +19,8 @@ from functools import cache
 
 import numpy as np
 
+from .blas import single_blas_thread
+
 __all__ = ["KINDS", "n_coefficients", "features", "QuadraticModel", "fit_quadratic", "fit_local"]
 
 KINDS = ("linear", "pure_quadratic", "quadratic")
@@ -134,14 +136,17 @@ def fit_quadratic(X: np.ndarray, T: np.ndarray, kinds=KINDS, chosen: list | None
     kinds_out: list = [None] * m
     coefs_out: list = [None] * m
     mse_out = np.zeros(m)
-    for kind in usable:
-        A = features(Z, kind)
-        coef, *_ = np.linalg.lstsq(A, T, rcond=None)
-        mse = np.mean((A @ coef - T) ** 2, axis=0)
-        bic = n * np.log(np.maximum(mse, floor)) + A.shape[1] * np.log(n)
-        take = bic < best_bic if chosen is None else np.array([c == kind for c in chosen])
-        for j in np.flatnonzero(take):
-            best_bic[j], kinds_out[j], coefs_out[j], mse_out[j] = bic[j], kind, coef[:, j].copy(), mse[j]
+    # One BLAS thread: LAPACK's rounding may depend on the thread count, and a fit must come out the same in the
+    # run's process as in a worker of joblib (one thread), on any machine.
+    with single_blas_thread():
+        for kind in usable:
+            A = features(Z, kind)
+            coef, *_ = np.linalg.lstsq(A, T, rcond=None)
+            mse = np.mean((A @ coef - T) ** 2, axis=0)
+            bic = n * np.log(np.maximum(mse, floor)) + A.shape[1] * np.log(n)
+            take = bic < best_bic if chosen is None else np.array([c == kind for c in chosen])
+            for j in np.flatnonzero(take):
+                best_bic[j], kinds_out[j], coefs_out[j], mse_out[j] = bic[j], kind, coef[:, j].copy(), mse[j]
     return QuadraticModel(center, scale, kinds_out, coefs_out, X.min(axis=0), X.max(axis=0),
                           np.full(m, np.nan), np.sqrt(mse_out))
 

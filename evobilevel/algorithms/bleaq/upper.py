@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from ...blas import single_blas_thread
 from ...space import widths
 from ...surrogates import fit_quadratic, n_coefficients
 from ..archive import RingBuffer
@@ -139,8 +140,7 @@ class UpperSearch:
         constraints = []
         if Ge.shape[1]:
             constraints = [{"type": "ineq", "fun": lambda x: -model.predict(x)[0, 1:]}]
-        res = minimize(lambda x: model.predict(x)[0, 0], x_best, method="SLSQP", bounds=list(zip(lo, hi)),
-                       constraints=constraints, options={"maxiter": MODEL_MAXITER})
+        res = _minimize_model(model, x_best, lo, hi, constraints)
         x = np.clip(res.x, lo, hi)
         if not np.all(np.isfinite(x)):
             return ModelProposal(None, np.inf, np.inf)
@@ -156,8 +156,7 @@ class UpperSearch:
         edge of the sampled region, whose model still falls beyond it, is not taken for a minimum."""
         reach = np.maximum(x_best - lo, hi - x_best)
         lo_c, hi_c = np.maximum(self.lo, x_best - reach), np.minimum(self.hi, x_best + reach)
-        res = minimize(lambda x: model.predict(x)[0, 0], x_best, method="SLSQP", bounds=list(zip(lo_c, hi_c)),
-                       constraints=constraints, options={"maxiter": MODEL_MAXITER})
+        res = _minimize_model(model, x_best, lo_c, hi_c, constraints)
         x = np.clip(res.x, lo_c, hi_c)
         at_x = model.predict(x)[0]
         if not np.all(np.isfinite(at_x)) or np.any(at_x[1:] > 0):
@@ -189,3 +188,14 @@ class UpperSearch:
             one = children.take(slice(j, j + 1))
             if child_wins(population.take(slice(worst, worst + 1)), one, ranks)[0]:
                 population.put(worst, one.take(0))
+
+
+def _minimize_model(model, x_start: np.ndarray, lo: np.ndarray, hi: np.ndarray, constraints: list):
+    """SLSQP on the model's F (its first output) from ``x_start`` within ``[lo, hi]``, under ``constraints``.
+
+    Under one BLAS thread: SLSQP's rounding depends on the thread count, and a run must take the same path in the
+    run's process as in a worker of joblib (one thread) and on any machine.
+    """
+    with single_blas_thread():
+        return minimize(lambda x: model.predict(x)[0, 0], x_start, method="SLSQP", bounds=list(zip(lo, hi)),
+                        constraints=constraints, options={"maxiter": MODEL_MAXITER})
