@@ -23,8 +23,8 @@ def test_single_blas_thread_limits_and_restores():
 
 
 def test_bleaq_run_does_not_depend_on_the_blas_thread_count():
-    # The upper-level model's SLSQP and the least-squares fits round differently on two threads; pinned to one,
-    # a run in a process with many BLAS threads takes the path it takes in a worker of joblib (one thread).
+    # The upper-level model's SLSQP rounds differently on two threads (the fits may as well); with both pinned to
+    # one, a run in a process with many BLAS threads takes the path it takes in a worker of joblib (one thread).
     # SMD6 (5, 5) seed 0 took another path on two threads before they were pinned (3,924 LL evaluations, not 3,631).
     problem = eb.benchmarks.get("SMD6", ul_dim=5, ll_dim=5)
     runs = []
