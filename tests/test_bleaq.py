@@ -316,6 +316,48 @@ def test_epsilon_level_falls_to_zero_and_can_be_switched_off():
     assert off and set(off) == {0.0}
 
 
+def _infeasible_population_and_grid():
+    """Members whose upper-level constraint ``x1 + x2 - 1 <= 0`` is violated (followers feasible), and the pairs
+    evaluated on a grid, for ``F = |x - (2, 2)|^2``: the models fit exactly."""
+    from evobilevel.algorithms.archive import RingBuffer
+    from evobilevel.algorithms.population import Population
+
+    def values(X):
+        return ((X - 2.0) ** 2).sum(axis=1), X.sum(axis=1, keepdims=True) - 1.0
+
+    grid = np.array([[a, b] for a in range(-1, 4) for b in range(-1, 4)], dtype=float)
+    evaluated = RingBuffer(100, X=2, F=None, G=1)
+    F, G = values(grid)
+    evaluated.add(X=grid, F=F, G=G)
+    X = np.array([[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [3.0, 1.0]])
+    F, G = values(X)
+    n = len(X)
+    population = Population(X=X, Y=np.zeros((n, 1)), F=F, G=G, ul_cv=np.maximum(G[:, 0], 0.0), f=np.zeros(n),
+                            ll_cv=np.zeros(n))
+    return population, evaluated
+
+
+@pytest.mark.parametrize("eps, expected", [(0.0, 0.5), (0.5, 0.75)])
+def test_model_candidate_meets_the_models_constraints_at_the_epsilon_level(eps, expected):
+    # No member is feasible: the candidate is the lowest F the models allow at the level, ``x1 + x2 <= 1 + eps``
+    # (one constraint takes the whole level): (0.5, 0.5) at level 0, a repair move; (0.75, 0.75) at 0.5.
+    from evobilevel.algorithms.bleaq.upper import UpperSearch
+
+    population, evaluated = _infeasible_population_and_grid()
+    search = UpperSearch((np.full(2, -5.0), np.full(2, 5.0)), (np.zeros(1), np.ones(1)))
+    proposal = search.model_candidate(population, evaluated, best=0, eps=eps)
+    np.testing.assert_allclose(proposal.x, [expected, expected], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_bleaq_finds_the_right_part_of_smd10s_feasible_region_at_10x10():
+    # Without the model candidate at the epsilon level every attempt ended at F = 41.06 (two variables near -1.5).
+    p = eb.benchmarks.get("SMD10", ul_dim=10, ll_dim=10)
+    r = eb.solve(p, algorithm=BLEAQ(restarts=0), seed=1, max_ll_evals=3_000_000)
+    assert r.ul_error < 1e-2 and r.feasible
+    np.testing.assert_allclose(r.x, 1 / 3, atol=1e-2)
+
+
 @pytest.mark.slow
 @pytest.mark.ci
 @pytest.mark.parametrize("name", ["SMD10", "SMD11", "SMD12"])

@@ -3,7 +3,8 @@
 One generation:
 
 1. the upper-level search proposes offspring (DE on the joint ``(x, y)`` vector) and one candidate from a
-   quadratic model of the leader's problem around the best member (:mod:`.upper`);
+   quadratic model of the leader's problem around the best member, its constraints met at the current epsilon
+   level (and, while that level is above 0, a second that meets them exactly) (:mod:`.upper`);
 2. the lower-level settlement gives each candidate its follower's answer: predicted by the psi/phi models where
    they are trusted, else refined locally, else searched globally (:mod:`.settlement`, :mod:`.response`);
 3. the candidates are evaluated at the upper level and each competes with its parent, upper-level violations
@@ -247,16 +248,24 @@ class BLEAQ(Algorithm):
 
     def _offspring(self, ctx) -> tuple[Offspring, ModelProposal | None]:
         """This generation's candidates: evolutionary offspring and, where the model finds one, the candidate of
-        the quadratic model around the best member."""
+        the quadratic model around the best member, its constraints met at the current epsilon level (during the
+        epsilon phase, also the one that meets them exactly, once a member is feasible). Returns the offspring and
+        the proposal at the current level."""
         state = self.state
         ranks = self._ranks(state.population)
         offspring = self._upper.offspring(ctx.rng, state.population, ranks)
         proposal = None
         if self.model_search:
-            proposal = self._upper.with_model_candidate(offspring, state.population, state.evaluated,
-                                                        int(np.argmin(ranks)))
+            best, eps = int(np.argmin(ranks)), self._eps()
+            proposal = self._upper.with_model_candidate(offspring, state.population, state.evaluated, best, eps)
             if proposal is not None and proposal.x is not None:
                 state.counts["model_candidates"] += 1
+            if eps > 0 and state.population.feasible.any():
+                # The problem's own candidate too: where the models already see the constrained optimum, the
+                # population need not wait for the level to fall.
+                own = self._upper.with_model_candidate(offspring, state.population, state.evaluated, best)
+                if own is not None and own.x is not None:
+                    state.counts["model_candidates"] += 1
         offspring.X = round_integral(offspring.X, self._integer["upper"])
         offspring.Y_start = round_integral(offspring.Y_start, self._integer["lower"])
         return offspring, proposal

@@ -112,21 +112,33 @@ class UpperSearch:
         return Offspring(X, Y_start, targets)
 
     def with_model_candidate(self, offspring: Offspring, population: Population, evaluated: RingBuffer,
-                             best: int) -> ModelProposal | None:
+                             best: int, eps: float = 0.0) -> ModelProposal | None:
         """Add the candidate that minimises quadratic models of F and G around member ``best`` to ``offspring``,
-        where the model proposes a move; returns the model's proposal (None where no model could be fitted)."""
-        proposal = self.model_candidate(population, evaluated, best)
+        where the model proposes a move; returns the model's proposal (None where no model could be fitted).
+        ``eps`` is the current epsilon level of upper-level violation (see :meth:`model_candidate`)."""
+        proposal = self.model_candidate(population, evaluated, best, eps)
         if proposal is not None and proposal.x is not None:
             offspring.X = np.vstack([offspring.X, proposal.x])
             offspring.Y_start = np.vstack([offspring.Y_start, population.Y[best]])
             offspring.parents = np.append(offspring.parents, -1)
         return proposal
 
-    def model_candidate(self, population: Population, evaluated: RingBuffer, best: int) -> ModelProposal | None:
+    def model_candidate(self, population: Population, evaluated: RingBuffer, best: int,
+                        eps: float = 0.0) -> ModelProposal | None:
         """Minimise quadratic models of F(x, y*(x)) and of the upper-level constraints near member ``best``,
         within the box of the points they were fitted on; None where there are too few points or they span no
-        box."""
-        if not population.feasible.any() or evaluated.size < self.n_model_fit:
+        box.
+
+        The model's constraints are met at the epsilon level ``eps``: each of the m modelled constraints at most
+        ``eps / m``, so that the candidate's total violation is within the level where the model is right. While
+        the level falls, the candidate is thus the lowest F the models allow at the violation the comparisons
+        currently tolerate: it leads the population along the path of the relaxed problems' optima, where the
+        evolutionary offspring would cut their violation by whatever move cuts it most (on SMD10 and SMD12 at
+        (10, 10), pushing two variables far below zero, into a worse part of the feasible region). With no member
+        feasible and the level at 0 it is a repair move towards the models' feasible region.
+        """
+        # The pairs in `evaluated` all have a feasible follower's answer; the member needs one too.
+        if not (population.ll_cv == 0).any() or evaluated.size < self.n_model_fit:
             return None
         x_best = population.X[best]
         Xe, Fe, Ge = evaluated.X, evaluated.F, evaluated.G
@@ -137,29 +149,31 @@ class UpperSearch:
         if np.any(hi - lo <= NO_DISTANCE * self.x_widths):
             return None  # the neighbours span no box in some direction: the model cannot say where to go
         model = fit_quadratic(Xe[near], np.hstack([Fe[near, None], Ge[near]]))
-        constraints = []
+        constraints, share = [], 0.0
         if Ge.shape[1]:
-            constraints = [{"type": "ineq", "fun": lambda x: -model.predict(x)[0, 1:]}]
+            share = eps / Ge.shape[1]
+            constraints = [{"type": "ineq", "fun": lambda x: share - model.predict(x)[0, 1:]}]
         res = _minimize_model(model, x_best, lo, hi, constraints)
         x = np.clip(res.x, lo, hi)
         if not np.all(np.isfinite(x)):
             return ModelProposal(None, np.inf, np.inf)
         move = None if np.allclose(x, x_best, rtol=0, atol=NO_DISTANCE) else x
-        return ModelProposal(move, self._gain(model, x_best, float(population.F[best]), lo, hi, constraints),
+        return ModelProposal(move, self._gain(model, x_best, float(population.F[best]), lo, hi, constraints, share),
                              abs(model.predict(x_best)[0, 0] - population.F[best]),
                              float(np.min((hi - lo) / self.x_widths)),
                              float(np.max(np.abs(model.predict(Xe[near])[:, 0] - Fe[near]))))
 
-    def _gain(self, model, x_best: np.ndarray, F_best: float, lo, hi, constraints) -> float:
+    def _gain(self, model, x_best: np.ndarray, F_best: float, lo, hi, constraints, share: float = 0.0) -> float:
         """The improvement of F the model predicts anywhere within its reach of the best member: the box of its
         points widened to centre on the best member (within the problem's bounds), so that a best member on the
-        edge of the sampled region, whose model still falls beyond it, is not taken for a minimum."""
+        edge of the sampled region, whose model still falls beyond it, is not taken for a minimum. ``share`` is
+        what each model constraint may reach (the epsilon level's share)."""
         reach = np.maximum(x_best - lo, hi - x_best)
         lo_c, hi_c = np.maximum(self.lo, x_best - reach), np.minimum(self.hi, x_best + reach)
         res = _minimize_model(model, x_best, lo_c, hi_c, constraints)
         x = np.clip(res.x, lo_c, hi_c)
         at_x = model.predict(x)[0]
-        if not np.all(np.isfinite(at_x)) or np.any(at_x[1:] > 0):
+        if not np.all(np.isfinite(at_x)) or np.any(at_x[1:] > share):
             return np.inf  # a minimiser that violates the model's own constraints promises nothing
         return max(0.0, F_best - at_x[0])
 
