@@ -256,16 +256,13 @@ class BLEAQ(Algorithm):
         offspring = self._upper.offspring(ctx.rng, state.population, ranks)
         proposal = None
         if self.model_search:
-            best, eps = int(np.argmin(ranks)), self._eps()
-            proposal = self._upper.with_model_candidate(offspring, state.population, state.evaluated, best, eps)
-            if proposal is not None and proposal.x is not None:
-                state.counts["model_candidates"] += 1
-            if eps > 0 and state.population.feasible.any():
-                # The problem's own candidate too: where the models already see the constrained optimum, the
-                # population need not wait for the level to fall.
-                own = self._upper.with_model_candidate(offspring, state.population, state.evaluated, best)
-                if own is not None and own.x is not None:
-                    state.counts["model_candidates"] += 1
+            eps = self._eps()
+            # During the epsilon phase the problem's own candidate too: where the models already see the
+            # constrained optimum, the population need not wait for the level to fall.
+            exact_too = eps > 0 and bool(state.population.feasible.any())
+            proposal = self._upper.with_model_candidates(offspring, state.population, state.evaluated,
+                                                         int(np.argmin(ranks)), eps, exact_too)
+            state.counts["model_candidates"] += int(np.sum(offspring.parents < 0))
         offspring.X = round_integral(offspring.X, self._integer["upper"])
         offspring.Y_start = round_integral(offspring.Y_start, self._integer["lower"])
         return offspring, proposal

@@ -73,6 +73,21 @@ class ModelProposal:
     misfit: float = np.inf
 
 
+@dataclass
+class _NearModel:
+    """Quadratic models of F and G (``model``) fitted on the evaluated pairs ``X`` (k, ul_dim), ``F`` (k,) nearest
+    the best member ``x_best`` (value ``F_best``), within their box ``lo``, ``hi``; ``n_constraints`` modelled."""
+
+    model: object
+    x_best: np.ndarray
+    F_best: float
+    lo: np.ndarray
+    hi: np.ndarray
+    n_constraints: int
+    X: np.ndarray
+    F: np.ndarray
+
+
 class UpperSearch:
     """Proposes, evaluates and selects upper-level candidates.
 
@@ -111,17 +126,29 @@ class UpperSearch:
         Y_start = np.clip(trial[:, d:], *self.ll_bounds)
         return Offspring(X, Y_start, targets)
 
-    def with_model_candidate(self, offspring: Offspring, population: Population, evaluated: RingBuffer,
-                             best: int, eps: float = 0.0) -> ModelProposal | None:
-        """Add the candidate that minimises quadratic models of F and G around member ``best`` to ``offspring``,
-        where the model proposes a move; returns the model's proposal (None where no model could be fitted).
-        ``eps`` is the current epsilon level of upper-level violation (see :meth:`model_candidate`)."""
-        proposal = self.model_candidate(population, evaluated, best, eps)
-        if proposal is not None and proposal.x is not None:
-            offspring.X = np.vstack([offspring.X, proposal.x])
+    def with_model_candidates(self, offspring: Offspring, population: Population, evaluated: RingBuffer,
+                              best: int, eps: float = 0.0, exact_too: bool = False) -> ModelProposal | None:
+        """Add to ``offspring`` the candidate that minimises quadratic models of F and G around member ``best``,
+        the models' constraints met at the epsilon level ``eps`` (see :meth:`model_candidate`), where the models
+        propose a move; with ``exact_too``, also the one that meets them exactly (one fit for both). Returns the
+        proposal at ``eps`` (None where no model could be fitted)."""
+        near = self._near_model(population, evaluated, best)
+        if near is None:
+            return None
+        proposal = self._propose(near, eps)
+        self._add(offspring, population, best, proposal.x)
+        if exact_too:
+            self._add(offspring, population, best, self._propose(near, 0.0, with_gain=False).x)
+        return proposal
+
+    @staticmethod
+    def _add(offspring: Offspring, population: Population, best: int, x: np.ndarray | None) -> None:
+        """Append a model candidate x (None: no move), which competes with the worst member and starts its lower
+        level from the best member's answer."""
+        if x is not None:
+            offspring.X = np.vstack([offspring.X, x])
             offspring.Y_start = np.vstack([offspring.Y_start, population.Y[best]])
             offspring.parents = np.append(offspring.parents, -1)
-        return proposal
 
     def model_candidate(self, population: Population, evaluated: RingBuffer, best: int,
                         eps: float = 0.0) -> ModelProposal | None:
@@ -137,6 +164,12 @@ class UpperSearch:
         (10, 10), pushing two variables far below zero, into a worse part of the feasible region). With no member
         feasible and the level at 0 it is a repair move towards the models' feasible region.
         """
+        near = self._near_model(population, evaluated, best)
+        return None if near is None else self._propose(near, eps)
+
+    def _near_model(self, population: Population, evaluated: RingBuffer, best: int) -> _NearModel | None:
+        """The quadratic models of F and G fitted on the evaluated pairs nearest member ``best``, and their box;
+        None where there are too few pairs or they span no box."""
         # The pairs in `evaluated` all have a feasible follower's answer; the member needs one too.
         if not (population.ll_cv == 0).any() or evaluated.size < self.n_model_fit:
             return None
@@ -149,19 +182,25 @@ class UpperSearch:
         if np.any(hi - lo <= NO_DISTANCE * self.x_widths):
             return None  # the neighbours span no box in some direction: the model cannot say where to go
         model = fit_quadratic(Xe[near], np.hstack([Fe[near, None], Ge[near]]))
+        return _NearModel(model, x_best, float(population.F[best]), lo, hi, Ge.shape[1], Xe[near], Fe[near])
+
+    def _propose(self, near: _NearModel, eps: float, with_gain: bool = True) -> ModelProposal:
+        """The models' minimiser within their box, their constraints met at the epsilon level ``eps``; with
+        ``with_gain``, also the improvement they promise within their reach (an SLSQP run more)."""
+        model, x_best = near.model, near.x_best
         constraints, share = [], 0.0
-        if Ge.shape[1]:
-            share = eps / Ge.shape[1]
+        if near.n_constraints:
+            share = eps / near.n_constraints
             constraints = [{"type": "ineq", "fun": lambda x: share - model.predict(x)[0, 1:]}]
-        res = _minimize_model(model, x_best, lo, hi, constraints)
-        x = np.clip(res.x, lo, hi)
+        res = _minimize_model(model, x_best, near.lo, near.hi, constraints)
+        x = np.clip(res.x, near.lo, near.hi)
         if not np.all(np.isfinite(x)):
             return ModelProposal(None, np.inf, np.inf)
         move = None if np.allclose(x, x_best, rtol=0, atol=NO_DISTANCE) else x
-        return ModelProposal(move, self._gain(model, x_best, float(population.F[best]), lo, hi, constraints, share),
-                             abs(model.predict(x_best)[0, 0] - population.F[best]),
-                             float(np.min((hi - lo) / self.x_widths)),
-                             float(np.max(np.abs(model.predict(Xe[near])[:, 0] - Fe[near]))))
+        gain = self._gain(model, x_best, near.F_best, near.lo, near.hi, constraints, share) if with_gain else np.nan
+        return ModelProposal(move, gain, abs(model.predict(x_best)[0, 0] - near.F_best),
+                             float(np.min((near.hi - near.lo) / self.x_widths)),
+                             float(np.max(np.abs(model.predict(near.X)[:, 0] - near.F))))
 
     def _gain(self, model, x_best: np.ndarray, F_best: float, lo, hi, constraints, share: float = 0.0) -> float:
         """The improvement of F the model predicts anywhere within its reach of the best member: the box of its
