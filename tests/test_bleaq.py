@@ -7,6 +7,7 @@ import pytest
 
 import evobilevel as eb
 from evobilevel.algorithms import BLEAQ, Nested
+from evobilevel.algorithms.bleaq.algorithm import EPS_RENEWALS
 from evobilevel.lower import LocalRefinement
 from evobilevel.surrogates import fit_local, fit_quadratic, n_coefficients
 
@@ -314,6 +315,25 @@ def test_epsilon_level_falls_to_zero_and_can_be_switched_off():
     eb.solve(p, algorithm=BLEAQ(eps_generations=0), seed=0, max_ul_evals=100,
              callback=lambda record: off.append(record["eps_level"]))
     assert off and set(off) == {0.0}
+
+
+def test_default_epsilon_phase_lasts_a_number_of_model_renewals():
+    # The model of F and G in d upper-level variables is fitted on (d + 1)(d + 2) / 2 + d points; the first
+    # population of max(24, 5 d + 5) adds a quarter of itself and one model candidate a generation.
+    lengths = {}
+    for ul_dim, pop, n_fit in [(2, 24, 8), (5, 30, 26), (10, 55, 76)]:
+        algorithm = BLEAQ()
+        algorithm._build(eb.benchmarks.get("SMD10", ul_dim=ul_dim, ll_dim=ul_dim + 1))
+        lengths[ul_dim] = algorithm._epsilon.generations
+        assert lengths[ul_dim] == round(EPS_RENEWALS * n_fit / (pop // 4 + 1))
+    assert lengths == {2: 42, 5: 120, 10: 201}
+    # Fewer offspring a generation renew the model more slowly; a length given is kept.
+    fewer = BLEAQ(n_offspring=3)
+    fewer._build(eb.benchmarks.get("SMD10", ul_dim=5, ll_dim=5))
+    assert fewer._epsilon.generations == round(EPS_RENEWALS * 26 / 4)
+    given = BLEAQ(eps_generations=77)
+    given._build(eb.benchmarks.get("SMD10", ul_dim=10, ll_dim=10))
+    assert given._epsilon.generations == 77
 
 
 def _infeasible_population_and_grid():

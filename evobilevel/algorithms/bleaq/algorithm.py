@@ -69,6 +69,12 @@ SINGLE_BASIN_SPAN = 0.5
 #: Generations in a row in which the model around the best member must certify it as a local optimum: the second
 #: confirms the first with the evaluations the first one's generation added near the best member.
 CERTIFIED_GENERATIONS = 2
+#: Renewals of the upper-level model's points over which the epsilon level falls to 0. The phase is a path of
+#: relaxed problems that the model candidate leads the population along, one step per model fitted on points near
+#: the current best; counting it in renewals rather than generations makes it grow with the model (a full quadratic
+#: in ``d`` variables) and shrink with the offspring a generation adds. 37 renewals are the 120 generations measured
+#: at (5, 5) on SMD10 and SMD12 (design notes, "Constraint handling"): about 200 at (10, 10), 42 at two variables.
+EPS_RENEWALS = 37
 #: Local refinement iterations per row. A refinement stopped while still descending goes on to a global search, which
 #: costs more than finishing it: 100 iterations of about ``ll_dim + 2`` evaluations each stay below the 1,000-6,000
 #: evaluations of a global search at every size from (2, 3) to (10, 10), while a start far from the optimum in a
@@ -114,11 +120,13 @@ class BLEAQ(Algorithm):
         Propose one candidate per generation from a quadratic model of the upper level.
     recheck_every : int
         Generations between global re-solves of the best member's lower level.
-    eps_generations, eps_exponent, eps_quantile : int, float, float
+    eps_generations, eps_exponent, eps_quantile : int or None, float, float
         Epsilon-level comparison of upper-level constraint violations: for ``eps_generations`` generations after
         each (re)start, members whose violation is at most ``eps0 * (1 - t / eps_generations) ** eps_exponent``
         compete on ``F`` as if feasible, ``eps0`` being the ``eps_quantile`` quantile of the first population's
-        violations. ``eps_generations=0`` switches it off (feasibility first throughout).
+        violations. ``eps_generations=0`` switches it off (feasibility first throughout); by default the phase
+        lasts ``EPS_RENEWALS`` renewals of the upper-level model's points by the first population's offspring
+        (120 generations at ``ul_dim=5``, 201 at 10, 42 at 2).
     leader_choice : bool
         Let the leader choose among the follower's near-optimal answers (``f <= f + leader_tol * (1 + |f|)``)
         where the follower has several optimal answers (see :mod:`.leader`).
@@ -152,7 +160,7 @@ class BLEAQ(Algorithm):
     refine_tol: float = 1e-3
     model_search: bool = True
     recheck_every: int = 15
-    eps_generations: int = 120
+    eps_generations: int | None = None
     eps_exponent: float = 4.0
     eps_quantile: float = 0.2
     leader_choice: bool = True
@@ -176,7 +184,11 @@ class BLEAQ(Algorithm):
         d = problem.ul_dim
         self._integer = {level: integer_mask(problem, level) for level in ("upper", "lower")}
         self._initial_size = self.pop_size or max(MIN_POP_SIZE, POP_PER_VARIABLE * d + POP_PER_VARIABLE)
-        self._epsilon = EpsilonSchedule(self.eps_generations, self.eps_exponent, self.eps_quantile)
+        self._upper = UpperSearch(problem.ul_bounds, problem.ll_bounds, self.n_offspring)
+        eps_generations = self.eps_generations
+        if eps_generations is None:
+            eps_generations = round(EPS_RENEWALS * self._upper.generations_per_renewal(self._initial_size))
+        self._epsilon = EpsilonSchedule(eps_generations, self.eps_exponent, self.eps_quantile)
         self._restart_rule = RestartRule(self.restarts, self.restart_patience, widths(problem.ul_bounds), tol=self.ftol)
         if problem.follower_set is None:
             response = ResponseModel(problem.ul_bounds, problem.ll_bounds, self.accept_tol, self.psi_tol,
@@ -187,7 +199,6 @@ class BLEAQ(Algorithm):
             self._settlement = FollowerSettlement(problem, self.accept_tol, self.psi_tol, self.refine_tol,
                                                   self.local_solver, self.global_solver, self.infeasible_evals)
             response = self._settlement.response
-        self._upper = UpperSearch(problem.ul_bounds, problem.ll_bounds, self.n_offspring)
         self._leader = LeaderPolicy(self.leader_tol, self.free_tol, self.stall_generations // HELD_SHARE,
                                     self.archive_size, response, self.local_solver)
         self._recheck = Recheck(self.recheck_every, self.accept_tol, self.refine_tol, self.free_tol,

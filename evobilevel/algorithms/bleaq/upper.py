@@ -111,6 +111,12 @@ class UpperSearch:
         """Offspring per generation for a population of ``pop_size``."""
         return self.fixed_offspring or max(2, pop_size // OFFSPRING_SHARE)
 
+    def generations_per_renewal(self, pop_size: int) -> float:
+        """Generations in which a population of ``pop_size`` evaluates as many new points (its offspring and one
+        model candidate a generation) as the upper-level model is fitted on: the pace at which the model can
+        move with the population."""
+        return self.n_model_fit / (self.n_offspring(pop_size) + 1)
+
     def offspring(self, rng: np.random.Generator, population: Population, ranks: np.ndarray) -> Offspring:
         """DE offspring of randomly chosen members.
 
