@@ -234,6 +234,24 @@ def test_confirmed_choice_moves_along_a_set_of_optima():
     assert ctx.n_ll_evals > ctx.n_ul_evals > 0
 
 
+def test_confirmed_choice_takes_the_search_s_end_just_outside_the_followers_tolerance():
+    # SMD12 (10, 10) at x*: the follower's optima form a sphere in five dimensions. From this point on it, SLSQP
+    # ends a hair outside the thin shell f <= f0 + tol, and no point it visited inside is better than the start;
+    # the follower's refinement of its final point brings it back to the sphere near the leader's preferred point.
+    from evobilevel.algorithms.optimistic import choose_confirmed, choose_for_leader
+
+    p = eb.benchmarks.get("SMD12", ul_dim=10, ll_dim=10, variant="bleaq2")
+    x = p.optimum.x
+    v = np.array([0.229, 0.015, 0.855, 0.08, 0.458])
+    v *= (1 + 1e-12) / np.linalg.norm(v)
+    start, f0 = _start(p, x, np.concatenate([p.optimum.y[:5], np.arctan(x[5:] - v)]))
+    assert start.ul_cv == 0 and start.F > p.optimum.F + 0.5
+    assert choose_for_leader(_context(p), x, start, f0 + 1e-6 * (1 + abs(f0))) is start
+    choice = choose_confirmed(_context(p), x, start, 1e-6, LocalRefinement())
+    assert choice.F == pytest.approx(p.optimum.F_low, abs=2e-3)
+    assert choice.f <= f0 + 1e-8 * (1 + abs(f0)) and choice.ul_cv == 0
+
+
 def test_confirmed_choice_refuses_a_gain_bought_with_the_followers_tolerance():
     # A unique lower-level optimum y1 = y2 = x / 2, nearly flat along y1 + y2, which the leader wants large:
     # within 1e-6 of the optimal f, F drops by about 0.1, which the follower's refinement takes back.

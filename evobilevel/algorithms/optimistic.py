@@ -92,12 +92,21 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
         The best point seen that satisfies the lower-level constraints and ``f <= f_limit`` (``start`` if none
         is better by :meth:`LeaderChoice.key`).
     """
+    search = _leader_search(ctx, x, start, f_limit, maxiter, fd_step, margin, moves_with_y)
+    return start if search is None else search.best
+
+
+def _leader_search(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, maxiter: int = 30,
+                   fd_step: float = 1e-8, margin: float = 1e-9,
+                   moves_with_y: np.ndarray | None = None) -> _Search | None:
+    """The search of :func:`choose_for_leader` after SLSQP has run (None where the follower has no continuous
+    variables): its best admissible point and SLSQP's final one."""
     # Integer variables of the follower keep their values: the leader chooses among its answers by moving the
     # continuous ones (a follower whose variables are all integer leaves nothing to choose this way).
     mask = integer_mask(ctx.problem)
     free = np.arange(ctx.problem.ll_dim) if mask is None else np.flatnonzero(~mask)
     if not free.size:
-        return start
+        return None
     search = _Search(ctx, x, start, f_limit, fd_step, free)
     lo, hi = search.lo, search.hi
     z0 = start.y[free]
@@ -111,17 +120,18 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
                 moves_with_y |= np.any(dC[:n_G] != 0, axis=1)
             violated = C0[:n_G] > 0
             if violated.any() and not np.any(dC[:n_G][violated] != 0):
-                return search.best
+                return search
         # A constraint satisfied within the margin at the start keeps only the slack it has: one that y cannot
         # move (SMD12's cubic constraints at x*, active there) could never meet the margin, and SLSQP would give up
         # at once. A violated one gets the whole margin, so that the search ends strictly inside it.
         C0 = search.constraints(z0)
         margins = np.where(C0 > 0, margin, np.minimum(margin, np.maximum(-C0, 0.0)))
-        minimize(search.fun, z0, jac=search.jac, method="SLSQP", bounds=Bounds(lo, hi),
-                 constraints=[{"type": "ineq", "fun": lambda y: -(search.constraints(y) + margins),
-                               "jac": lambda y: -search.constraint_jac(y)}],
-                 options={"maxiter": maxiter, "ftol": CHOICE_FTOL})
-    return search.best
+        res = minimize(search.fun, z0, jac=search.jac, method="SLSQP", bounds=Bounds(lo, hi),
+                       constraints=[{"type": "ineq", "fun": lambda y: -(search.constraints(y) + margins),
+                                     "jac": lambda y: -search.constraint_jac(y)}],
+                       options={"maxiter": maxiter, "ftol": CHOICE_FTOL})
+    search.finish(res.x)
+    return search
 
 
 def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine) -> LeaderChoice:
@@ -148,17 +158,28 @@ def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine
     -------
     LeaderChoice
     """
-    loose = choose_for_leader(ctx, x, start, start.f + tol * (1 + abs(start.f)))
-    if loose is start:
+    search = _leader_search(ctx, x, start, start.f + tol * (1 + abs(start.f)))
+    if search is None:
         return start
-    sol = ctx.solve_lower(x[None, :], refine, Y0=loose.y[None, None, :])
+    y_loose, F_loose = search.best.y, search.best.F
+    if search.best is start:
+        # Where the follower's optima form a set (SMD12's sphere), the answers within the tolerance are a thin
+        # shell around it, and SLSQP often ends a hair outside (f just above the limit, or a lower-level
+        # constraint violated by 1e-11) with no admissible point it visited better than the start. Its final
+        # point is then the proposal: the follower's refinement below brings it back to the set, or to the
+        # unique optimum, and the gain it keeps decides.
+        final = search.final()
+        if final is None or not final[1] < start.F:
+            return start
+        y_loose, F_loose = final
+    sol = ctx.solve_lower(x[None, :], refine, Y0=y_loose[None, None, :])
     if sol.cv[0] > 0 or not np.isfinite(sol.f[0]):
         return start
     upper = ctx.evaluate_upper(x[None, :], sol.Y)
     refined = LeaderChoice(sol.Y[0].copy(), float(upper.values[0]), float(upper.cv[0]), float(sol.f[0]),
                            upper.constraints[0].copy())
     gain = start.F - refined.F
-    kept = (refined.ul_cv == 0 and not upper.failed[0] and gain >= KEPT_GAIN_SHARE * (start.F - loose.F)
+    kept = (refined.ul_cv == 0 and not upper.failed[0] and gain >= KEPT_GAIN_SHARE * (start.F - F_loose)
             and gain > ROUNDING * (1 + abs(start.F)))
     return refined if kept else start
 
@@ -174,7 +195,20 @@ class _Search:
         self.lo, self.hi = lo[free], hi[free]
         self.steps = fd_step * widths((lo, hi))[free]
         self.best = start
+        self.final_z = None
         self.cache: dict[bytes, tuple] = {}
+
+    def finish(self, z: np.ndarray) -> None:
+        """Record the search's final point ``z`` (the free variables)."""
+        self.final_z = np.clip(z, self.lo, self.hi)
+
+    def final(self) -> tuple[np.ndarray, float] | None:
+        """The final point as a whole answer and its ``F`` (evaluated unless SLSQP's last call did), or None."""
+        if self.final_z is None:
+            return None
+        y = self.start_y.copy()
+        y[self.free] = self.final_z
+        return y, self.fun(self.final_z)
 
     def _evaluate(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """F (n,) and the constraint stack (n, k) at the rows of Z (n, len(free)), counted at both levels."""
