@@ -305,6 +305,35 @@ def test_recheck_that_finds_another_optimal_answer_frees_the_follower():
     assert algo._leader.follower_free(ctx, algo.state, 0)
 
 
+def test_children_start_from_the_leader_s_chosen_answer_while_the_best_member_holds_it():
+    # SMD12 (5, 5) at x*, the best member's answer at 10 degrees on the circle of the follower's optima: the
+    # confirmed choice moves it along the circle (x_l2, the last two variables); while that member is the best,
+    # every child starts its lower level there from its answer, and x_l1, which the choice did not move, stays
+    # recombined. Once another member is the best, the children's starts are recombined again.
+    p = eb.benchmarks.get("SMD12", ul_dim=5, ll_dim=5, variant="bleaq2")
+    algo, ctx = BLEAQ(), _context(p)
+    algo.setup(ctx)
+    x, y = p.optimum.x, _smd12_circle_answer(p, 10)
+    start = _start(p, x, y)[0]
+    pop = algo.state.population
+    pop.X[0], pop.Y[0], pop.F[0], pop.f[0], pop.G[0] = x, y, start.F, start.f, start.G
+    pop.ul_cv[0] = pop.ll_cv[0] = 0.0
+    assert not algo.state.leader.holds_choice(x)
+    algo._leader.choose(ctx, algo.state, 0, confirm=True)
+    assert pop.F[0] == pytest.approx(p.optimum.F_low, abs=1e-4)
+    assert algo.state.leader.holds_choice(x)
+    assert algo.state.leader.chosen_components.tolist() == [False] * 3 + [True] * 2
+    pop.F[0] = -1e9  # the best member, whatever the others
+    offspring, _ = algo._offspring(ctx)
+    evolved = offspring.Y_start[offspring.parents >= 0]  # the model candidates start from the best member's answer
+    assert len(evolved) and np.all(evolved[:, 3:] == pop.Y[0, 3:])
+    assert not np.any(np.all(evolved[:, :3] == pop.Y[0, :3], axis=1))
+    pop.F[1], pop.ul_cv[1], pop.ll_cv[1] = -2e9, 0.0, 0.0
+    offspring, _ = algo._offspring(ctx)
+    evolved = offspring.Y_start[offspring.parents >= 0]
+    assert not np.any(np.all(evolved[:, 3:] == pop.Y[0, 3:], axis=1))
+
+
 def test_searches_for_a_follower_without_feasible_answers_are_capped_once_they_keep_failing():
     # TP6: the follower's problem is infeasible for x above 1.889, right next to the leader's optimum, so many
     # candidates' refinements end infeasible; the global searches that follow never find a feasible answer.

@@ -276,6 +276,13 @@ class BLEAQ(Algorithm):
             state.counts["model_candidates"] += int(np.sum(offspring.parents < 0))
         offspring.X = round_integral(offspring.X, self._integer["upper"])
         offspring.Y_start = round_integral(offspring.Y_start, self._integer["lower"])
+        best = int(np.argmin(ranks))
+        if state.leader.holds_choice(state.population.X[best]):
+            # Where the follower is free, recombination carries whatever points of its optima the parents happened
+            # to get, and the leader's value with them; while the best member holds the answer the leader chose,
+            # every child starts there from it, and the follower's refinement keeps it near that point.
+            chosen = state.leader.chosen_components
+            offspring.Y_start[:, chosen] = state.population.Y[best, chosen]
         return offspring, proposal
 
     def _starts(self, offspring: Offspring) -> np.ndarray:

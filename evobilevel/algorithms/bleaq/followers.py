@@ -81,6 +81,7 @@ class FollowerResponse:
 
     def __init__(self, parts: list[ResponseModel], blocks):
         self.parts, self.blocks = parts, tuple(blocks)
+        self.psi_tol = parts[0].psi_tol
         self.y_widths = np.concatenate([part.y_widths for part in parts])
 
     def predict(self, archive: FollowerArchives, X: np.ndarray, rng: np.random.Generator) -> Predictions | None:

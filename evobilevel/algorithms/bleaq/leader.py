@@ -75,6 +75,17 @@ class LeaderPolicy:
         if self.follower_free(ctx, state, best):
             self.choose(ctx, state, best, confirm=True)
 
+    def _record_choice(self, leader: LeaderState, x: np.ndarray, moved: np.ndarray) -> None:
+        """Record a choice that gained for the member at ``x``: its x, and the variables it moved (``moved``
+        (ll_dim,), absolute) by more than psi's accuracy (``psi_tol`` of the range), along which the follower is
+        free, added to those earlier choices moved."""
+        leader.chosen_x = x.tobytes()
+        chosen = moved > self.response.psi_tol * self.response.y_widths
+        if leader.chosen_components is None:
+            leader.chosen_components = chosen
+        else:
+            leader.chosen_components |= chosen
+
     @staticmethod
     def _repairable_by_y(leader: LeaderState, population: Population, i: int) -> bool:
         """Whether member i violates an upper-level constraint that may move with y (not yet known not to)."""
@@ -125,6 +136,7 @@ class LeaderPolicy:
         if choice is start:
             return
         state.counts["leader_improvements"] += 1
+        self._record_choice(leader, x, np.abs(choice.y - population.Y[i]))
         population.Y[i], population.F[i], population.ul_cv[i] = choice.y, choice.F, choice.ul_cv
         population.f[i], population.G[i] = choice.f, choice.G
         state.archive.replace(x, choice.y, choice.f)

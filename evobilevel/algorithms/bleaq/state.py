@@ -36,6 +36,11 @@ class LeaderState:
         Attempts in a row that did not help their member.
     G_moves_with_y : ndarray of bool, shape (n_ul_constraints,), or None
         Upper-level constraints seen to depend on ``y`` (None until the first gradient).
+    chosen_components : ndarray of bool, shape (ll_dim,), or None
+        Variables of ``y`` that the choices which gained have moved (None until one has): the follower is free
+        along them, and the leader prefers some of its answers there.
+    chosen_x : bytes or None
+        ``x.tobytes()`` of the member whose answer the last choice that gained has set.
     """
 
     tried: dict = field(default_factory=dict)
@@ -43,6 +48,12 @@ class LeaderState:
     next_generation: int = 0
     misses: int = 0
     G_moves_with_y: np.ndarray | None = None
+    chosen_components: np.ndarray | None = None
+    chosen_x: bytes | None = None
+
+    def holds_choice(self, x: np.ndarray) -> bool:
+        """Whether the member at ``x`` (ul_dim,) holds the answer of the last choice that gained."""
+        return self.chosen_x is not None and x.tobytes() == self.chosen_x
 
 
 @dataclass
