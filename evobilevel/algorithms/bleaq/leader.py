@@ -8,7 +8,9 @@ is arbitrary, yet the leader's value and feasibility may depend on it. The leade
 - for a best member feasible at both levels whose follower is known to be free, once it has held for a while or
   the population has converged on it, keeping the choice only where the follower's own refinement confirms it.
 
-Each member is chosen for once; attempts that miss are spaced out exponentially.
+Each member is chosen for once; attempts that miss are spaced out exponentially. A choice that gains is recorded
+(:meth:`~.state.LeaderState.holds_choice`): while its member is the best, BLEAQ's children start their lower level
+from its answer in the variables the choice moved.
 """
 
 from __future__ import annotations
