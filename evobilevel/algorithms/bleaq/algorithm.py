@@ -264,6 +264,7 @@ class BLEAQ(Algorithm):
         the proposal at the current level."""
         state = self.state
         ranks = self._ranks(state.population)
+        best = int(np.argmin(ranks))
         offspring = self._upper.offspring(ctx.rng, state.population, ranks)
         proposal = None
         if self.model_search:
@@ -272,11 +273,10 @@ class BLEAQ(Algorithm):
             # constrained optimum, the population need not wait for the level to fall.
             exact_too = eps > 0 and bool(state.population.feasible.any())
             proposal = self._upper.with_model_candidates(offspring, state.population, state.evaluated,
-                                                         int(np.argmin(ranks)), eps, exact_too)
+                                                         best, eps, exact_too)
             state.counts["model_candidates"] += int(np.sum(offspring.parents < 0))
         offspring.X = round_integral(offspring.X, self._integer["upper"])
         offspring.Y_start = round_integral(offspring.Y_start, self._integer["lower"])
-        best = int(np.argmin(ranks))
         if state.leader.holds_choice(state.population.X[best]):
             # Where the follower is free, recombination carries whatever points of its optima the parents happened
             # to get, and the leader's value with them; while the best member holds the answer the leader chose,
