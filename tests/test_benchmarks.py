@@ -535,3 +535,21 @@ def test_from_settings_rejects_wrong_sizes():
     with pytest.raises(ValueError, match="TP9"):
         registry.from_settings("TP9", {"ul_dim": 3, "ll_dim": 4})
     assert registry.from_settings("TP9", {"ul_dim": 3, "ll_dim": 3}).ll_dim == 3
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_a_point_s_values_do_not_depend_on_the_batch_it_is_evaluated_in(name):
+    # The engine groups points into batches as it sees fit (chunks solved together, parts sent to workers); a run is
+    # identical for every grouping only if each point's values are the same alone as among others, to the bit.
+    problem = registry.get(name)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    n = 40
+    (ul_lo, ul_hi), (ll_lo, ll_hi) = problem.ul_bounds, problem.ll_bounds
+    X = ul_lo + rng.random((n, problem.ul_dim)) * (ul_hi - ul_lo)
+    Y = ll_lo + rng.random((n, problem.ll_dim)) * (ll_hi - ll_lo)
+    for level in ("upper", "lower"):
+        values, constraints = problem.evaluate_batch(level, X, Y)
+        for i in (0, 17, n - 1):
+            one_values, one_constraints = problem.evaluate_batch(level, X[i:i + 1], Y[i:i + 1])
+            np.testing.assert_array_equal(one_values[0], values[i])
+            np.testing.assert_array_equal(one_constraints[0], constraints[i])

@@ -315,7 +315,17 @@ class TP5(_QPLower):
         return 0.1 * np.sum(X * X, axis=1) - 3.0 * Y[:, 0] - 4.0 * Y[:, 1] + 0.5 * np.sum(Y * Y, axis=1)
 
     def _f(self, X, Y):
-        return 0.5 * np.einsum("ij,jk,ik->i", Y, self.H, Y) + np.sum((X @ self.B.T) * Y, axis=1)
+        # Written out element by element: a point's value must not depend on the batch it is evaluated in (a
+        # matrix product's rounding can depend on the number of rows).
+        y1, y2 = Y[:, 0], Y[:, 1]
+        H, BX = self.H, self._bx(X)
+        quadratic = y1 * (H[0, 0] * y1 + H[0, 1] * y2) + y2 * (H[1, 0] * y1 + H[1, 1] * y2)
+        return 0.5 * quadratic + (BX[:, 0] * y1 + BX[:, 1] * y2)
+
+    def _bx(self, X):
+        """``B x`` (n, 2) per row of X (n, 2), element by element."""
+        B, x1, x2 = self.B, X[:, 0], X[:, 1]
+        return np.stack([B[0, 0] * x1 + B[0, 1] * x2, B[1, 0] * x1 + B[1, 1] * x2], axis=1)
 
     def _g(self, X, Y):
         y1, y2 = Y[:, 0], Y[:, 1]
@@ -323,7 +333,7 @@ class TP5(_QPLower):
 
     def _ll_qp(self, X):
         A = np.array([[-0.333, 1.0], [1.0, -0.333]])
-        return self.H, X @ self.B.T, A, np.full((len(X), 2), 2.0)
+        return self.H, self._bx(X), A, np.full((len(X), 2), 2.0)
 
     def _optimal_point(self):
         return [2.0, 0.0], [2.0, 0.0]

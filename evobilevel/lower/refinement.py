@@ -92,12 +92,39 @@ class Refinement(LowerSolver):
         max_evals: np.ndarray | int | None = None,
     ) -> LowerSolution:
         """Refine from the warm starts (a uniform random point for rows without); see :class:`LowerSolver`."""
-        X, Y0, caps = prepare(ev, X, Y0, max_evals)
-        budget = RowBudget(ev, X, caps)
-        rows = np.arange(X.shape[0])
-        starts, values = self._starts(budget, Y0, rng)
-        Y, f, cv, converged = self.refine(budget, rows, starts, values)
-        return LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy())
+        return self.solve_parts(ev, [(X, rng, Y0, max_evals)])[0]
+
+    def solve_parts(self, ev: Evaluator, parts: list[tuple]) -> list[LowerSolution]:
+        """Solve several batches of rows in one search, each part as :meth:`solve` would solve it alone.
+
+        A row's search depends on its own start and values only, and each part draws its random starts from its
+        own generator, so the results are those of one :meth:`solve` per part; the parts' points are evaluated
+        together (fewer, larger batches).
+
+        Parameters
+        ----------
+        ev : Evaluator
+        parts : list of tuple
+            ``(X, rng, Y0, max_evals)`` per part, as the arguments of :meth:`solve`.
+
+        Returns
+        -------
+        list of LowerSolution
+            One per part, its rows in order.
+        """
+        prepared = [prepare(ev, X, Y0, max_evals) for X, _, Y0, max_evals in parts]
+        sizes = [X.shape[0] for X, _, _ in prepared]
+        X = np.concatenate([X for X, _, _ in prepared])
+        budget = RowBudget(ev, X, np.concatenate([caps for _, _, caps in prepared]))
+        lo, hi = ev.problem.ll_bounds
+        uniform = np.concatenate([lo + rng.random((n, lo.shape[0])) * (hi - lo)
+                                  for n, (_, rng, _, _) in zip(sizes, parts)])
+        starts, values = self._starts(budget, _joined_starts([Y0 for _, Y0, _ in prepared], sizes, lo.shape[0]),
+                                      uniform)
+        Y, f, cv, converged = self.refine(budget, np.arange(X.shape[0]), starts, values)
+        solution = LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy())
+        ends = np.cumsum(sizes)
+        return [solution.take(slice(end - n, end)) for n, end in zip(sizes, ends)]
 
     def refine(
         self,
@@ -142,12 +169,12 @@ class Refinement(LowerSolver):
                 verify: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The search itself, over continuous variables; arguments and results as in :meth:`refine`."""
 
-    def _starts(self, budget: RowBudget, Y0, rng) -> tuple[np.ndarray, StartValues]:
-        """(n, ll_dim) start points and whatever is known about them."""
-        lo, hi = budget.ev.problem.ll_bounds
-        n, d = budget.X.shape[0], lo.shape[0]
+    def _starts(self, budget: RowBudget, Y0, uniform: np.ndarray) -> tuple[np.ndarray, StartValues]:
+        """(n, ll_dim) start points and whatever is known about them: each row's best warm start, or its point of
+        ``uniform`` (n, ll_dim) where it has none."""
+        n = budget.X.shape[0]
         values = StartValues.unknown(n, 0)
-        starts = lo + rng.random((n, d)) * (hi - lo)
+        starts = uniform.copy()
         if Y0 is None:
             return starts, values
         valid = ~np.isnan(Y0[:, :, 0])  # (n, k)
@@ -172,6 +199,21 @@ class Refinement(LowerSolver):
                 values.f[r], values.g[r], values.cv[r] = f[j], g[j], cv[j]
                 starts[r] = Y0[r, pick_k[j]]
         return starts, values
+
+
+def _joined_starts(parts: list, sizes: list[int], d: int) -> np.ndarray | None:
+    """The warm starts of several parts (each (n_i, k_i, d) or None) as one array (sum n_i, max k_i, d), NaN where
+    a part has none or fewer; None where no part has any."""
+    k = max((Y0.shape[1] for Y0 in parts if Y0 is not None), default=0)
+    if k == 0:
+        return None
+    out = np.full((sum(sizes), k, d), np.nan)
+    first = 0
+    for Y0, n in zip(parts, sizes):
+        if Y0 is not None:
+            out[first:first + n, :Y0.shape[1]] = Y0
+        first += n
+    return out
 
 
 def first_order(y, g, df, dg, lo, hi, tol: float) -> bool:

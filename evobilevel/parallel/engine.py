@@ -13,6 +13,10 @@ Two kinds of parallel task:
   evaluate are spread over the workers (:mod:`.spread`). Right for black boxes that cost more per point than a round
   trip, in phases with fewer chunks than workers.
 
+Chunks solved here (inline or as evaluation tasks) by a local refinement go together, in one search: its rows are
+independent and each chunk draws its random starts from its own stream, so the results are those of the chunks
+one by one, with the rounds of the longest search instead of the sum over the chunks.
+
 With ``tasks="auto"`` the engine chooses per batch, from the cost per lower-level point it has measured so far and
 the round trip it measured once. A batch of one chunk (the final check, the first chunk of a run, a single global
 search) is solved here as evaluation tasks: each of its batches of points is spread or evaluated here by its own
@@ -49,6 +53,29 @@ def _solve_chunk(problem, solver, X, Y0, max_evals, seed: np.random.SeedSequence
     rng = np.random.default_rng(seed)
     solution = solver.solve(evaluator, X, rng, Y0=Y0, max_evals=max_evals)
     return _ChunkResult(solution, evaluator.counts())
+
+
+def _solve_here(tasks: list[tuple], batch=None, observer=None) -> list[_ChunkResult]:
+    """Chunk tasks of one problem solved in this process.
+
+    Where the solver can solve several chunks in one search with the results of solving them one by one
+    (``solve_parts``: a local refinement, whose rows are independent), the chunks go together: one search evaluates
+    the points of all of them in each call, so a batch of rows costs the rounds of its longest search rather than
+    the sum over its chunks. Returns one result for the tasks taken together, or one per task.
+    """
+    if not _solvable_together(tasks):
+        return [_solve_chunk(*task, batch=batch, observer=observer) for task in tasks]
+    problem, solver = tasks[0][0], tasks[0][1]
+    evaluator = Evaluator(problem, batch=batch, observer=observer)
+    parts = [(X, np.random.default_rng(seed), Y0, max_evals) for _, _, X, Y0, max_evals, seed in tasks]
+    solutions = solver.solve_parts(evaluator, parts)
+    return [_ChunkResult(LowerSolution.concat(solutions), evaluator.counts())]
+
+
+def _solvable_together(tasks: list[tuple]) -> bool:
+    """Whether the tasks are several chunks of one problem for one solver that solves several chunks at once."""
+    return len(tasks) > 1 and hasattr(tasks[0][1], "solve_parts") and all(
+        task[0] is tasks[0][0] and task[1] is tasks[0][1] for task in tasks)
 
 
 class LowerEngine:
@@ -140,19 +167,20 @@ class LowerEngine:
         each group's solution (its rows in order) and its summed counts."""
         tasks = [task for group in groups for task in group]
         kind = self._kind(len(tasks))
-        if kind == "inline":
-            results = [_solve_chunk(*task) for task in tasks]
-        elif kind == "evaluations":
-            # Costs are learnt batch by batch here, so that the batches after the first are spread where that pays.
-            results = [_solve_chunk(*task, batch=self._evaluate_batch, observer=self.observe) for task in tasks]
+        if kind == "rows":
+            results, ends = self._run_rows(tasks), np.cumsum([len(group) for group in groups])
+            per_group = [results[end - len(group):end] for group, end in zip(groups, ends)]
         else:
-            results = self._run_rows(tasks)
+            # As evaluation tasks, costs are learnt batch by batch, so that the batches after the first are spread
+            # where that pays.
+            here = {} if kind == "inline" else {"batch": self._evaluate_batch, "observer": self.observe}
+            per_group = [_solve_here(group, **here) for group in groups]
         if kind != "evaluations":
-            for r in results:
-                self._learn(r.counts)
-        out, first = [], 0
-        for group in groups:
-            part, first = results[first:first + len(group)], first + len(group)
+            for part in per_group:
+                for r in part:
+                    self._learn(r.counts)
+        out = []
+        for part in per_group:
             total = {"ul": LevelCounts(), "ll": LevelCounts()}
             for r in part:
                 total["ul"].add(r.counts["ul"])

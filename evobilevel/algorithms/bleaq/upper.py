@@ -193,7 +193,7 @@ class UpperSearch:
     def _propose(self, near: _NearModel, eps: float, with_gain: bool = True) -> ModelProposal:
         """The models' minimiser within their box, their constraints met at the epsilon level ``eps``; with
         ``with_gain``, also the improvement they promise within their reach (an SLSQP run more)."""
-        model, x_best = near.model, near.x_best
+        model, x_best = _Remembered(near.model), near.x_best
         constraints, share = [], 0.0
         if near.n_constraints:
             share = eps / near.n_constraints
@@ -247,6 +247,24 @@ class UpperSearch:
             one = children.take(slice(j, j + 1))
             if child_wins(population.take(slice(worst, worst + 1)), one, ranks)[0]:
                 population.put(worst, one.take(0))
+
+
+class _Remembered:
+    """A model whose predictions at single points are kept: SLSQP asks for its objective and its constraints at
+    the same points (in its line searches and finite differences), and one prediction gives both."""
+
+    def __init__(self, model):
+        self.model, self._seen = model, {}
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The model's predictions at X (d,) or (n, d): shape (n, m); kept for a single point."""
+        X = np.asarray(X, dtype=float)
+        if X.ndim > 1 and X.shape[0] != 1:
+            return self.model.predict(X)
+        key = X.tobytes()
+        if key not in self._seen:
+            self._seen[key] = self.model.predict(X)
+        return self._seen[key]
 
 
 def _minimize_model(model, x_start: np.ndarray, lo: np.ndarray, hi: np.ndarray, constraints: list):
