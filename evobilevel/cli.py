@@ -57,6 +57,9 @@ def _add_solve_parser(sub) -> None:
                        help="with --jobs other than 1: a worker solves chunks of lower levels (rows), or evaluates "
                             "parts of batches of points (evaluations, for expensive black boxes); default: chosen "
                             "from the measured costs")
+    solve.add_argument("--chunk-size", type=_positive_int, default=4, metavar="N",
+                       help="lower-level problems per chunk, each with its own random stream (default 4); results "
+                            "depend on it, not on --jobs. 1 balances the work best over many workers")
     solve.add_argument("--out", help="write the result as JSON to this file")
     solve.add_argument("--quiet", action="store_true", help="no progress display")
     solve.add_argument("--checkpoint", metavar="PATH", help="write the run's state to this file as it goes")
@@ -192,7 +195,7 @@ def _cmd_solve(args) -> int:
             _enter_backend(stack, args)
             result = solve(problem, seed=args.seed, n_jobs=n_jobs, target=args.target,
                            max_ul_evals=args.max_ul_evals, max_ll_evals=args.max_ll_evals, max_time=args.max_time,
-                           max_check_evals=args.max_check_evals, tasks=args.tasks,
+                           max_check_evals=args.max_check_evals, tasks=args.tasks, chunk_size=args.chunk_size,
                            progress=progress, checkpoint=args.checkpoint,
                            checkpoint_every=args.checkpoint_every, resume=args.resume, **kwargs)
     except (ValueError, TypeError) as exc:

@@ -173,6 +173,20 @@ def test_cli_resume_errors(tmp_path, capsys):
     assert "max_ul_evals: checkpoint 40, now None" in capsys.readouterr().err
 
 
+def test_cli_chunk_size_is_solve_s_chunk_size(tmp_path, capsys):
+    out = tmp_path / "run.json"
+    args = ["solve", "SMD1", "--ul-dim", "2", "--ll-dim", "3", "--algorithm", "nested", "--seed", "3",
+            "--max-ul-evals", "60", "--quiet"]
+    assert main([*args, "--chunk-size", "1", "--out", str(out)]) == 0
+    ones = eb.solve(SMALL, algorithm="nested", seed=3, max_ul_evals=60, chunk_size=1)
+    fours = eb.solve(SMALL, algorithm="nested", seed=3, max_ul_evals=60)
+    assert_same_run(ones, eb.load_result(out))
+    assert ones.n_ll_evals != fours.n_ll_evals  # each chunk has its own random stream
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--chunk-size", "0"])
+    assert exit_info.value.code == 2 and "--chunk-size" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------- memory
 @dataclass
 class OneGuess(LowerSolver):

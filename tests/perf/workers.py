@@ -60,9 +60,10 @@ def slow_problem(name: str, delay: float) -> eb.Problem:
                       name=f"{name}(3, 3) + {delay * 1e3:g} ms", optimum=base.optimum)
 
 
-def run(problem, algorithm: str, workers: int, client) -> tuple[float, eb.Result]:
+def run(problem, algorithm: str, workers: int, client, chunk_size: int = 4) -> tuple[float, eb.Result]:
     settings = {"bleaq": dict(algorithm="bleaq", target=1e-2),
                 "nested": dict(algorithm=Nested(pop_size=32, max_generations=1))}[algorithm]
+    settings["chunk_size"] = chunk_size
     start = time.perf_counter()
     if workers == 0:
         result = eb.solve(problem, seed=0, **settings)
@@ -78,7 +79,7 @@ def fingerprint(r: eb.Result) -> tuple:
     return (tuple(r.x), tuple(r.y), r.F, r.f, r.n_ul_evals, r.n_ll_evals, r.ll_gap, r.n_ll_evals_check)
 
 
-def measure(problems, algorithms, worker_counts, delay, repeats) -> list[list]:
+def measure(problems, algorithms, worker_counts, delay, repeats, chunk_size: int = 4) -> list[list]:
     rows = []
     for name in problems:
         problem = slow_problem(name, delay)
@@ -88,7 +89,7 @@ def measure(problems, algorithms, worker_counts, delay, repeats) -> list[list]:
             for repeat in range(repeats):
                 for w in times:
                     with cluster_client(w) as client:
-                        seconds, r = run(problem, algorithm, w, client)
+                        seconds, r = run(problem, algorithm, w, client, chunk_size)
                     times[w].append(seconds)
                     reference = reference or fingerprint(r)
                     same[w] &= fingerprint(r) == reference
@@ -125,10 +126,11 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4,8")
     parser.add_argument("--problems", default="SMD1,SMD10")
     parser.add_argument("--algorithms", default="bleaq,nested")
+    parser.add_argument("--chunk-size", type=int, default=4, help="rows per chunk (eb.solve's chunk_size)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     rows = measure(args.problems.split(","), args.algorithms.split(","),
-                   [int(w) for w in args.workers.split(",")], args.delay, args.repeats)
+                   [int(w) for w in args.workers.split(",")], args.delay, args.repeats, args.chunk_size)
     table = markdown_table(["problem", "algorithm", "workers", "median wall time (s)", "speed-up",
                             "same result as one process"], rows)
     note = (f"`python tests/perf/workers.py --repeats {args.repeats} --write-readme`: per-point functions, the lower "
