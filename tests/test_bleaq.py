@@ -416,6 +416,24 @@ def test_model_candidate_meets_the_models_constraints_at_the_epsilon_level(eps, 
     np.testing.assert_allclose(proposal.x, [expected, expected], atol=1e-6)
 
 
+def test_the_model_s_gain_is_found_when_first_asked_for_around_the_proposal_s_own_best_member():
+    # The gain costs an SLSQP run: it waits until a convergence test asks for it, after the generation's selection
+    # has overwritten members in place, so the proposal keeps its own copy of the best member.
+    from evobilevel.algorithms.bleaq.upper import UpperSearch
+
+    population, evaluated = _infeasible_population_and_grid()
+    search = UpperSearch((np.full(2, -5.0), np.full(2, 5.0)), (np.zeros(1), np.ones(1)))
+    near = search._near_model(population, evaluated, 1)
+    population.X[1] = [-4.0, -4.0]  # the member replaced in place
+    np.testing.assert_array_equal(near.x_best, [2.0, 1.0])
+    # With a level of 10 the constraint leaves the models' minimum (2, 2), F = 0, in reach: the member at (2, 1),
+    # F = 1, gains 1.
+    proposal = search._propose(near, eps=10.0)
+    assert callable(proposal.promised)
+    assert proposal.gain == pytest.approx(1.0, abs=1e-6) and not callable(proposal.promised)
+    assert proposal.gain == search._propose(near, eps=10.0).gain  # found once, as an eager search finds it
+
+
 @pytest.mark.slow
 def test_bleaq_finds_the_right_part_of_smd10s_feasible_region_at_10x10():
     # Without the model candidate at the epsilon level every attempt ended at F = 41.06 (two variables near -1.5).

@@ -362,7 +362,8 @@ class BLEAQ(Algorithm):
         if proposal is None or not best.feasible or self._eps() != 0:
             return False
         tol = min(self.ftol * (1 + abs(best.F)), cap)
-        certified = before - best.F <= tol and proposal.gain <= tol and proposal.error <= tol
+        # The gain last: it costs an SLSQP run, asked for only where the other conditions hold.
+        certified = before - best.F <= tol and proposal.error <= tol and proposal.gain <= tol
         if certified and proposal.span >= SINGLE_BASIN_SPAN:
             self.state.single_basin = True
         return certified

@@ -3,7 +3,8 @@ problem, the upper-level evaluation of settled candidates, and survivor selectio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
@@ -55,22 +56,30 @@ class ModelProposal:
     ----------
     x : ndarray, shape (ul_dim,), or None
         The model's minimiser within the box of its points; None where it is the best member itself.
-    gain : float
-        The improvement of F over the best member's the model predicts there (0 or more; inf where the model's
-        minimiser violates the model's constraints).
     error : float
         The model's error at the best member, ``|model(x_best) - F_best|``.
     span : float
         The smallest share of a variable's range that the model's points span.
     misfit : float
         The model's largest error on the points it was fitted on.
+    promised : float or callable
+        The gain (see :attr:`gain`), or how to find it.
     """
 
     x: np.ndarray | None
-    gain: float
     error: float
     span: float = 0.0
     misfit: float = np.inf
+    promised: float | Callable[[], float] = field(default=np.nan, repr=False)
+
+    @property
+    def gain(self) -> float:
+        """The improvement of F over the best member's that the model predicts within its reach (0 or more; inf
+        where the model's minimiser violates the model's constraints). Found by an SLSQP run of its own the first
+        time it is asked for: the convergence tests need it only in the generations that get that far."""
+        if callable(self.promised):
+            self.promised = self.promised()
+        return self.promised
 
 
 @dataclass
@@ -179,7 +188,7 @@ class UpperSearch:
         # The pairs in `evaluated` all have a feasible follower's answer; the member needs one too.
         if not (population.ll_cv == 0).any() or evaluated.size < self.n_model_fit:
             return None
-        x_best = population.X[best]
+        x_best = population.X[best].copy()  # kept for the gain, asked for after the generation's selection
         Xe, Fe, Ge = evaluated.X, evaluated.F, evaluated.G
         d2 = (((Xe - x_best) / self.x_widths) ** 2).sum(axis=1)
         near = np.argsort(d2)[: self.n_model_fit]
@@ -201,12 +210,15 @@ class UpperSearch:
         res = _minimize_model(model, x_best, near.lo, near.hi, constraints)
         x = np.clip(res.x, near.lo, near.hi)
         if not np.all(np.isfinite(x)):
-            return ModelProposal(None, np.inf, np.inf)
+            return ModelProposal(None, np.inf, promised=np.inf)
         move = None if np.allclose(x, x_best, rtol=0, atol=NO_DISTANCE) else x
-        gain = self._gain(model, x_best, near.F_best, near.lo, near.hi, constraints, share) if with_gain else np.nan
-        return ModelProposal(move, gain, abs(model.predict(x_best)[0, 0] - near.F_best),
+        promised = np.nan
+        if with_gain:
+            def promised():
+                return self._gain(model, x_best, near.F_best, near.lo, near.hi, constraints, share)
+        return ModelProposal(move, abs(model.predict(x_best)[0, 0] - near.F_best),
                              float(np.min((near.hi - near.lo) / self.x_widths)),
-                             float(np.max(np.abs(model.predict(near.X)[:, 0] - near.F))))
+                             float(np.max(np.abs(model.predict(near.X)[:, 0] - near.F))), promised)
 
     def _gain(self, model, x_best: np.ndarray, F_best: float, lo, hi, constraints, share: float = 0.0) -> float:
         """The improvement of F the model predicts anywhere within its reach of the best member: the box of its
