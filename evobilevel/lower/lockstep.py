@@ -32,6 +32,7 @@ algorithm for nonlinearly constrained optimization calculations", Numerical Anal
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -293,7 +294,7 @@ class _Rows:
             self.converged[i] = converged or self.first_order_at(i)
 
 
-class _Search:
+class _Search(ABC):
     """The rounds of the rows' searches and their line searches; subclasses supply the model of the Hessian, the
     directions, the merit function and the convergence test after a step.
 
@@ -474,30 +475,30 @@ class _Search:
         self.directions(again)
 
     # The hooks of a method: `_Box` (projected limited-memory BFGS) and `_SQP` implement each of them.
+    @abstractmethod
     def directions(self, idx) -> None:
         """Set the search direction of rows ``idx`` (and start their line searches)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def update(self, idx) -> None:
         """Update the model of rows ``idx`` with their newest step."""
-        raise NotImplementedError
 
+    @abstractmethod
     def merit(self, idx, f, g, cv) -> np.ndarray:
         """The value (len(idx),) a line search compares, from ``f``, constraints ``g`` and violation ``cv``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def predicted(self, idx, S) -> np.ndarray:
         """The first-order change of the merit (len(idx),) predicted at the trial points ``S`` (len(idx), d);
         negative for a descent."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step_converged(self, idx, F_old) -> np.ndarray:
         """Whether the last step of each row of ``idx`` met the convergence test, against merits ``F_old``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def negligible(self, idx) -> np.ndarray:
         """Whether each row's predicted change is within the tolerance of :meth:`step_converged` (nothing to gain)."""
-        raise NotImplementedError
 
 
 class _Box(_Search):

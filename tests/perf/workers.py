@@ -133,9 +133,10 @@ def main() -> None:
                    [int(w) for w in args.workers.split(",")], args.delay, args.repeats, args.chunk_size)
     table = markdown_table(["problem", "algorithm", "workers", "median wall time (s)", "speed-up",
                             "same result as one process"], rows)
-    note = (f"`python tests/perf/workers.py --repeats {args.repeats} --write-readme`: per-point functions, the lower "
-            f"level waiting {args.delay * 1e3:g} ms per point; a dask LocalCluster of single-threaded workers per run, "
-            f"one cluster at a time, on a shared two-core machine; medians of {args.repeats} runs; "
+    chunking = "" if args.chunk_size == 4 else f" --chunk-size {args.chunk_size}"
+    note = (f"`python tests/perf/workers.py --repeats {args.repeats}{chunking} --write-readme`: per-point functions, "
+            f"the lower level waiting {args.delay * 1e3:g} ms per point; a dask LocalCluster of single-threaded "
+            f"workers per run, one cluster at a time, on a shared two-core machine; medians of {args.repeats} runs; "
             f"`tasks=\"auto\"`.")
     print()
     print(table)
