@@ -56,8 +56,9 @@ def check_against_local(name, size, scale, seed=3):
     tol = 1e-7 if name == "TP10" else 1e-8
     assert np.all((lock.f - local.f)[agree] <= tol * (1 + np.abs(local.f[agree])))
     if not (scale == ARCHIVED and name in MULTIMODAL):
+        # Where the rows end in other basins, each solver's rows run as long as their own basin takes.
         assert np.median(lock.n_evals) <= 1.2 * np.median(local.n_evals)
-    assert lock.calls < local.calls
+        assert lock.calls < local.calls
 
 
 @pytest.mark.parametrize("scale", [NEAR, ARCHIVED])
