@@ -101,3 +101,15 @@ def test_a_confirmation_counts_once_the_kept_answer_is_found_more_often_than_ans
     # A third time: more often than the answers found once.
     assert not rule.after_attempt(state, answer([-3.13, 4.41], 0.0734))
     assert state.confirmed and [count for _, count in state.found] == [3, 1, 1]
+
+
+def test_the_answers_are_the_better_of_the_kept_and_the_current_best_then_the_other():
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    state = RestartState()
+    current = answer([0.0, 30.0], 2e-4)
+    assert rule.answers(state, current) == [current]  # the first attempt: nothing kept
+    kept = answer([0.0, 0.0], 1e-4)
+    state = after_first(rule, kept)
+    assert rule.answers(state, current) == [kept, current]
+    better = answer([0.0, 30.0], 1e-5)
+    assert rule.answers(state, better) == [better, kept]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 import evobilevel as eb
 from evobilevel.algorithms import Nested
+from evobilevel.algorithms.base import Algorithm, AlgorithmState, Candidate
 
 
 def quadratic_problem(**kwargs) -> eb.Problem:
@@ -40,6 +42,37 @@ def test_nested_solves_a_smooth_problem_to_the_target():
     assert np.allclose(r.x, [1, -1], atol=0.05)
     assert r.ll_gap is not None and r.ll_gap < 1e-3
     assert r.n_ll_evals_check > 0
+
+
+@dataclass
+class TwoOptima(Algorithm):
+    """Holds, as a run that restarts may, two answers: its incumbent, an optimum of the leader other than the
+    listed one (F = 0 at x = (1, 1), where the follower's value is 0.5, not 0), and a later attempt's best, within
+    2e-4 of the listed optimum in F."""
+
+    name = "two-optima"
+
+    def setup(self, ctx) -> None:
+        self.state = AlgorithmState()
+
+    def step(self, ctx) -> None:
+        self.state.generation += 1
+        self.state.converged = self.state.generation >= 3
+
+    def best(self) -> Candidate:
+        return Candidate(np.array([1.0, 1.0]), np.array([0.5, 0.5]), 0.0, 0.5, 0.0, 0.0)
+
+    def answers(self) -> list:
+        return [self.best(), Candidate(np.array([1.0, -1.0]), np.array([0.5, -0.5]), 2e-4, 0.0, 0.0, 0.0)]
+
+
+def test_with_a_target_the_run_ends_at_any_answer_it_holds_within_it_and_reports_that_one():
+    r = eb.solve(quadratic_problem(), algorithm=TwoOptima(), target=1e-2)
+    assert r.success and r.target_reached and len(r.history) == 1
+    assert np.array_equal(r.x, [1.0, -1.0]) and r.F == 2e-4 and r.ll_gap < 1e-8
+    # Without a target the incumbent is the answer.
+    r = eb.solve(quadratic_problem(), algorithm=TwoOptima())
+    assert np.array_equal(r.x, [1.0, 1.0]) and r.ul_error == 0.0 and r.ll_error == 0.5 and len(r.history) == 4
 
 
 def test_same_seed_same_result_for_any_n_jobs():

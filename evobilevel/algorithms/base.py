@@ -118,6 +118,13 @@ class Algorithm(ABC):
     def best(self) -> Candidate | None:
         """The incumbent reported to the user (None before there is one)."""
 
+    def answers(self) -> list[Candidate]:
+        """The answers the run holds, the incumbent (:meth:`best`) first; an algorithm that restarts also holds the
+        best answer of its earlier attempts and the current attempt's best. With a target, the run ends as soon as
+        any of them is within it, and reports that one."""
+        best = self.best()
+        return [] if best is None else [best]
+
     def front(self):
         """The non-dominated pairs found so far (a :class:`~evobilevel.front.Front`) for a leader with several
         objectives; None for a leader with one."""

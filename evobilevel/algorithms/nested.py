@@ -167,6 +167,11 @@ class Nested(Algorithm):
             return None
         return self._restart_rule.best(self.state.restarts, self.state.population.best())
 
+    def answers(self) -> list[Candidate]:
+        if self.state is None or self.state.population is None:
+            return []
+        return self._restart_rule.answers(self.state.restarts, self.state.population.best())
+
     def record(self) -> dict:
         if self.state is None:
             return {}

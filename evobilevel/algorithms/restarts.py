@@ -167,3 +167,9 @@ class RestartRule:
     def best(state: RestartState, current: Candidate) -> Candidate:
         """The better of the current population's best and the kept one."""
         return better_candidate(state.kept, current)
+
+    @staticmethod
+    def answers(state: RestartState, current: Candidate) -> list[Candidate]:
+        """The better of the current population's best and the kept one, then the other (if there is one)."""
+        best = better_candidate(state.kept, current)
+        return [best] if state.kept is None else [best, current if best is state.kept else state.kept]

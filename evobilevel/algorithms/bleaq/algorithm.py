@@ -403,6 +403,11 @@ class BLEAQ(Algorithm):
             return None
         return self._restart_rule.best(self.state.restarts, self.state.population.best())
 
+    def answers(self) -> list[Candidate]:
+        if self.state is None or self.state.population is None:
+            return []
+        return self._restart_rule.answers(self.state.restarts, self.state.population.best())
+
     def record(self) -> dict:
         """The :data:`~.state.COUNTERS`, the restarts so far and the epsilon level (once there is a population)."""
         if self.state is None:
