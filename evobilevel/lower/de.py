@@ -61,7 +61,8 @@ class DifferentialEvolution(LowerSolver):
         population: unlike ``|f|`` it ignores terms of f that depend on x only (SMD's ``f1(x_u)``), and
         unlike the full spread it ignores a few huge values near a singularity (SMD's ``tan``).
     patience : int
-        Stagnation window in generations.
+        Stagnation window in generations. While a row's best is infeasible, it stagnates unless its violation
+        falls by at least ``patience / max_gens`` of itself over the window.
     warm_fraction : float
         With warm starts, this fraction of the population is the warm starts themselves plus Gaussian
         samples around them; the rest is a Latin-hypercube sample of the box, so that a bad warm start cannot
@@ -351,8 +352,12 @@ class _Run:
         tol = self.tol[rows]
         f_best, cv_best = self.best_f[rows], self.best_cv[rows]
         ref_f, ref_cv = self.ref_f[rows], self.ref_cv[rows]
+        # A violation counts as falling only by at least patience / max_gens of itself in a patience window: at a
+        # slower pace it could not reach zero within max_gens, and on a follower infeasible for this x the DE would
+        # go on through ever smaller falls until its generation limit.
+        shrink = 1.0 - s.patience / s.max_gens
         with np.errstate(invalid="ignore"):
-            progressed = (cv_best < ref_cv) | ((cv_best == ref_cv) & (ref_f - f_best > tol))
+            progressed = (cv_best < ref_cv * shrink) | ((cv_best == ref_cv) & (ref_f - f_best > tol))
         self.ref_f[rows] = np.where(progressed, f_best, ref_f)
         self.ref_cv[rows] = np.where(progressed, cv_best, ref_cv)
         stall = np.where(progressed, 0, self.stall[rows] + 1)

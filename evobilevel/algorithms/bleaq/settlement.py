@@ -8,7 +8,8 @@ be trusted.
    accurate phi is accepted even if the search did not report convergence (on a sphere of lower-level optima
    a local search circles at the optimal value).
 3. *Global search* (batched DE, warm-started). Where the follower's problem keeps turning out infeasible after a
-   refinement ended infeasible, such searches are capped.
+   refinement ended infeasible, such searches are capped, and only a share of such rows is searched, the smaller
+   the fewer searches have found a feasible answer.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from ...integrality import integer_mask, round_integral
 from ...lower import LowerSolver
 from .response import Predictions, ResponseModel
-from .state import BLEAQState
+from .state import BLEAQState, StuckSearches
 
 __all__ = ["Answers", "LowerSettlement"]
 
@@ -156,11 +157,18 @@ class LowerSettlement:
 
     def _search(self, ctx, state, rows: np.ndarray, starts, out: Answers) -> None:
         """Global searches for ``rows``, from their refined answers and starts."""
-        Y0 = np.concatenate([out.Y[rows, None, :], starts[rows]], axis=1) if starts is not None else None
         # Rows whose refinement could not even reach the follower's feasible set: where the global search has
         # (almost) never found one for such rows in this run, the follower's problem is infeasible there.
         stuck = out.ll_cv[rows] > 0
-        found = self.search(ctx, state, out.X[rows], Y0, capped=stuck if self._hopeless(state) else None)
+        hopeless = self._hopeless(state)
+        if hopeless and stuck.any():
+            searched = ~stuck
+            searched[stuck] = self.sample_stuck(state.stuck, int(stuck.sum()))
+            rows, stuck = rows[searched], stuck[searched]  # the others keep their refinement's answer
+            if not rows.size:
+                return
+        Y0 = np.concatenate([out.Y[rows, None, :], starts[rows]], axis=1) if starts is not None else None
+        found = self.search(ctx, state, out.X[rows], Y0, capped=stuck if hopeless else None)
         state.stuck.tried += int(stuck.sum())
         state.stuck.rescued += int((found.ll_cv[stuck] == 0).sum())
         out.Y[rows], out.f[rows], out.ll_cv[rows] = found.Y, found.f, found.ll_cv
@@ -171,6 +179,26 @@ class LowerSettlement:
         take the follower's problem for infeasible around them."""
         tried, rescued = state.stuck.tried, state.stuck.rescued
         return tried >= MIN_STUCK_TRIES and rescued <= HOPELESS_SHARE * tried
+
+    @staticmethod
+    def sample_stuck(stuck: StuckSearches, n: int) -> np.ndarray:
+        """Which of ``n`` stuck rows to search (n,) bool, once such searches have turned out hopeless.
+
+        A share ``min(1, p / HOPELESS_SHARE)`` of them, ``p = (rescued + 1) / (tried + 1)`` the rate at which the
+        searches so far found a feasible answer: all of them at the threshold, fewer the more searches have failed,
+        so that a follower infeasible wherever a refinement ends infeasible (TP4's and TP6's leaders near the edge
+        of the follower's feasible region) costs searches growing with the square root of such rows rather than
+        in proportion, while the searches go on measuring the rate (and all rows are searched again once it rises
+        above the threshold). Deterministic: the share accumulates as a credit, and a row is searched whenever the
+        credit reaches one.
+        """
+        share = min(1.0, (stuck.rescued + 1) / (stuck.tried + 1) / HOPELESS_SHARE)
+        take = np.zeros(n, bool)
+        for i in range(n):
+            stuck.credit += share
+            if stuck.credit >= 1.0:
+                take[i], stuck.credit = True, stuck.credit - 1.0
+        return take
 
     def search(self, ctx, state: BLEAQState, X: np.ndarray, Y0: np.ndarray | None,
                capped: np.ndarray | None = None) -> Answers:

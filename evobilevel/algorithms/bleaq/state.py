@@ -84,10 +84,14 @@ class StuckSearches:
     tried : int
     rescued : int
         Those that found a feasible answer.
+    credit : float
+        Searches owed to the stuck rows passed over since the searches turned out hopeless (see
+        :meth:`~.settlement.LowerSettlement.sample_stuck`).
     """
 
     tried: int = 0
     rescued: int = 0
+    credit: float = 0.0
 
 
 @dataclass
