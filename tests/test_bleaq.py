@@ -466,3 +466,27 @@ def test_bleaq_converges_on_constrained_smd_5x5(name):
     r = eb.solve(p, algorithm="bleaq", seed=5, target=1e-2, max_ll_evals=1_000_000)
     assert r.success, r.message
     assert r.feasible and r.ll_gap < 1e-2
+
+
+def test_rechecks_thin_out_while_none_has_corrected_and_stay_every_recheck_every_generations_after_one(monkeypatch):
+    from evobilevel.algorithms.bleaq.recheck import Recheck
+
+    p = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
+    algo, ctx = BLEAQ(recheck_every=15), _context(p)
+    algo.setup(ctx)
+    state = algo.state
+    outcomes = []  # what the next re-checks find: True for a correction
+    monkeypatch.setattr(Recheck, "_check_best", lambda self, ctx, state: outcomes.pop(0))
+
+    def check(*found):
+        outcomes[:] = list(found)
+        state.counts["recheck_corrections"] += sum(found)
+        algo._recheck.run(ctx, state)
+        assert not outcomes
+        return state.recheck.interval
+
+    assert state.recheck.interval == 15
+    assert [check(False) for _ in range(3)] == [30, 60, 120]  # confirmations only: the checks thin out
+    assert check(True, False) == 14  # a correction: halved from at most 15 (7), then a confirmation doubles it
+    assert [check(False) for _ in range(2)] == [15, 15]  # the follower can trap local searches: every 15 at most
+    assert check(True, True, False) == 6  # 15 -> 7 -> 3, confirmed: 6

@@ -119,7 +119,8 @@ class BLEAQ(Algorithm):
     model_search : bool
         Propose one candidate per generation from a quadratic model of the upper level.
     recheck_every : int
-        Generations between global re-solves of the best member's lower level.
+        Generations between global re-solves of the best member's lower level, once one has corrected an answer
+        (the interval before that doubles with each confirmation).
     eps_generations, eps_exponent, eps_quantile : int or None, float, float
         Epsilon-level comparison of upper-level constraint violations: for ``eps_generations`` generations after
         each (re)start, members whose violation is at most ``eps0 * (1 - t / eps_generations) ** eps_exponent``

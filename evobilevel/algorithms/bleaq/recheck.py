@@ -30,8 +30,9 @@ class Recheck:
     Parameters
     ----------
     every : int
-        Generations between re-checks while they confirm; a correction halves the interval, a confirmation
-        doubles it back.
+        The first interval between re-checks, in generations. A correction halves the interval (from at most
+        ``every``); a confirmation doubles it, up to ``every`` once any re-check of the run has corrected an
+        answer, without a limit before.
     accept_tol, refine_tol, free_tol : float
         See :class:`~evobilevel.algorithms.BLEAQ`.
     memory : int
@@ -54,9 +55,14 @@ class Recheck:
         schedule.last = state.generation
         for _ in range(MAX_CHECKS_IN_A_ROW):
             if not self._check_best(ctx, state):
-                schedule.interval = min(self.every, 2 * schedule.interval)
+                # Until a re-check has corrected an answer in this run, each confirmation is evidence that the
+                # settlement's answers are the follower's optima, and the checks thin out geometrically; once one
+                # has corrected, the follower is known to trap local searches and they stay at least every
+                # ``every`` generations.
+                doubled = 2 * schedule.interval
+                schedule.interval = doubled if state.counts["recheck_corrections"] == 0 else min(self.every, doubled)
                 return
-            schedule.interval = max(1, schedule.interval // 2)
+            schedule.interval = max(1, min(self.every, schedule.interval) // 2)
 
     def _check_best(self, ctx, state: BLEAQState) -> bool:
         """Re-solve the current best member's lower level; whether its answer had to be corrected."""

@@ -65,7 +65,8 @@ class RecheckState:
     last : int
         Generation of the last re-check.
     interval : int
-        Generations from one re-check to the next (halved after a correction, doubled back after a confirmation).
+        Generations from one re-check to the next (halved after a correction; doubled after a confirmation, up to
+        ``recheck_every`` once any re-check of the run has corrected an answer).
     checked_x : ndarray or None
         ``x`` of the member whose answer the last re-check confirmed (not checked again while it stays best).
     """
