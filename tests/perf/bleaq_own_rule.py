@@ -4,7 +4,7 @@ Runs the grid with ``evobilevel bench`` (no ``--target``; resumable), then count
 answer has ``|F - F*|``, ``|f - f*|`` and the lower-level gap below 1e-2, with the medians of the evaluations the
 runs spent before they stopped. ``--write-readme`` puts the table into the README.
 
-    python tests/perf/bleaq_own_rule.py [--out results/own-rule] [--runs 5] [--jobs 2] [--write-readme]
+    python tests/perf/bleaq_own_rule.py [--out results/own-rule] [--runs 5] [--jobs 2] [--write-readme] [--report-only]
 """
 
 from __future__ import annotations
@@ -67,10 +67,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--write-readme", action="store_true")
+    ap.add_argument("--report-only", action="store_true", help="tabulate the runs already in --out")
     args = ap.parse_args()
-    subprocess.run(["evobilevel", "bench", "--problems", "SMD1-SMD8", "--ul-dim", "5", "--ll-dim", "5",
-                    "--algorithms", "bleaq", "--runs", str(args.runs), "--jobs", str(args.jobs), "--out", args.out,
-                    "--quiet", *BUDGET], check=True)
+    if not args.report_only:
+        subprocess.run(["evobilevel", "bench", "--problems", "SMD1-SMD8", "--ul-dim", "5", "--ll-dim", "5",
+                        "--algorithms", "bleaq", "--runs", str(args.runs), "--jobs", str(args.jobs), "--out",
+                        args.out, "--quiet", *BUDGET], check=True)
     text = table(Path(args.out))
     print(text)
     if args.write_readme:
