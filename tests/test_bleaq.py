@@ -490,3 +490,33 @@ def test_rechecks_thin_out_while_none_has_corrected_and_stay_every_recheck_every
     assert check(True, False) == 14  # a correction: halved from at most 15 (7), then a confirmation doubles it
     assert [check(False) for _ in range(2)] == [15, 15]  # the follower can trap local searches: every 15 at most
     assert check(True, True, False) == 6  # 15 -> 7 -> 3, confirmed: 6
+
+
+def test_a_model_minimiser_left_outside_the_model_constraints_is_put_back_just_inside():
+    # TP1's leader constraints G = [30 - x1 - 2 x2, x1 + x2 - 25] meet at its optimum x = (20, 5); SLSQP on the
+    # models leaves its minimiser up to 1e-9 outside, where the true constraints reject it.
+    from evobilevel.algorithms.bleaq.upper import _onto_constraints
+
+    rng = np.random.default_rng(0)
+    X = np.array([20.0, 5.0]) + rng.uniform(-1e-3, 1e-3, size=(12, 2))
+
+    def G(X):
+        return np.stack([30 - X[:, 0] - 2 * X[:, 1], X[:, 0] + X[:, 1] - 25], axis=1)
+
+    F = (X[:, 0] - 30) ** 2 + (X[:, 1] - 20) ** 2
+    model = fit_quadratic(X, np.hstack([F[:, None], G(X)]))
+    outside = np.array([20.0 + 1e-10, 5.0 - 2e-10])  # G = [3e-10, -1e-10]: the first violated
+    assert G(outside[None])[0, 0] > 0
+    x = _onto_constraints(model, outside, 0.0, X.min(axis=0) - 1, X.max(axis=0) + 1)
+    assert np.all(G(x[None]) <= 0) and np.max(np.abs(x - outside)) < 1e-9
+    inside = np.array([19.5, 5.3])  # G = [-0.1, -0.2]: nothing exceeded, unchanged
+    np.testing.assert_array_equal(_onto_constraints(model, inside, 0.0, X.min(axis=0) - 1,
+                                                    X.max(axis=0) + 1), inside)
+
+
+def test_tp1_s_vertex_optimum_is_reached_by_the_model_candidate():
+    # Before model minimisers were put back inside the constraints, this run's candidates at the vertex were all
+    # rejected (violations of 1e-11 to 4e-10), and its attempts converged up to 6e-4 from it: 20,000 UL evaluations
+    # without reaching the target.
+    r = eb.solve(eb.benchmarks.get("TP1"), algorithm="bleaq", seed=1372126158849198900, target=1e-2)
+    assert r.success and r.n_ul_evals < 1000 and r.ul_error < 1e-4

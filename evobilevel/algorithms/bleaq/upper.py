@@ -28,6 +28,14 @@ MODEL_MAXITER = 100
 #: A distance this small is no distance: neighbours that span less of a variable's range give the model nothing to
 #: go on in that direction, and a proposal that moves less (absolute) is the best member again.
 NO_DISTANCE = 1e-12
+#: Newton steps that put a model minimiser back onto the model's constraints, and their relative finite-difference
+#: step (the square root of the machine epsilon).
+NEWTON_STEPS = 3
+NEWTON_STEP = 1.5e-8
+#: SLSQP's default tolerance (scipy's ``ftol``), to which it counts a constraint as met.
+SLSQP_TOL = 1e-6
+#: A few machine epsilons: the relative rounding of a constraint evaluated at a point.
+ROUNDING = 8 * np.finfo(float).eps
 
 
 @dataclass
@@ -209,6 +217,8 @@ class UpperSearch:
             constraints = [{"type": "ineq", "fun": lambda x: share - model.predict(x)[0, 1:]}]
         res = _minimize_model(model, x_best, near.lo, near.hi, constraints)
         x = np.clip(res.x, near.lo, near.hi)
+        if near.n_constraints and np.all(np.isfinite(x)):
+            x = _onto_constraints(model, x, share, near.lo, near.hi)
         if not np.all(np.isfinite(x)):
             return ModelProposal(None, np.inf, promised=np.inf)
         move = None if np.allclose(x, x_best, rtol=0, atol=NO_DISTANCE) else x
@@ -229,6 +239,8 @@ class UpperSearch:
         lo_c, hi_c = np.maximum(self.lo, x_best - reach), np.minimum(self.hi, x_best + reach)
         res = _minimize_model(model, x_best, lo_c, hi_c, constraints)
         x = np.clip(res.x, lo_c, hi_c)
+        if constraints and np.all(np.isfinite(x)):
+            x = _onto_constraints(model, x, share, lo_c, hi_c)
         at_x = model.predict(x)[0]
         if not np.all(np.isfinite(at_x)) or np.any(at_x[1:] > share):
             return np.inf  # a minimiser that violates the model's own constraints promises nothing
@@ -277,6 +289,38 @@ class _Remembered:
         if key not in self._seen:
             self._seen[key] = self.model.predict(X)
         return self._seen[key]
+
+
+def _onto_constraints(model, x: np.ndarray, share: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``x`` (ul_dim,) moved the least, within ``[lo, hi]``, onto the model constraints (the model's outputs after
+    F) that exceed ``share`` there.
+
+    SLSQP meets active constraints only to its tolerance (1e-11 to 1e-9 on TP1, whose leader's optimum is a
+    vertex of two constraints), and a candidate that far outside a true constraint is infeasible: the model's
+    minimiser would never be accepted, and promises nothing. Where some constraint is exceeded by no more than
+    that tolerance, Newton steps on the exceeded constraints, with central-difference gradients of the model, put
+    it back (a linear constraint in one step), just inside. A minimiser further outside is left as it is: SLSQP
+    did not meet the constraints there, and moving it would make another candidate rather than correct this one.
+    """
+    over = model.predict(x)[0, 1:] - share
+    if not np.any((over > 0) & (over <= SLSQP_TOL)):
+        return x  # met, or missed by more than SLSQP's tolerance: a search that failed, not a rounding
+    h = NEWTON_STEP * np.maximum(1.0, np.abs(x))
+    active = False
+    for _ in range(NEWTON_STEPS):
+        over = model.predict(x)[0, 1:] - share
+        if not (over > 0).any():
+            break
+        # A constraint once exceeded stays in the step: a step onto one alone can push x out of its neighbour
+        # (two constraints meeting at a vertex), and alternating between them would converge slowly.
+        active = active | (over > 0)
+        J = np.stack([(model.predict(x + e)[0, 1:][active] - model.predict(x - e)[0, 1:][active]) / (2 * e[j])
+                      for j, e in enumerate(np.diag(h))], axis=1)
+        # Aim inside by the rounding of evaluating a constraint at x, so that rounding cannot put x back outside.
+        rounding = ROUNDING * (1.0 + np.abs(J) @ np.abs(x))
+        step, *_ = np.linalg.lstsq(J, -(over[active] + rounding), rcond=None)
+        x = np.clip(x + step, lo, hi)
+    return x
 
 
 def _minimize_model(model, x_start: np.ndarray, lo: np.ndarray, hi: np.ndarray, constraints: list):
