@@ -158,21 +158,10 @@ def solve(
     if saved is not None and seed is None:
         seed = saved["arguments"]["seed"]
     seed_seq = np.random.SeedSequence(seed)
-    arguments = {
-        "problem": problem_identity(problem),
-        "algorithm": {"name": configured.name, "settings": plain(configured.settings())},
-        "seed": int(seed_seq.entropy),
-        "max_ul_evals": max_ul_evals,
-        "max_ll_evals": max_ll_evals,
-        "max_time": max_time,
-        "target": target,
-        "chunk_size": chunk_size,
-        "n_jobs": n_jobs,
-        "check_ll": check_ll,
-        "max_check_evals": max_check_evals,
-        "history_limit": history_limit,
-        "checkpoint_every": checkpoint_every,
-    }
+    arguments = _arguments(problem, configured, seed_seq, max_ul_evals=max_ul_evals, max_ll_evals=max_ll_evals,
+                           max_time=max_time, target=target, chunk_size=chunk_size, n_jobs=n_jobs, check_ll=check_ll,
+                           max_check_evals=max_check_evals, history_limit=history_limit,
+                           checkpoint_every=checkpoint_every)
     if saved is not None:
         check_same_run(saved["arguments"], arguments, resume)
     run = _Run(problem, copy.deepcopy(configured), seed_seq, arguments, saved)
@@ -182,6 +171,18 @@ def solve(
     with LowerEngine(n_jobs=n_jobs, chunk_size=chunk_size, tasks=tasks) as engine:
         run.drive(engine)
         return run.result(check_ll)
+
+
+def _arguments(problem: Problem, configured: Algorithm, seed_seq: np.random.SeedSequence, **settings) -> dict:
+    """What identifies a run, as a checkpoint records it and a resumed run must match: the problem, the algorithm
+    with its settings, the seed's entropy and the run's ``settings`` (budgets, target, chunking, ...), in the
+    order a checkpoint has always stored them."""
+    return {
+        "problem": problem_identity(problem),
+        "algorithm": {"name": configured.name, "settings": plain(configured.settings())},
+        "seed": int(seed_seq.entropy),
+        **settings,
+    }
 
 
 def check_target(target) -> None:
@@ -402,16 +403,20 @@ class _Run:
         )
 
 
+def _close(feasible, ul_error: float, ll_error: float, target: float) -> bool:
+    """Whether a feasible answer with these errors is within ``target`` at both levels."""
+    return bool(feasible) and ul_error < target and ll_error < target
+
+
 def _reached(record: dict, target: float) -> bool:
-    return bool(record["feasible"]) and record["ul_error"] < target and record["ll_error"] < target
+    """Whether the answer of a history record is within ``target``."""
+    return _close(record["feasible"], record["ul_error"], record["ll_error"], target)
 
 
 def _within(answer: Candidate, optimum, target: float) -> bool:
-    """Whether ``answer`` is feasible and within ``target`` of ``optimum`` at both levels."""
-    if not answer.feasible or not math.isfinite(answer.F):
-        return False
-    ul_error, ll_error = optimum.errors(answer.F, answer.f)
-    return ul_error < target and ll_error < target
+    """Whether ``answer`` is feasible and within ``target`` of ``optimum`` at both levels (an infinite or NaN F
+    never is: its error is not below the target)."""
+    return _close(answer.feasible, *optimum.errors(answer.F, answer.f), target)
 
 
 def _nothing_found(problem: Problem) -> Candidate:

@@ -306,20 +306,20 @@ def _onto_constraints(model, x: np.ndarray, share: float, lo: np.ndarray, hi: np
     if not np.any((over > 0) & (over <= SLSQP_TOL)):
         return x  # met, or missed by more than SLSQP's tolerance: a search that failed, not a rounding
     h = NEWTON_STEP * np.maximum(1.0, np.abs(x))
-    active = False
+    active = np.zeros(over.shape, bool)
     for _ in range(NEWTON_STEPS):
-        over = model.predict(x)[0, 1:] - share
-        if not (over > 0).any():
-            break
         # A constraint once exceeded stays in the step: a step onto one alone can push x out of its neighbour
         # (two constraints meeting at a vertex), and alternating between them would converge slowly.
-        active = active | (over > 0)
+        active |= over > 0
         J = np.stack([(model.predict(x + e)[0, 1:][active] - model.predict(x - e)[0, 1:][active]) / (2 * e[j])
                       for j, e in enumerate(np.diag(h))], axis=1)
         # Aim inside by the rounding of evaluating a constraint at x, so that rounding cannot put x back outside.
         rounding = ROUNDING * (1.0 + np.abs(J) @ np.abs(x))
         step, *_ = np.linalg.lstsq(J, -(over[active] + rounding), rcond=None)
         x = np.clip(x + step, lo, hi)
+        over = model.predict(x)[0, 1:] - share
+        if not (over > 0).any():
+            break
     return x
 
 
