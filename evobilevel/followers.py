@@ -244,6 +244,11 @@ class FollowerContext:
         self.problem = ctx.problem.follower_set.problems[index]
         self.rng = ctx.rng
 
+    @property
+    def n_ll_evals(self) -> int:
+        """The run's lower-level evaluations so far (every follower's)."""
+        return self.ctx.n_ll_evals
+
     def evaluate_lower(self, X: np.ndarray, Y: np.ndarray):
         """Counted ``f_i, g_i`` at X (n, ul_dim), Y (n, ll_dim_i), in this process."""
         return self.ctx.evaluate_follower(self.index, X, Y)

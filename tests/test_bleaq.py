@@ -520,3 +520,23 @@ def test_tp1_s_vertex_optimum_is_reached_by_the_model_candidate():
     # without reaching the target.
     r = eb.solve(eb.benchmarks.get("TP1"), algorithm="bleaq", seed=1372126158849198900, target=1e-2)
     assert r.success and r.n_ul_evals < 1000 and r.ul_error < 1e-4
+
+
+@pytest.mark.parametrize("problem", [eb.benchmarks.get("TP4"), eb.benchmarks.get("MF1")], ids=["TP4", "MF1"])
+def test_every_lower_level_evaluation_is_counted_in_one_phase(problem):
+    # TP4 has infeasible followers (global searches, capped ones, re-checks); MF1 several followers, each settled
+    # on its own. In every record the phases add up to the run's count; the first record, made after the initial
+    # population, holds nothing else; a re-check's evaluations are the re-check's, not its global search's.
+    from evobilevel.algorithms.bleaq.ledger import LL_PHASES
+
+    r = eb.solve(problem, algorithm=BLEAQ(), seed=0, max_ul_evals=600)
+    keys = [f"ll_evals_{phase}" for phase in LL_PHASES]
+    for record in r.history:
+        assert sum(record[k] for k in keys) == record["n_ll_evals"]
+    first = r.history[0]
+    assert first["ll_evals_initial"] == first["n_ll_evals"] > 0
+    last = r.history[-1]
+    assert last["ll_evals_predicted"] + last["ll_evals_refined"] > 0 and last["ll_evals_recheck"] > 0
+    for before, after in zip(r.history, r.history[1:]):
+        if after["rechecks"] == before["rechecks"]:
+            assert after["ll_evals_recheck"] == before["ll_evals_recheck"]

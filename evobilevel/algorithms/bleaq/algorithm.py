@@ -47,9 +47,10 @@ from ..population import Population, stalled, tolerance_cap
 from ..restarts import RestartRule
 from .followers import FollowerSettlement
 from .leader import LeaderPolicy
+from .ledger import Ledger
 from .recheck import Recheck
 from .response import ResponseModel
-from .settlement import Answers, LowerSettlement
+from .settlement import LowerSettlement, settle_initial
 from .state import BLEAQState, RecheckState
 from .upper import ModelProposal, Offspring, UpperSearch
 
@@ -191,14 +192,16 @@ class BLEAQ(Algorithm):
             eps_generations = round(EPS_RENEWALS * self._upper.generations_per_renewal(self._initial_size))
         self._epsilon = EpsilonSchedule(eps_generations, self.eps_exponent, self.eps_quantile)
         self._restart_rule = RestartRule(self.restarts, self.restart_patience, widths(problem.ul_bounds), tol=self.ftol)
+        self._ledger = Ledger()
         if problem.follower_set is None:
             response = ResponseModel(problem.ul_bounds, problem.ll_bounds, self.accept_tol, self.psi_tol,
                                      self.refine_tol)
             self._settlement = LowerSettlement(response, self.local_solver, self.global_solver,
-                                               self.infeasible_evals)
+                                               self.infeasible_evals, self._ledger)
         else:
             self._settlement = FollowerSettlement(problem, self.accept_tol, self.psi_tol, self.refine_tol,
-                                                  self.local_solver, self.global_solver, self.infeasible_evals)
+                                                  self.local_solver, self.global_solver, self.infeasible_evals,
+                                                  self._ledger)
             response = self._settlement.response
         self._leader = LeaderPolicy(self.leader_tol, self.free_tol, self.stall_generations // HELD_SHARE,
                                     self.archive_size, response, self.local_solver)
@@ -217,7 +220,7 @@ class BLEAQ(Algorithm):
             recheck=RecheckState(last=0, interval=self.recheck_every),
         )
         if with_followers:
-            self.state.followers = FollowerSettlement.new_states(archive, self.state.counts)
+            self.state.followers = FollowerSettlement.new_states(archive, self.state.counts, self.state.ll_evals)
         self._start_population(ctx, self._initial_size)
 
     def restore(self, ctx, state: BLEAQState) -> None:
@@ -230,16 +233,9 @@ class BLEAQ(Algorithm):
         state = self.state
         X = round_integral(latin_hypercube(ctx.rng, *search_box(ctx.problem.ul_bounds, self._integer["upper"]), n),
                            self._integer["upper"])
-        first = min(n, self.n_initial_global) if state.archive.size == 0 else 0
-        parts = []
-        if first:
-            head = self._settlement.search(ctx, state, X[:first], None)
-            self._settlement.archive(state, head)
-            parts.append(head)
-        if first < n:
-            Y0 = state.archive.warm_starts(X[first:], 2)
-            parts.append(self._settlement.settle(ctx, state, X[first:], Y0, allow_prediction=False))
-        state.population = self._upper.evaluate(ctx, state.evaluated, Answers.concat(parts))
+        with self._phase(ctx, "initial"):
+            answers = settle_initial(self._settlement, ctx, state, X, self.n_initial_global)
+        state.population = self._upper.evaluate(ctx, state.evaluated, answers)
         state.best_history, state.certified, state.outclassed, state.took_back = [], 0, 0, False
         state.eps0 = self._epsilon.initial_level(state.population.ul_cv, state.population.ll_cv == 0)
         state.eps_start = state.generation
@@ -252,10 +248,12 @@ class BLEAQ(Algorithm):
         children = self._upper.evaluate(ctx, state.evaluated, answers)
         self._upper.select(state.population, children, offspring.parents, self._ranks)
         if self.leader_choice:
-            self._leader.after_generation(ctx, state, int(np.argmin(self._ranks(state.population))))
+            with self._phase(ctx, "leader"):
+                self._leader.after_generation(ctx, state, int(np.argmin(self._ranks(state.population))))
         state.generation += 1
         if self._recheck.due(state):
-            self._recheck.run(ctx, state)
+            with self._phase(ctx, "recheck"):
+                self._recheck.run(ctx, state)
         self._check_convergence(ctx, proposal)
 
     def _offspring(self, ctx) -> tuple[Offspring, ModelProposal | None]:
@@ -296,6 +294,10 @@ class BLEAQ(Algorithm):
     def _ranks(self, population: Population) -> np.ndarray:
         """Ranks under the current epsilon level (violations up to it count as none)."""
         return population.ranks(self._eps())
+
+    def _phase(self, ctx, name: str):
+        """A block whose lower-level evaluations count for phase ``name`` (see :mod:`.ledger`)."""
+        return self._ledger.phase(ctx, self.state.ll_evals, name)
 
     def _eps(self) -> float:
         """The current epsilon level of upper-level constraint violation (0: feasibility first)."""
@@ -374,9 +376,11 @@ class BLEAQ(Algorithm):
         (either may revive the run)."""
         state = self.state
         before = state.population.best()
-        self._recheck.run(ctx, state)
+        with self._phase(ctx, "recheck"):
+            self._recheck.run(ctx, state)
         if self.leader_choice:
-            self._leader.at_convergence(ctx, state, int(np.argmin(state.population.ranks())))
+            with self._phase(ctx, "leader"):
+                self._leader.at_convergence(ctx, state, int(np.argmin(state.population.ranks())))
         after = state.population.best()
         revived = not (np.array_equal(before.x, after.x) and before.f == after.f)
         if revived and state.generation < self.max_generations:
@@ -410,10 +414,12 @@ class BLEAQ(Algorithm):
         return self._restart_rule.answers(self.state.restarts, self.state.population.best())
 
     def record(self) -> dict:
-        """The :data:`~.state.COUNTERS`, the restarts so far and the epsilon level (once there is a population)."""
+        """The :data:`~.state.COUNTERS`, the lower-level evaluations by phase (``ll_evals_initial``, ... ; see
+        :data:`~.ledger.LL_PHASES`), the restarts so far and the epsilon level (once there is a population)."""
         if self.state is None:
             return {}
-        out = {**self.state.counts, "restarts": self.state.restarts.n_restarts}
+        spent = {f"ll_evals_{phase}": n for phase, n in self.state.ll_evals.items()}
+        out = {**self.state.counts, **spent, "restarts": self.state.restarts.n_restarts}
         if self.state.population is not None:
             out["eps_level"] = self._eps()
         return out

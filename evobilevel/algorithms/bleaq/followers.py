@@ -16,6 +16,7 @@ import numpy as np
 
 from ...followers import FollowerContext
 from ..archive import SolutionArchive
+from .ledger import Ledger
 from .response import Predictions, ResponseModel
 from .settlement import Answers, LowerSettlement
 from .state import StuckSearches
@@ -34,11 +35,14 @@ class FollowerLowerState:
     stuck : StuckSearches
     counts : dict
         The run's counters, shared by all followers (a row settled for three followers counts three times).
+    ll_evals : dict
+        The run's lower-level evaluations by phase, shared by all followers.
     """
 
     archive: SolutionArchive
     stuck: StuckSearches
     counts: dict
+    ll_evals: dict
 
 
 class FollowerArchives(SolutionArchive):
@@ -108,15 +112,17 @@ class FollowerSettlement:
         See :class:`~.response.ResponseModel`.
     local_solver, global_solver : LowerSolver
     infeasible_evals : int
+    ledger : Ledger, optional
+        Counts the followers' lower-level evaluations by phase.
     """
 
     def __init__(self, problem, accept_tol: float, psi_tol: float, refine_tol: float, local_solver, global_solver,
-                 infeasible_evals: int):
+                 infeasible_evals: int, ledger: Ledger | None = None):
         followers = problem.follower_set
         self.blocks = followers.blocks
         self.parts = [
             LowerSettlement(ResponseModel(problem.ul_bounds, own.ll_bounds, accept_tol, psi_tol, refine_tol),
-                            local_solver, global_solver, infeasible_evals)
+                            local_solver, global_solver, infeasible_evals, ledger)
             for own in followers.problems
         ]
         self.response = FollowerResponse([part.response for part in self.parts], self.blocks)
@@ -126,8 +132,8 @@ class FollowerSettlement:
         return FollowerArchives(problem.ul_bounds, problem.follower_set.blocks, capacity)
 
     @staticmethod
-    def new_states(archive: FollowerArchives, counts: dict) -> list[FollowerLowerState]:
-        return [FollowerLowerState(part, StuckSearches(), counts) for part in archive.parts]
+    def new_states(archive: FollowerArchives, counts: dict, ll_evals: dict) -> list[FollowerLowerState]:
+        return [FollowerLowerState(part, StuckSearches(), counts, ll_evals) for part in archive.parts]
 
     def settle(self, ctx, state, X: np.ndarray, starts: np.ndarray | None, allow_prediction: bool = True) -> Answers:
         """Each follower's answers for the rows of X, settled on its own and archived in its archive; joined, and

@@ -20,10 +20,11 @@ import numpy as np
 
 from ...integrality import integer_mask, round_integral
 from ...lower import LowerSolver
+from .ledger import Ledger
 from .response import Predictions, ResponseModel
 from .state import BLEAQState, StuckSearches
 
-__all__ = ["Answers", "LowerSettlement"]
+__all__ = ["Answers", "LowerSettlement", "settle_initial"]
 
 #: Stuck searches (after a refinement that ended infeasible) must have been tried this often before their success
 #: rate is read; fewer say nothing about whether the follower's problem is infeasible there.
@@ -82,13 +83,17 @@ class LowerSettlement:
     local_solver, global_solver : LowerSolver
     infeasible_evals : int
         Evaluations of a capped global search.
+    ledger : Ledger, optional
+        Counts the lower-level evaluations by phase into the state's ``ll_evals`` (shared with the algorithm, whose
+        phases enclose the settlement's).
     """
 
     def __init__(self, response: ResponseModel, local_solver: LowerSolver, global_solver: LowerSolver,
-                 infeasible_evals: int):
+                 infeasible_evals: int, ledger: Ledger | None = None):
         self.response = response
         self.local_solver, self.global_solver = local_solver, global_solver
         self.infeasible_evals = infeasible_evals
+        self.ledger = Ledger() if ledger is None else ledger
 
     def settle(self, ctx, state: BLEAQState, X: np.ndarray, starts: np.ndarray | None,
                allow_prediction: bool = True) -> Answers:
@@ -108,12 +113,16 @@ class LowerSettlement:
         out = Answers.none(X, ctx.problem.ll_dim)
         todo = np.ones(X.shape[0], bool)
         predictions = self.response.predict(state.archive, X, ctx.rng) if allow_prediction else None
+        phase = self.ledger.phase
         if predictions is not None:
-            starts = self._predict(ctx, state, predictions, starts, out, todo)
-        self._refine(ctx, state, predictions, starts, out, todo)
+            with phase(ctx, state.ll_evals, "predicted"):
+                starts = self._predict(ctx, state, predictions, starts, out, todo)
+        with phase(ctx, state.ll_evals, "refined"):
+            self._refine(ctx, state, predictions, starts, out, todo)
         rows = np.flatnonzero(todo)
         if rows.size:
-            self._search(ctx, state, rows, starts, out)
+            with phase(ctx, state.ll_evals, "global"):
+                self._search(ctx, state, rows, starts, out)
         self.archive(state, out)
         return out
 
@@ -205,20 +214,40 @@ class LowerSettlement:
         """Global lower-level searches for the rows of X (n, ul_dim); those marked in ``capped`` (n,) bool get at
         most ``infeasible_evals`` evaluations each. Not archived here."""
         state.counts["global"] += X.shape[0]
-        if capped is None or not capped.any():
-            sol = ctx.solve_lower(X, self.global_solver, Y0=Y0)
-            return Answers(X, sol.Y, sol.f, sol.cv)
-        out = Answers.none(X, ctx.problem.ll_dim)
-        state.counts["capped_global"] += int(capped.sum())
-        for part, cap in ((~capped, None), (capped, self.infeasible_evals)):
-            if part.any():
-                sol = ctx.solve_lower(X[part], self.global_solver, Y0=None if Y0 is None else Y0[part],
-                                      max_evals_per_row=cap)
-                out.Y[part], out.f[part], out.ll_cv[part] = sol.Y, sol.f, sol.cv
-        return out
+        with self.ledger.phase(ctx, state.ll_evals, "global"):
+            if capped is None or not capped.any():
+                sol = ctx.solve_lower(X, self.global_solver, Y0=Y0)
+                return Answers(X, sol.Y, sol.f, sol.cv)
+            out = Answers.none(X, ctx.problem.ll_dim)
+            state.counts["capped_global"] += int(capped.sum())
+            for part, cap in ((~capped, None), (capped, self.infeasible_evals)):
+                if part.any():
+                    sol = ctx.solve_lower(X[part], self.global_solver, Y0=None if Y0 is None else Y0[part],
+                                          max_evals_per_row=cap)
+                    out.Y[part], out.f[part], out.ll_cv[part] = sol.Y, sol.f, sol.cv
+            return out
 
     @staticmethod
     def archive(state: BLEAQState, settled: Answers) -> None:
         """Add the feasible answers of ``settled`` to the archive of lower-level optima."""
         ok = (settled.ll_cv == 0) & np.isfinite(settled.f)
         state.archive.add(X=settled.X[ok], Y=settled.Y[ok], f=settled.f[ok])
+
+
+def settle_initial(settlement, ctx, state: BLEAQState, X: np.ndarray, n_global: int) -> Answers:
+    """The lower levels of an initial population X (n, ul_dim), added to the archive: while the archive is empty,
+    the first ``n_global`` rows are searched from scratch, and the others refined from the nearest archived optima
+    (two starts each), without the models (they are to be fitted on these answers).
+
+    ``settlement`` is a :class:`LowerSettlement` or anything with its interface (several followers).
+    """
+    first = min(X.shape[0], n_global) if state.archive.size == 0 else 0
+    parts = []
+    if first:
+        head = settlement.search(ctx, state, X[:first], None)
+        settlement.archive(state, head)
+        parts.append(head)
+    if first < X.shape[0]:
+        Y0 = state.archive.warm_starts(X[first:], 2)
+        parts.append(settlement.settle(ctx, state, X[first:], Y0, allow_prediction=False))
+    return Answers.concat(parts)

@@ -10,6 +10,7 @@ from ..archive import RingBuffer, SolutionArchive
 from ..base import AlgorithmState
 from ..population import Population
 from ..restarts import RestartState
+from .ledger import LL_PHASES
 
 __all__ = ["BLEAQState", "LeaderState", "RecheckState", "StuckSearches", "COUNTERS"]
 
@@ -114,6 +115,8 @@ class BLEAQState(AlgorithmState):
     restarts, recheck, leader, stuck : RestartState, RecheckState, LeaderState, StuckSearches
     counts : dict
         The :data:`COUNTERS`.
+    ll_evals : dict
+        Lower-level evaluations by phase (:data:`~.ledger.LL_PHASES`).
     certified : int
         Generations in a row whose model certified the best member as a local optimum.
     outclassed : int
@@ -139,6 +142,7 @@ class BLEAQState(AlgorithmState):
     leader: LeaderState = field(default_factory=LeaderState)
     stuck: StuckSearches = field(default_factory=StuckSearches)
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    ll_evals: dict = field(default_factory=lambda: dict.fromkeys(LL_PHASES, 0))
     certified: int = 0
     outclassed: int = 0
     single_basin: bool = False
