@@ -121,8 +121,7 @@ class LowerSettlement:
             self._refine(ctx, state, predictions, starts, out, todo)
         rows = np.flatnonzero(todo)
         if rows.size:
-            with phase(ctx, state.ll_evals, "global"):
-                self._search(ctx, state, rows, starts, out)
+            self._search(ctx, state, rows, starts, out)  # its evaluations are search()'s: phase "global"
         self.archive(state, out)
         return out
 
