@@ -58,6 +58,51 @@ def test_bleaq_through_cluster_backend_equals_inline(cluster):
     assert_same(inline, distributed)
 
 
+def test_evaluation_tasks_go_to_actors_on_the_workers_with_the_inline_results(cluster, monkeypatch):
+    """Every batch spread (``tasks="evaluations"``) through the actors, one per worker: same run as inline."""
+    from evobilevel.parallel.spread import Spreader
+
+    methods = []
+    call_actors = Spreader._call_actors
+
+    def counted(self, method, arguments):
+        methods.extend([method] * len(arguments))
+        return call_actors(self, method, arguments)
+
+    monkeypatch.setattr(Spreader, "_call_actors", counted)
+    algo = BLEAQ(pop_size=8, max_generations=4)
+    inline = eb.solve(SMALL, algorithm=algo, seed=7)
+    with cluster_backend(cluster.scheduler_address):
+        spread = eb.solve(SMALL, algorithm=algo, seed=7, n_jobs=-1, tasks="evaluations")
+    assert_same(inline, spread)
+    assert methods.count("keep") == 2  # the problem travels once to each of the two workers
+    assert methods.count("evaluate") > 100
+
+
+def test_spreader_sends_tasks_once_an_actor_cannot_be_reached(cluster, monkeypatch):
+    from evobilevel.parallel.spread import Spreader
+    from evobilevel.problem import FailureLog
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.uniform(-1, 1, (7, 2)), rng.uniform(-1, 1, (7, 3))
+    expected = SMALL.evaluate_batch("lower", X, Y, FailureLog(np.zeros(7, bool)))
+    with cluster_backend(cluster.scheduler_address):
+        spreader = Spreader(-1)
+        assert len(spreader.actors) == 2
+        first = spreader.evaluate(SMALL, "lower", X, Y, FailureLog(np.zeros(7, bool)))
+
+        def unreachable(self, method, arguments):
+            raise OSError("Unable to contact Actor's worker")
+
+        monkeypatch.setattr(Spreader, "_call_actors", unreachable)
+        second = spreader.evaluate(SMALL, "lower", X, Y, FailureLog(np.zeros(7, bool)))
+        assert spreader.actors is None
+        spreader.close()
+    for values in (first, second):
+        np.testing.assert_array_equal(values[0], expected[0])
+        np.testing.assert_array_equal(values[1], expected[1])
+
+
 def test_cli_solve_and_bench_with_scheduler(cluster, tmp_path, capsys):
     solve_args = ["solve", "SMD1", *SIZE_ARGS, "--algorithm", "nested", "--seed", "2", "--max-ul-evals", "120",
                   "--quiet"]

@@ -117,6 +117,9 @@ class LowerEngine:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._spreader is not None:
+            self._spreader.close()
+            self._spreader = None
         if self._parallel is not None:
             self._parallel.__exit__(*exc)
             self._parallel = None
