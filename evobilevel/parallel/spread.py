@@ -154,6 +154,7 @@ class Spreader:
             except OSError:  # an actor's worker went away: dask reschedules tasks, not actors
                 self.close()
                 self._shipped.clear()
+                self.overhead = self._round_trip()  # a task's, which is what the parts cost from now on
                 key, payload = self._ship(problem)
         n = len(Xs)
         return self._map(_evaluate_part, [key] * n, [payload] * n, [level] * n, Xs, Ys)
