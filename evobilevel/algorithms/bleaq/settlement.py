@@ -169,6 +169,14 @@ class LowerSettlement:
         # (almost) never found one for such rows in this run, the follower's problem is infeasible there.
         stuck = out.ll_cv[rows] > 0
         hopeless = self._hopeless(state)
+        untried = MIN_STUCK_TRIES - state.stuck.tried
+        if not hopeless and stuck.sum() > untried > 0:
+            # More stuck rows than the searches the rule still needs before it can judge them: search those first,
+            # then the rest by the rule's verdict (all of them, or a capped share where nothing was found).
+            later = np.flatnonzero(stuck)[untried:]
+            self._search(ctx, state, np.delete(rows, later), starts, out)
+            self._search(ctx, state, rows[later], starts, out)
+            return
         if hopeless and stuck.any():
             searched = ~stuck
             searched[stuck] = self.sample_stuck(state.stuck, int(stuck.sum()))
