@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -96,6 +99,30 @@ def test_spreader_sends_tasks_once_an_actor_cannot_be_reached(cluster, monkeypat
 
         monkeypatch.setattr(Spreader, "_call_actors", unreachable)
         second = spreader.evaluate(SMALL, "lower", X, Y, FailureLog(np.zeros(7, bool)))
+        assert spreader.actors is None
+        spreader.close()
+    for values in (first, second):
+        np.testing.assert_array_equal(values[0], expected[0])
+        np.testing.assert_array_equal(values[1], expected[1])
+
+
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the worker the nanny starts again
+def test_spreader_goes_on_with_tasks_when_a_worker_holding_an_actor_leaves():
+    distributed = pytest.importorskip("distributed")
+    from evobilevel.parallel.spread import Spreader
+    from evobilevel.problem import FailureLog
+
+    rng = np.random.default_rng(1)
+    X, Y = rng.uniform(-1, 1, (9, 2)), rng.uniform(-1, 1, (9, 3))
+    expected = SMALL.evaluate_batch("lower", X, Y, FailureLog(np.zeros(9, bool)))
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None) as local, cluster_backend(local.scheduler_address) as client:
+        spreader = Spreader(-1)
+        first = spreader.evaluate(SMALL, "lower", X, Y, FailureLog(np.zeros(9, bool)))
+        holder = next(iter(client.who_has(spreader._actor_futures[0]).values()))[0]
+        os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)  # its nanny starts another
+        time.sleep(1.0)
+        second = spreader.evaluate(SMALL, "lower", X, Y, FailureLog(np.zeros(9, bool)))
         assert spreader.actors is None
         spreader.close()
     for values in (first, second):

@@ -37,6 +37,9 @@ _PINGS = 5
 _SAVING_MARGIN = 2.0
 #: Seconds to wait for the actors to start before sending tasks instead.
 _ACTOR_START_TIMEOUT = 60.0
+#: What a call to an actor whose worker has gone raises: the connection's error, or dask's "Worker holding Actor was
+#: lost" once the scheduler knows. A black box's own errors do not travel this way (the parts log them as failures).
+_ACTOR_LOST = (OSError, RuntimeError)
 
 
 def _evaluate_part(key: str, payload, level: str, X: np.ndarray, Y: np.ndarray):
@@ -71,6 +74,7 @@ class PartEvaluator:
         return _evaluate(self.problems[key], level, X, Y)
 
     def ping(self, index: int) -> int:
+        """A call that does nothing: its round trip is what a part costs beyond its evaluations."""
         return index
 
 
@@ -147,17 +151,22 @@ class Spreader:
         return values, constraints, sum(p[4] for p in parts)
 
     def _evaluate_parts(self, problem, level: str, Xs: list, Ys: list) -> list:
-        key, payload = self._ship(problem)
+        """The parts ``(Xs[i], Ys[i])`` evaluated on the workers, one each; returns what ``_evaluate_part`` does."""
         if self.actors is not None:
             try:
+                key, _ = self._ship(problem)
                 return self._call_actors("evaluate", [(key, level, X, Y) for X, Y in zip(Xs, Ys)])
-            except OSError:  # an actor's worker went away: dask reschedules tasks, not actors
-                self.close()
-                self._shipped.clear()
-                self.overhead = self._round_trip()  # a task's, which is what the parts cost from now on
-                key, payload = self._ship(problem)
+            except _ACTOR_LOST:
+                self._send_tasks_from_now_on()
+        key, payload = self._ship(problem)
         n = len(Xs)
         return self._map(_evaluate_part, [key] * n, [payload] * n, [level] * n, Xs, Ys)
+
+    def _send_tasks_from_now_on(self) -> None:
+        """Give up the actors after one was lost with its worker (dask reschedules tasks, not actors)."""
+        self.close()
+        self._shipped.clear()  # the problems go to the cluster again, scattered
+        self.overhead = self._round_trip()  # a task's, which is what a part costs from now on
 
     def _call_actors(self, method: str, arguments: list[tuple]) -> list:
         """Call ``method`` on the actors, the i-th arguments on actor i, all at once; returns the results in order."""
