@@ -39,6 +39,30 @@ def assert_same(a: eb.Result, b: eb.Result) -> None:
         assert np.array_equal(a.history.column(key), b.history.column(key), equal_nan=True), key
 
 
+def lower_points(n: int, seed: int):
+    """``n`` random points of SMALL, X (n, 2) and Y (n, 3), and their lower-level values evaluated here."""
+    from evobilevel.problem import FailureLog
+
+    rng = np.random.default_rng(seed)
+    X, Y = rng.uniform(-1, 1, (n, 2)), rng.uniform(-1, 1, (n, 3))
+    return X, Y, SMALL.evaluate_batch("lower", X, Y, FailureLog(np.zeros(n, bool)))
+
+
+def spread_values(spreader, X, Y):
+    """The lower-level values and constraints of SMALL at the rows of X, Y evaluated by ``spreader``."""
+    from evobilevel.problem import FailureLog
+
+    values, constraints, _ = spreader.evaluate(SMALL, "lower", X, Y, FailureLog(np.zeros(X.shape[0], bool)))
+    return values, constraints
+
+
+def assert_same_values(results, expected) -> None:
+    """Each of ``results`` holds the values and constraints of ``expected``."""
+    for values, constraints in results:
+        np.testing.assert_array_equal(values, expected[0])
+        np.testing.assert_array_equal(constraints, expected[1])
+
+
 def test_solve_under_joblib_dask_backend_equals_inline(cluster):
     """The user's way: a Client and ``joblib.parallel_config(backend="dask")`` around solve."""
     from distributed import Client
@@ -84,50 +108,40 @@ def test_evaluation_tasks_go_to_actors_on_the_workers_with_the_inline_results(cl
 
 def test_spreader_sends_tasks_once_an_actor_cannot_be_reached(cluster, monkeypatch):
     from evobilevel.parallel.spread import Spreader
-    from evobilevel.problem import FailureLog
 
-    rng = np.random.default_rng(0)
-    X, Y = rng.uniform(-1, 1, (7, 2)), rng.uniform(-1, 1, (7, 3))
-    expected = SMALL.evaluate_batch("lower", X, Y, FailureLog(np.zeros(7, bool)))
+    X, Y, expected = lower_points(7, seed=0)
     with cluster_backend(cluster.scheduler_address):
         spreader = Spreader(-1)
         assert len(spreader.actors) == 2
-        first = spreader.evaluate(SMALL, "lower", X, Y, FailureLog(np.zeros(7, bool)))
+        first = spread_values(spreader, X, Y)
 
         def unreachable(self, method, arguments):
             raise OSError("Unable to contact Actor's worker")
 
         monkeypatch.setattr(Spreader, "_call_actors", unreachable)
-        second = spreader.evaluate(SMALL, "lower", X, Y, FailureLog(np.zeros(7, bool)))
+        second = spread_values(spreader, X, Y)
         assert spreader.actors is None
         spreader.close()
-    for values in (first, second):
-        np.testing.assert_array_equal(values[0], expected[0])
-        np.testing.assert_array_equal(values[1], expected[1])
+    assert_same_values([first, second], expected)
 
 
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the worker the nanny starts again
 def test_spreader_goes_on_with_tasks_when_a_worker_holding_an_actor_leaves():
     distributed = pytest.importorskip("distributed")
     from evobilevel.parallel.spread import Spreader
-    from evobilevel.problem import FailureLog
 
-    rng = np.random.default_rng(1)
-    X, Y = rng.uniform(-1, 1, (9, 2)), rng.uniform(-1, 1, (9, 3))
-    expected = SMALL.evaluate_batch("lower", X, Y, FailureLog(np.zeros(9, bool)))
+    X, Y, expected = lower_points(9, seed=1)
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
                                   dashboard_address=None) as local, cluster_backend(local.scheduler_address) as client:
         spreader = Spreader(-1)
-        first = spreader.evaluate(SMALL, "lower", X, Y, FailureLog(np.zeros(9, bool)))
+        first = spread_values(spreader, X, Y)
         holder = next(iter(client.who_has(spreader._actor_futures[0]).values()))[0]
         os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)  # its nanny starts another
         time.sleep(1.0)
-        second = spreader.evaluate(SMALL, "lower", X, Y, FailureLog(np.zeros(9, bool)))
+        second = spread_values(spreader, X, Y)
         assert spreader.actors is None
         spreader.close()
-    for values in (first, second):
-        np.testing.assert_array_equal(values[0], expected[0])
-        np.testing.assert_array_equal(values[1], expected[1])
+    assert_same_values([first, second], expected)
 
 
 def test_cli_solve_and_bench_with_scheduler(cluster, tmp_path, capsys):
