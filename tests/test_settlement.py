@@ -1,4 +1,5 @@
-"""BLEAQ's lower-level settlement: the global searches for rows whose follower looks infeasible."""
+"""BLEAQ's lower-level settlement: the global searches for rows whose follower looks infeasible, and for suspected
+local optima."""
 
 from __future__ import annotations
 
@@ -8,25 +9,25 @@ import numpy as np
 
 import evobilevel as eb
 from evobilevel.algorithms.bleaq.settlement import HOPELESS_SHARE, MIN_STUCK_TRIES, Answers, LowerSettlement
-from evobilevel.algorithms.bleaq.state import StuckSearches
+from evobilevel.algorithms.bleaq.state import SearchRecord
 
 
 def test_hopeless_stuck_rows_are_searched_in_the_share_the_searches_earned():
     # 99 searches that found nothing: p = 1 / 100, so a share p / HOPELESS_SHARE = 0.1 of the stuck rows is searched,
     # spread over the calls by the credit that carries over.
-    stuck = StuckSearches(tried=99, rescued=0)
+    stuck = SearchRecord(tried=99, paid=0)
     taken = np.concatenate([LowerSettlement.sample_stuck(stuck, n) for n in (7, 3, 11, 19, 60)])
     assert taken.size == 100 and abs(int(taken.sum()) - 10) <= 1
     assert 0.0 <= stuck.credit < 1.0
     # The same state takes the same rows.
-    again = StuckSearches(tried=99, rescued=0)
+    again = SearchRecord(tried=99, paid=0)
     np.testing.assert_array_equal(np.concatenate([LowerSettlement.sample_stuck(again, n) for n in (7, 3, 11, 19, 60)]),
                                   taken)
 
 
 def test_stuck_rows_are_all_searched_while_the_searches_find_feasible_answers_often_enough():
     tried = 50
-    stuck = StuckSearches(tried=tried, rescued=int(HOPELESS_SHARE * tried))
+    stuck = SearchRecord(tried=tried, paid=int(HOPELESS_SHARE * tried))
     assert LowerSettlement.sample_stuck(stuck, 25).all()
 
 
@@ -42,13 +43,13 @@ def test_stuck_rows_beyond_the_searches_the_rule_lacks_wait_for_its_verdict(monk
 
     monkeypatch.setattr(LowerSettlement, "search", search)
     settlement = LowerSettlement(None, None, None, infeasible_evals=200)
-    state = SimpleNamespace(stuck=StuckSearches())
+    state = SimpleNamespace(stuck=SearchRecord())
     X = np.arange(9.0)[:, None]
     out = Answers(X, np.zeros((9, 1)), np.zeros(9), np.r_[0.0, np.ones(8)])
     settlement._search(None, state, np.arange(9), None, out)
     assert MIN_STUCK_TRIES == 5
     assert calls == [([0.0, 1.0, 2.0, 3.0, 4.0, 5.0], None), ([6.0, 7.0, 8.0], [True, True, True])]
-    assert (state.stuck.tried, state.stuck.rescued) == (8, 0)
+    assert (state.stuck.tried, state.stuck.paid) == (8, 0)
 
 
 def test_sampling_the_hopeless_searches_saves_lower_level_evaluations_on_an_infeasible_follower(monkeypatch):
@@ -62,3 +63,31 @@ def test_sampling_the_hopeless_searches_saves_lower_level_evaluations_on_an_infe
     for r, e in zip(runs, every):
         assert r.success and e.success
         assert r.n_ll_evals < e.n_ll_evals
+
+
+def test_suspects_are_all_searched_until_their_searches_have_mostly_failed():
+    # Before any search, and while the searches have found a lower value at least as often as not (Laplace's
+    # estimate p = (improved + 1) / (tried + 2) >= 1/2), every suspect is searched ...
+    for tried, improved in ((0, 0), (2, 1), (10, 5), (10, 10)):
+        assert LowerSettlement.sample_suspects(SearchRecord(tried=tried, paid=improved), 30).all()
+    # ... below, a share 2 p: after six fruitless searches p = 1/8, and one suspect in four is searched, the credit
+    # carrying over from call to call.
+    fruitless = SearchRecord(tried=6, paid=0)
+    taken = np.concatenate([LowerSettlement.sample_suspects(fruitless, n) for n in (3, 17, 20)])
+    assert np.flatnonzero(taken).tolist() == list(range(3, 40, 4))
+
+
+def test_suspects_whose_searches_never_pay_keep_their_refined_answers_and_save_evaluations(monkeypatch):
+    # On TP5 and TP8 phi rounds off the kinks of the follower's optimal value, so refinements end above its bound
+    # although they are optimal, and the global searches that follow find nothing lower: sampling them saves
+    # lower-level evaluations, and the runs succeed as before.
+    runs = {}
+    for sample in ("share", "all"):
+        if sample == "all":
+            monkeypatch.setattr(LowerSettlement, "sample_suspects", staticmethod(lambda suspects, n: np.ones(n, bool)))
+        runs[sample] = [eb.solve(eb.benchmarks.get(name), algorithm="bleaq", seed=seed, target=1e-2)
+                        for name in ("TP5", "TP8") for seed in range(3)]
+    assert all(r.success for rs in runs.values() for r in rs)
+    kept = sum(r.history[-1]["suspects_kept"] for r in runs["share"])
+    assert kept > 0 and all(r.history[-1]["suspects_kept"] == 0 for r in runs["all"])
+    assert sum(r.n_ll_evals for r in runs["share"]) < sum(r.n_ll_evals for r in runs["all"])

@@ -19,7 +19,7 @@ from ..archive import SolutionArchive
 from .ledger import Ledger
 from .response import Predictions, ResponseModel
 from .settlement import Answers, LowerSettlement
-from .state import StuckSearches
+from .state import SearchRecord
 
 __all__ = ["FollowerLowerState", "FollowerArchives", "FollowerResponse", "FollowerSettlement"]
 
@@ -32,7 +32,7 @@ class FollowerLowerState:
     ----------
     archive : SolutionArchive
         The follower's optima.
-    stuck : StuckSearches
+    stuck, suspects : SearchRecord
     counts : dict
         The run's counters, shared by all followers (a row settled for three followers counts three times).
     ll_evals : dict
@@ -40,7 +40,8 @@ class FollowerLowerState:
     """
 
     archive: SolutionArchive
-    stuck: StuckSearches
+    stuck: SearchRecord
+    suspects: SearchRecord
     counts: dict
     ll_evals: dict
 
@@ -133,7 +134,8 @@ class FollowerSettlement:
 
     @staticmethod
     def new_states(archive: FollowerArchives, counts: dict, ll_evals: dict) -> list[FollowerLowerState]:
-        return [FollowerLowerState(part, StuckSearches(), counts, ll_evals) for part in archive.parts]
+        return [FollowerLowerState(part, SearchRecord(), SearchRecord(), counts, ll_evals)
+                for part in archive.parts]
 
     def settle(self, ctx, state, X: np.ndarray, starts: np.ndarray | None, allow_prediction: bool = True) -> Answers:
         """Each follower's answers for the rows of X, settled on its own and archived in its archive; joined, and

@@ -9,7 +9,9 @@ be trusted.
    a local search circles at the optimal value).
 3. *Global search* (batched DE, warm-started). Where the follower's problem keeps turning out infeasible after a
    refinement ended infeasible, such searches are capped, and only a share of such rows is searched, the smaller
-   the fewer searches have found a feasible answer.
+   the fewer searches have found a feasible answer. Rows whose refinement ended feasible but clearly above phi
+   (suspected local optima) are all searched while such searches have found a lower value at least as often as not
+   in this run, and a share of them, the smaller the more often they failed, once they have mostly failed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ...integrality import integer_mask, round_integral
 from ...lower import LowerSolver
 from .ledger import Ledger
 from .response import Predictions, ResponseModel
-from .state import BLEAQState, StuckSearches
+from .state import BLEAQState, SearchRecord
 
 __all__ = ["Answers", "LowerSettlement", "settle_initial"]
 
@@ -31,6 +33,10 @@ __all__ = ["Answers", "LowerSettlement", "settle_initial"]
 MIN_STUCK_TRIES = 5
 #: ... and they count as hopeless where at most this share found a feasible answer.
 HOPELESS_SHARE = 0.1
+#: A suspect's search has found a lower value when it beats the refined one by more than this, relative to
+#: ``1 + |f|``: the default global search's own convergence tolerance (``DifferentialEvolution.ftol_abs``); less
+#: is two searches ending at the same optimum.
+SUSPECT_GAIN = 1e-4
 
 
 @dataclass
@@ -118,10 +124,13 @@ class LowerSettlement:
             with phase(ctx, state.ll_evals, "predicted"):
                 starts = self._predict(ctx, state, predictions, starts, out, todo)
         with phase(ctx, state.ll_evals, "refined"):
-            self._refine(ctx, state, predictions, starts, out, todo)
+            suspects = self._refine(ctx, state, predictions, starts, out, todo)
         rows = np.flatnonzero(todo)
         if rows.size:
+            refined = out.f[suspects].copy()
             self._search(ctx, state, rows, starts, out)  # its evaluations are search()'s: phase "global"
+            state.suspects.tried += suspects.size
+            state.suspects.paid += int((out.f[suspects] < refined - SUSPECT_GAIN * (1 + np.abs(refined))).sum())
         self.archive(state, out)
         return out
 
@@ -146,11 +155,13 @@ class LowerSettlement:
         first[~has] = np.nan
         return first if starts is None else np.concatenate([first, starts], axis=1)
 
-    def _refine(self, ctx, state, predictions: Predictions | None, starts, out: Answers, todo: np.ndarray) -> None:
-        """Local refinement of the rows still to settle; the ones it settles are marked done."""
+    def _refine(self, ctx, state, predictions: Predictions | None, starts, out: Answers,
+                todo: np.ndarray) -> np.ndarray:
+        """Local refinement of the rows still to settle; the ones it settles are marked done. Returns the suspected
+        local optima (rows) left to the global search."""
         rows = np.flatnonzero(todo)
         if not rows.size:
-            return
+            return rows
         sol = ctx.solve_lower(out.X[rows], self.local_solver, Y0=None if starts is None else starts[rows])
         good = sol.success & (sol.cv == 0)
         if predictions is not None:
@@ -162,6 +173,17 @@ class LowerSettlement:
         out.Y[rows], out.f[rows], out.ll_cv[rows] = sol.Y, sol.f, sol.cv
         todo[rows[good]] = False
         state.counts["refined"] += int(good.sum())
+        if predictions is None:
+            return rows[:0]
+        # A feasible answer clearly above phi is a suspected local optimum. Where the follower's local searches get
+        # trapped, the global searches that follow keep finding lower values; where phi is what errs (a follower
+        # whose optimal value has kinks that a quadratic rounds off), they never do: once such searches have mostly
+        # failed in this run, only a share of the suspects is searched, and the others keep their refined answers.
+        suspect = np.flatnonzero(~good & (sol.cv == 0) & (sol.f > predictions.f_bound[rows]))
+        searched = self.sample_suspects(state.suspects, suspect.size)
+        todo[rows[suspect[~searched]]] = False
+        state.counts["suspects_kept"] += int((~searched).sum())
+        return rows[suspect[searched]]
 
     def _search(self, ctx, state, rows: np.ndarray, starts, out: Answers) -> None:
         """Global searches for ``rows``, from their refined answers and starts."""
@@ -186,21 +208,21 @@ class LowerSettlement:
         Y0 = np.concatenate([out.Y[rows, None, :], starts[rows]], axis=1) if starts is not None else None
         found = self.search(ctx, state, out.X[rows], Y0, capped=stuck if hopeless else None)
         state.stuck.tried += int(stuck.sum())
-        state.stuck.rescued += int((found.ll_cv[stuck] == 0).sum())
+        state.stuck.paid += int((found.ll_cv[stuck] == 0).sum())
         out.Y[rows], out.f[rows], out.ll_cv[rows] = found.Y, found.f, found.ll_cv
 
     @staticmethod
     def _hopeless(state: BLEAQState) -> bool:
         """Whether the stuck searches have been tried often enough and found a feasible answer rarely enough to
         take the follower's problem for infeasible around them."""
-        tried, rescued = state.stuck.tried, state.stuck.rescued
-        return tried >= MIN_STUCK_TRIES and rescued <= HOPELESS_SHARE * tried
+        tried, paid = state.stuck.tried, state.stuck.paid
+        return tried >= MIN_STUCK_TRIES and paid <= HOPELESS_SHARE * tried
 
     @staticmethod
-    def sample_stuck(stuck: StuckSearches, n: int) -> np.ndarray:
+    def sample_stuck(stuck: SearchRecord, n: int) -> np.ndarray:
         """Which of ``n`` stuck rows to search (n,) bool, once such searches have turned out hopeless.
 
-        A share ``min(1, p / HOPELESS_SHARE)`` of them, ``p = (rescued + 1) / (tried + 1)`` the rate at which the
+        A share ``min(1, p / HOPELESS_SHARE)`` of them, ``p = (paid + 1) / (tried + 1)`` the rate at which the
         searches so far found a feasible answer: all of them at the threshold, fewer the more searches have failed,
         so that a follower infeasible wherever a refinement ends infeasible (TP4's and TP6's leaders near the edge
         of the follower's feasible region) costs searches growing with the square root of such rows rather than
@@ -208,13 +230,20 @@ class LowerSettlement:
         above the threshold). Deterministic: the share accumulates as a credit, and a row is searched whenever the
         credit reaches one.
         """
-        share = min(1.0, (stuck.rescued + 1) / (stuck.tried + 1) / HOPELESS_SHARE)
-        take = np.zeros(n, bool)
-        for i in range(n):
-            stuck.credit += share
-            if stuck.credit >= 1.0:
-                take[i], stuck.credit = True, stuck.credit - 1.0
-        return take
+        return _by_credit(stuck, min(1.0, (stuck.paid + 1) / (stuck.tried + 1) / HOPELESS_SHARE), n)
+
+    @staticmethod
+    def sample_suspects(suspects: SearchRecord, n: int) -> np.ndarray:
+        """Which of ``n`` suspected local optima to search (n,) bool.
+
+        All of them while the searches have found a lower value at least as often as not, by Laplace's estimate
+        ``p = (paid + 1) / (tried + 2)`` of that rate from the searches of this run (a half before the first);
+        a share ``2 p`` of them below. A suspect passed over keeps an answer that may be a local optimum, which can
+        mislead the leader for longer than a fruitless search costs: the searches thin out only where they have
+        mostly failed. Deterministic, as :meth:`sample_stuck`: the share accumulates as a credit, and a row is
+        searched whenever the credit reaches one.
+        """
+        return _by_credit(suspects, min(1.0, 2 * (suspects.paid + 1) / (suspects.tried + 2)), n)
 
     def search(self, ctx, state: BLEAQState, X: np.ndarray, Y0: np.ndarray | None,
                capped: np.ndarray | None = None) -> Answers:
@@ -239,6 +268,17 @@ class LowerSettlement:
         """Add the feasible answers of ``settled`` to the archive of lower-level optima."""
         ok = (settled.ll_cv == 0) & np.isfinite(settled.f)
         state.archive.add(X=settled.X[ok], Y=settled.Y[ok], f=settled.f[ok])
+
+
+def _by_credit(searches: SearchRecord, share: float, n: int) -> np.ndarray:
+    """Which of n rows to take (n,) bool when a ``share`` of them is owed: the share accumulates in
+    ``searches.credit``, carried over from call to call, and a row is taken whenever the credit reaches one."""
+    take = np.zeros(n, bool)
+    for i in range(n):
+        searches.credit += share
+        if searches.credit >= 1.0:
+            take[i], searches.credit = True, searches.credit - 1.0
+    return take
 
 
 def settle_initial(settlement, ctx, state: BLEAQState, X: np.ndarray, n_global: int) -> Answers:

@@ -12,13 +12,14 @@ from ..population import Population
 from ..restarts import RestartState
 from .ledger import LL_PHASES
 
-__all__ = ["BLEAQState", "LeaderState", "RecheckState", "StuckSearches", "COUNTERS"]
+__all__ = ["BLEAQState", "LeaderState", "RecheckState", "SearchRecord", "COUNTERS"]
 
 #: Per-run counters reported in every history record: how the lower levels were settled (predicted by the models,
-#: refined locally, searched globally, capped), how often the upper-level model proposed a candidate, the
-#: re-checks of the best member and what they corrected, the leader's choices and those that gained.
+#: refined locally, searched globally, capped, suspected local optima kept without a search), how often the
+#: upper-level model proposed a candidate, the re-checks of the best member and what they corrected, the leader's
+#: choices and those that gained.
 COUNTERS = ("predicted", "refined", "global", "model_candidates", "rechecks", "recheck_corrections",
-            "leader_choices", "leader_improvements", "capped_global")
+            "leader_choices", "leader_improvements", "capped_global", "suspects_kept")
 
 
 @dataclass
@@ -78,21 +79,25 @@ class RecheckState:
 
 
 @dataclass
-class StuckSearches:
-    """Global searches for rows whose local refinement ended infeasible at the lower level.
+class SearchRecord:
+    """How one kind of global search has fared in a run, for the rules that decide how many rows get one.
+
+    BLEAQ keeps two: ``stuck``, for rows whose local refinement ended infeasible (a search pays when it finds a
+    feasible answer), and ``suspects``, for rows whose refinement ended feasible but above phi's bound (a search pays
+    when it finds a lower value).
 
     Attributes
     ----------
     tried : int
-    rescued : int
-        Those that found a feasible answer.
+    paid : int
+        The searches that found what they were made for.
     credit : float
-        Searches owed to the stuck rows passed over since the searches turned out hopeless (see
-        :meth:`~.settlement.LowerSettlement.sample_stuck`).
+        Searches owed to the rows passed over while only a share of them is searched (see
+        :meth:`~.settlement.LowerSettlement.sample_stuck` and :meth:`~.settlement.LowerSettlement.sample_suspects`).
     """
 
     tried: int = 0
-    rescued: int = 0
+    paid: int = 0
     credit: float = 0.0
 
 
@@ -112,7 +117,8 @@ class BLEAQState(AlgorithmState):
         Best feasible ``F`` after each generation of the current attempt (the stall test's window only).
     eps0, eps_start : float, int
         The current attempt's starting epsilon level and the generation it started at.
-    restarts, recheck, leader, stuck : RestartState, RecheckState, LeaderState, StuckSearches
+    restarts, recheck, leader : RestartState, RecheckState, LeaderState
+    stuck, suspects : SearchRecord
     counts : dict
         The :data:`COUNTERS`.
     ll_evals : dict
@@ -140,7 +146,8 @@ class BLEAQState(AlgorithmState):
     restarts: RestartState = field(default_factory=RestartState)
     recheck: RecheckState | None = None
     leader: LeaderState = field(default_factory=LeaderState)
-    stuck: StuckSearches = field(default_factory=StuckSearches)
+    stuck: SearchRecord = field(default_factory=SearchRecord)
+    suspects: SearchRecord = field(default_factory=SearchRecord)
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     ll_evals: dict = field(default_factory=lambda: dict.fromkeys(LL_PHASES, 0))
     certified: int = 0
