@@ -129,8 +129,7 @@ class LowerSettlement:
         if rows.size:
             refined = out.f[suspects].copy()
             self._search(ctx, state, rows, starts, out)  # its evaluations are search()'s: phase "global"
-            state.suspects.tried += suspects.size
-            state.suspects.paid += int((out.f[suspects] < refined - SUSPECT_GAIN * (1 + np.abs(refined))).sum())
+            state.suspects.count(out.f[suspects] < refined - SUSPECT_GAIN * (1 + np.abs(refined)))
         self.archive(state, out)
         return out
 
@@ -207,8 +206,7 @@ class LowerSettlement:
                 return
         Y0 = np.concatenate([out.Y[rows, None, :], starts[rows]], axis=1) if starts is not None else None
         found = self.search(ctx, state, out.X[rows], Y0, capped=stuck if hopeless else None)
-        state.stuck.tried += int(stuck.sum())
-        state.stuck.paid += int((found.ll_cv[stuck] == 0).sum())
+        state.stuck.count(found.ll_cv[stuck] == 0)
         out.Y[rows], out.f[rows], out.ll_cv[rows] = found.Y, found.f, found.ll_cv
 
     @staticmethod
@@ -230,7 +228,7 @@ class LowerSettlement:
         above the threshold). Deterministic: the share accumulates as a credit, and a row is searched whenever the
         credit reaches one.
         """
-        return _by_credit(stuck, min(1.0, (stuck.paid + 1) / (stuck.tried + 1) / HOPELESS_SHARE), n)
+        return stuck.owed(min(1.0, (stuck.paid + 1) / (stuck.tried + 1) / HOPELESS_SHARE), n)
 
     @staticmethod
     def sample_suspects(suspects: SearchRecord, n: int) -> np.ndarray:
@@ -243,7 +241,7 @@ class LowerSettlement:
         mostly failed. Deterministic, as :meth:`sample_stuck`: the share accumulates as a credit, and a row is
         searched whenever the credit reaches one.
         """
-        return _by_credit(suspects, min(1.0, 2 * (suspects.paid + 1) / (suspects.tried + 2)), n)
+        return suspects.owed(min(1.0, 2 * (suspects.paid + 1) / (suspects.tried + 2)), n)
 
     def search(self, ctx, state: BLEAQState, X: np.ndarray, Y0: np.ndarray | None,
                capped: np.ndarray | None = None) -> Answers:
@@ -268,17 +266,6 @@ class LowerSettlement:
         """Add the feasible answers of ``settled`` to the archive of lower-level optima."""
         ok = (settled.ll_cv == 0) & np.isfinite(settled.f)
         state.archive.add(X=settled.X[ok], Y=settled.Y[ok], f=settled.f[ok])
-
-
-def _by_credit(searches: SearchRecord, share: float, n: int) -> np.ndarray:
-    """Which of n rows to take (n,) bool when a ``share`` of them is owed: the share accumulates in
-    ``searches.credit``, carried over from call to call, and a row is taken whenever the credit reaches one."""
-    take = np.zeros(n, bool)
-    for i in range(n):
-        searches.credit += share
-        if searches.credit >= 1.0:
-            take[i], searches.credit = True, searches.credit - 1.0
-    return take
 
 
 def settle_initial(settlement, ctx, state: BLEAQState, X: np.ndarray, n_global: int) -> Answers:

@@ -100,6 +100,21 @@ class SearchRecord:
     paid: int = 0
     credit: float = 0.0
 
+    def count(self, paid: np.ndarray) -> None:
+        """Record searches, ``paid`` (k,) bool saying which of them found what they were made for."""
+        self.tried += int(paid.size)
+        self.paid += int(paid.sum())
+
+    def owed(self, share: float, n: int) -> np.ndarray:
+        """Which of n rows get a search (n,) bool when a ``share`` of them is owed one: the share accumulates in
+        ``credit``, carried over from call to call, and a row gets a search whenever the credit reaches one."""
+        take = np.zeros(n, bool)
+        for i in range(n):
+            self.credit += share
+            if self.credit >= 1.0:
+                take[i], self.credit = True, self.credit - 1.0
+        return take
+
 
 @dataclass
 class BLEAQState(AlgorithmState):
