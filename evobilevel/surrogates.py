@@ -99,6 +99,23 @@ class QuadraticModel:
             out[:, k] = cache[kind] @ coef
         return out
 
+    def predict_each(self, X: np.ndarray) -> np.ndarray:
+        """Predictions at the rows of X (n, d): shape (n, m), each row exactly :meth:`predict`'s for that row alone.
+
+        The features are built for all rows at once (elementwise arithmetic, the same per row), but the product with
+        the coefficients is taken row by row: a product over several rows may round differently from one row's.
+        """
+        Z = (np.atleast_2d(X) - self.center) / self.scale
+        out = np.empty((Z.shape[0], len(self.kinds)))
+        cache: dict[str, np.ndarray] = {}
+        for k, (kind, coef) in enumerate(zip(self.kinds, self.coefs)):
+            if kind not in cache:
+                cache[kind] = features(Z, kind)
+            A = cache[kind]
+            for r in range(A.shape[0]):
+                out[r, k] = (A[r:r + 1] @ coef)[0]
+        return out
+
     def inside(self, X: np.ndarray) -> np.ndarray:
         """(n,) bool: rows of X within the training box (interpolation, not extrapolation)."""
         X = np.atleast_2d(X)

@@ -22,6 +22,30 @@ def test_single_blas_thread_limits_and_restores():
         assert _blas_threads() == before
 
 
+def test_a_limit_inside_another_keeps_it_and_the_outer_one_restores():
+    import threading
+
+    before = _blas_threads()
+    with threadpool_limits(limits=2, user_api="blas"):
+        outer = _blas_threads()
+        with single_blas_thread():
+            with single_blas_thread():
+                assert set(_blas_threads()) == {1}
+            assert set(_blas_threads()) == {1}  # the inner exit left the outer limit in force
+            seen = []
+            worker = threading.Thread(target=lambda: seen.append(_enter_and_count()))
+            worker.start()
+            worker.join()
+            assert seen == [{1}]  # another thread opens its own limit
+        assert _blas_threads() == outer
+    assert _blas_threads() == before
+
+
+def _enter_and_count() -> set:
+    with single_blas_thread():
+        return set(_blas_threads())
+
+
 def test_bleaq_run_does_not_depend_on_the_blas_thread_count():
     # The upper-level model's SLSQP rounds differently on two threads (the fits may as well); with both pinned to
     # one, a run in a process with many BLAS threads takes the path it takes in a worker of joblib (one thread).

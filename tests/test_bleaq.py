@@ -55,6 +55,40 @@ def test_local_model_measures_its_error_on_held_out_points_and_knows_its_box():
     assert fit_local(X[:10], smooth[:10], X[0], 15, 5, rng) is None
 
 
+def test_model_predictions_for_several_rows_are_each_row_s_own_to_the_bit():
+    rng = np.random.default_rng(4)
+    X = rng.uniform(-2, 3, (60, 4))
+    T = np.c_[X[:, 0] ** 2 + X[:, 1] * X[:, 2] - 3 * X[:, 3], np.sin(X[:, 0]) + X[:, 3] ** 2, X @ [1, 2, 3, 4]]
+    model = fit_quadratic(X, T)
+    assert model.kinds == ["quadratic", "pure_quadratic", "linear"]  # every form
+    Xq = rng.uniform(-1, 2, (7, 4))
+    each = model.predict_each(Xq)
+    for i in range(7):
+        np.testing.assert_array_equal(each[i], model.predict(Xq[i])[0])
+
+
+def test_slsqp_slopes_of_the_model_are_scipy_s_forward_differences_to_the_bit():
+    from scipy.optimize._numdiff import approx_derivative
+
+    from evobilevel.algorithms.bleaq.upper import _Remembered
+
+    rng = np.random.default_rng(5)
+    X = rng.uniform(0, 1, (40, 3))
+    T = np.c_[((X - 0.3) ** 2).sum(axis=1),
+              X[:, 0] + X[:, 1] - 1.2, X[:, 2] ** 2 - 0.5]
+    model = _Remembered(fit_quadratic(X, T))
+    lo, hi = np.zeros(3), np.ones(3)
+    step = np.sqrt(np.finfo(np.float64).eps)
+    # Inside, on the upper bound (the step turned back) and 0 (the step's sign).
+    for x in [np.array([0.4, 0.7, 0.2]), np.array([1.0, 0.5, 1.0]), np.array([0.0, 1.0 - 1e-9, 0.3])]:
+        F = approx_derivative(lambda z: model.predict(z)[0, 0], x, method="2-point", abs_step=step,
+                              f0=model.predict(x)[0, 0], bounds=(lo, hi))
+        np.testing.assert_array_equal(model.objective_slopes(x, lo, hi), F)
+        G = approx_derivative(lambda z: 0.01 - model.predict(z)[0, 1:], x, method="2-point", abs_step=step,
+                              bounds=(lo, hi))
+        np.testing.assert_array_equal(model.constraint_slopes(x, 0.01, lo, hi), G)
+
+
 # ---------------------------------------------------------------------------------------------- BLEAQ
 def test_bleaq_reaches_the_target_with_far_fewer_lower_level_evaluations_than_nested():
     p = eb.benchmarks.get("SMD2", ul_dim=2, ll_dim=3)

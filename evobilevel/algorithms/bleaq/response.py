@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...blas import single_blas_thread
 from ...space import widths
 from ...surrogates import fit_local, n_coefficients
 from ..archive import SolutionArchive
@@ -90,8 +91,9 @@ class ResponseModel:
                           psi_error=np.full((n, m), np.inf))
         y_tol = self.psi_tol * (hi_y - lo_y)
         T = np.hstack([archive.Y, archive.f[:, None]])
-        for i in range(n):
-            model = fit_local(archive.X, T, X[i], self.n_train, self.n_valid, rng, self.x_widths)
+        with single_blas_thread():  # once for all the rows' fits (each fit would enter it again)
+            models = [fit_local(archive.X, T, x, self.n_train, self.n_valid, rng, self.x_widths) for x in X]
+        for i, model in enumerate(models):
             t = model.predict(X[i])[0]
             out.Y[i] = np.clip(t[:m], lo_y, hi_y)
             out.phi[i] = t[m]
