@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+from scipy.linalg.lapack import get_lapack_funcs
 
 from .blas import single_blas_thread
 
 __all__ = ["KINDS", "n_coefficients", "features", "QuadraticModel", "fit_quadratic", "fit_local"]
 
 KINDS = ("linear", "pure_quadratic", "quadratic")
+
+_gelsy, _gelsy_query = get_lapack_funcs(("gelsy", "gelsy_lwork"), dtype=np.float64)
 
 
 def n_coefficients(d: int, kind: str) -> int:
@@ -158,7 +161,7 @@ def fit_quadratic(X: np.ndarray, T: np.ndarray, kinds=KINDS, chosen: list | None
     with single_blas_thread():
         for kind in usable:
             A = features(Z, kind)
-            coef, *_ = np.linalg.lstsq(A, T, rcond=None)
+            coef = _least_squares(A, T)
             mse = np.mean((A @ coef - T) ** 2, axis=0)
             bic = n * np.log(np.maximum(mse, floor)) + A.shape[1] * np.log(n)
             take = bic < best_bic if chosen is None else np.array([c == kind for c in chosen])
@@ -166,6 +169,33 @@ def fit_quadratic(X: np.ndarray, T: np.ndarray, kinds=KINDS, chosen: list | None
                 best_bic[j], kinds_out[j], coefs_out[j], mse_out[j] = bic[j], kind, coef[:, j].copy(), mse[j]
     return QuadraticModel(center, scale, kinds_out, coefs_out, X.min(axis=0), X.max(axis=0),
                           np.full(m, np.nan), np.sqrt(mse_out))
+
+
+def _least_squares(A: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """The minimum-norm least-squares coefficients (p, m) of T (n, m) on the columns of A (n, p), n > p.
+
+    By a complete orthogonal factorisation with column pivoting (LAPACK's gelsy, called as ``scipy.linalg.lstsq``
+    calls it, without that function's checks): at these sizes (tens of rows, up to 66 columns) a third to a quarter
+    of the time of the singular value decomposition (gelsd, numpy's), with the same coefficients up to rounding.
+    Columns are dropped below numpy's rank threshold for gelsd, machine epsilon times the larger dimension
+    (relative to the largest pivot): the constant feature columns of inputs that did not vary, for one.
+    """
+    n, p = A.shape
+    cond = np.finfo(float).eps * n
+    _, coef, _, _, info = _gelsy(A, T, np.zeros((p, 1), np.int32), cond, _gelsy_work(n, p, T.shape[1], cond),
+                                 False, False)
+    if info < 0:
+        raise ValueError(f"argument {-info} of LAPACK's gelsy is invalid")
+    return coef[:p]
+
+
+@cache
+def _gelsy_work(n: int, p: int, m: int, cond: float) -> int:
+    """The optimal workspace of gelsy for an (n, p) matrix and m right-hand sides (kept: one query per shape)."""
+    work, info = _gelsy_query(n, p, m, cond)
+    if info:
+        raise ValueError(f"LAPACK's gelsy workspace query failed ({info})")
+    return int(work.real)
 
 
 def fit_local(X: np.ndarray, T: np.ndarray, x_query: np.ndarray, n_train: int, n_valid: int,

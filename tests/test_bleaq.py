@@ -55,6 +55,24 @@ def test_local_model_measures_its_error_on_held_out_points_and_knows_its_box():
     assert fit_local(X[:10], smooth[:10], X[0], 15, 5, rng) is None
 
 
+def test_least_squares_by_gelsy_match_scipy_s_call_and_drop_dependent_columns():
+    from scipy.linalg import lstsq
+
+    from evobilevel.surrogates import _least_squares
+
+    rng = np.random.default_rng(3)
+    for n, p, m in [(31, 21, 6), (86, 66, 11), (12, 4, 1)]:
+        A, T = rng.standard_normal((n, p)), rng.standard_normal((n, m))
+        A[:, 1] = 0.0  # an input that did not vary
+        A[:, -1] = 2.0 * A[:, 0]  # and a dependent column: the minimum-norm answer puts nothing on the zero one
+        cond = np.finfo(float).eps * n
+        expected = lstsq(A, T, cond=cond, lapack_driver="gelsy", check_finite=False)[0]
+        coef = _least_squares(A, T)
+        np.testing.assert_array_equal(coef, expected)
+        assert np.all(coef[1] == 0.0)
+        np.testing.assert_allclose(coef[-1], 2.0 * coef[0], rtol=1e-8)  # the shared slope split by the norm
+
+
 def test_model_predictions_for_several_rows_are_each_row_s_own_to_the_bit():
     rng = np.random.default_rng(4)
     X = rng.uniform(-2, 3, (60, 4))
