@@ -93,13 +93,10 @@ class QuadraticModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions at X (n, d): shape (n, m)."""
-        Z = (np.atleast_2d(X) - self.center) / self.scale
-        out = np.empty((Z.shape[0], len(self.kinds)))
-        cache: dict[str, np.ndarray] = {}
-        for k, (kind, coef) in enumerate(zip(self.kinds, self.coefs)):
-            if kind not in cache:
-                cache[kind] = features(Z, kind)
-            out[:, k] = cache[kind] @ coef
+        X = np.atleast_2d(X)
+        out = np.empty((X.shape[0], len(self.kinds)))
+        for k, A, coef in self._outputs(X):
+            out[:, k] = A @ coef
         return out
 
     def predict_each(self, X: np.ndarray) -> np.ndarray:
@@ -108,16 +105,21 @@ class QuadraticModel:
         The features are built for all rows at once (elementwise arithmetic, the same per row), but the product with
         the coefficients is taken row by row: a product over several rows may round differently from one row's.
         """
-        Z = (np.atleast_2d(X) - self.center) / self.scale
-        out = np.empty((Z.shape[0], len(self.kinds)))
+        X = np.atleast_2d(X)
+        out = np.empty((X.shape[0], len(self.kinds)))
+        for k, A, coef in self._outputs(X):
+            for r in range(A.shape[0]):
+                out[r, k] = (A[r:r + 1] @ coef)[0]
+        return out
+
+    def _outputs(self, X: np.ndarray):
+        """Per output k: k, the features of X (n, d) in its form (built once per form) and its coefficients."""
+        Z = (X - self.center) / self.scale
         cache: dict[str, np.ndarray] = {}
         for k, (kind, coef) in enumerate(zip(self.kinds, self.coefs)):
             if kind not in cache:
                 cache[kind] = features(Z, kind)
-            A = cache[kind]
-            for r in range(A.shape[0]):
-                out[r, k] = (A[r:r + 1] @ coef)[0]
-        return out
+            yield k, cache[kind], coef
 
     def inside(self, X: np.ndarray) -> np.ndarray:
         """(n,) bool: rows of X within the training box (interpolation, not extrapolation)."""
