@@ -27,19 +27,15 @@ def single_blas_thread():
     such limit of the same thread."""
     global _controller
     depth = getattr(_inside, "depth", 0)
-    if depth:
-        _inside.depth = depth + 1
-        try:
-            yield
-        finally:
-            _inside.depth = depth
-        return
-    if _controller is None:
-        # By the first use numpy's and scipy's BLAS are loaded (scipy.optimize is imported by the callers).
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
-        _inside.depth = 1
-        try:
-            yield
-        finally:
-            _inside.depth = 0
+    _inside.depth = depth + 1
+    try:
+        if depth:
+            yield  # the outer limit is in force
+        else:
+            if _controller is None:
+                # By the first use numpy's and scipy's BLAS are loaded (scipy.optimize is imported by the callers).
+                _controller = ThreadpoolController()
+            with _controller.limit(limits=1, user_api="blas"):
+                yield
+    finally:
+        _inside.depth = depth

@@ -211,42 +211,28 @@ class UpperSearch:
         """The models' minimiser within their box, their constraints met at the epsilon level ``eps``; with
         ``with_gain``, also the improvement they promise within their reach (an SLSQP run more)."""
         model, x_best = _Remembered(near.model), near.x_best
-        constraints, share = [], 0.0
-        if near.n_constraints:
-            share = eps / near.n_constraints
-            constraints = [{"type": "ineq", "fun": lambda x: share - model.predict(x)[0, 1:],
-                            "jac": lambda x: model.constraint_slopes(x, share, near.lo, near.hi)}]
-        res = _minimize_model(model, x_best, near.lo, near.hi, constraints)
-        x = np.clip(res.x, near.lo, near.hi)
-        if near.n_constraints and np.all(np.isfinite(x)):
-            x = _onto_constraints(model, x, share, near.lo, near.hi)
+        share = eps / near.n_constraints if near.n_constraints else None
+        x = _model_minimiser(model, x_best, near.lo, near.hi, share)
         if not np.all(np.isfinite(x)):
             return ModelProposal(None, np.inf, promised=np.inf)
         move = None if np.allclose(x, x_best, rtol=0, atol=NO_DISTANCE) else x
         promised = np.nan
         if with_gain:
             def promised():
-                return self._gain(model, x_best, near.F_best, near.lo, near.hi, constraints, share)
+                return self._gain(model, x_best, near.F_best, near.lo, near.hi, share)
         return ModelProposal(move, abs(model.predict(x_best)[0, 0] - near.F_best),
                              float(np.min((near.hi - near.lo) / self.x_widths)),
                              float(np.max(np.abs(model.predict(near.X)[:, 0] - near.F))), promised)
 
-    def _gain(self, model, x_best: np.ndarray, F_best: float, lo, hi, constraints, share: float = 0.0) -> float:
+    def _gain(self, model, x_best: np.ndarray, F_best: float, lo, hi, share: float | None) -> float:
         """The improvement of F the model predicts anywhere within its reach of the best member: the box of its
         points widened to centre on the best member (within the problem's bounds), so that a best member on the
         edge of the sampled region, whose model still falls beyond it, is not taken for a minimum. ``share`` is
-        what each model constraint may reach (the epsilon level's share)."""
+        what each model constraint may reach (the epsilon level's share; None without constraints)."""
         reach = np.maximum(x_best - lo, hi - x_best)
         lo_c, hi_c = np.maximum(self.lo, x_best - reach), np.minimum(self.hi, x_best + reach)
-        if constraints:  # the same constraints, their slopes' steps fitted into the wider box
-            constraints = [{"type": "ineq", "fun": constraints[0]["fun"],
-                            "jac": lambda x: model.constraint_slopes(x, share, lo_c, hi_c)}]
-        res = _minimize_model(model, x_best, lo_c, hi_c, constraints)
-        x = np.clip(res.x, lo_c, hi_c)
-        if constraints and np.all(np.isfinite(x)):
-            x = _onto_constraints(model, x, share, lo_c, hi_c)
-        at_x = model.predict(x)[0]
-        if not np.all(np.isfinite(at_x)) or np.any(at_x[1:] > share):
+        at_x = model.predict(_model_minimiser(model, x_best, lo_c, hi_c, share))[0]
+        if not np.all(np.isfinite(at_x)) or (share is not None and np.any(at_x[1:] > share)):
             return np.inf  # a minimiser that violates the model's own constraints promises nothing
         return max(0.0, F_best - at_x[0])
 
@@ -368,13 +354,21 @@ def _onto_constraints(model, x: np.ndarray, share: float, lo: np.ndarray, hi: np
     return x
 
 
-def _minimize_model(model, x_start: np.ndarray, lo: np.ndarray, hi: np.ndarray, constraints: list):
-    """SLSQP on the model's F (its first output) from ``x_start`` within ``[lo, hi]``, under ``constraints``.
+def _model_minimiser(model, x_start: np.ndarray, lo: np.ndarray, hi: np.ndarray, share: float | None) -> np.ndarray:
+    """The minimiser (ul_dim,) of the model's F (its first output) by SLSQP from ``x_start`` within ``[lo, hi]``,
+    each model constraint (the outputs after F) at most ``share`` (None: no constraints), put back onto the
+    constraints where SLSQP left it just outside (:func:`_onto_constraints`).
 
     Under one BLAS thread: SLSQP's rounding depends on the thread count, and a run must take the same path in the
     run's process as in a worker of joblib (one thread) and on any machine.
     """
+    constraints = [] if share is None else [{"type": "ineq", "fun": lambda x: share - model.predict(x)[0, 1:],
+                                             "jac": lambda x: model.constraint_slopes(x, share, lo, hi)}]
     with single_blas_thread():
-        return minimize(lambda x: model.predict(x)[0, 0], x_start, jac=lambda x: model.objective_slopes(x, lo, hi),
-                        method="SLSQP", bounds=list(zip(lo, hi)), constraints=constraints,
-                        options={"maxiter": MODEL_MAXITER})
+        res = minimize(lambda x: model.predict(x)[0, 0], x_start, jac=lambda x: model.objective_slopes(x, lo, hi),
+                       method="SLSQP", bounds=list(zip(lo, hi)), constraints=constraints,
+                       options={"maxiter": MODEL_MAXITER})
+    x = np.clip(res.x, lo, hi)
+    if share is not None and np.all(np.isfinite(x)):
+        x = _onto_constraints(model, x, share, lo, hi)
+    return x
