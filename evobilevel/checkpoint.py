@@ -14,7 +14,7 @@ from .result import write_bytes_atomic
 __all__ = ["CHECKPOINT_FORMAT_VERSION", "BINDING_ARGUMENTS", "load_checkpoint", "write_checkpoint",
            "check_same_run", "problem_identity"]
 
-CHECKPOINT_FORMAT_VERSION = 3
+CHECKPOINT_FORMAT_VERSION = 4
 """Version of the checkpoint layout; a checkpoint of another version is refused."""
 
 _CHECKPOINT_FORMAT = "evobilevel-checkpoint"

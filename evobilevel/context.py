@@ -115,7 +115,7 @@ class RunContext:
         return evaluation
 
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
-                    max_evals_per_row: int | None = None) -> LowerSolution:
+                    max_evals_per_row: int | None = None, curvature: np.ndarray | None = None) -> LowerSolution:
         """Solve the lower level at every row of X (n, ul_dim) with ``solver``, through the engine.
 
         Parameters
@@ -126,6 +126,8 @@ class RunContext:
             Warm starts.
         max_evals_per_row : int, optional
             The caller's cap per row; the lower-level budget left is also split evenly over the rows.
+        curvature : ndarray, shape (n, ll_dim), optional
+            For a local refinement: each variable's curvature learnt near each row's problem (NaN: unknown).
 
         With several followers, each follower's problem is solved on its own (:meth:`solve_followers`), and the
         answers are joined (:func:`~evobilevel.followers.join_solutions`).
@@ -138,9 +140,13 @@ class RunContext:
         followers = getattr(self.problem, "follower_set", None)
         if followers is not None:
             starts = {i: None if Y0 is None else Y0[..., block] for i, block in enumerate(followers.blocks)}
-            return join_solutions(list(self.solve_followers(X, solver, starts, max_evals_per_row).values()))
+            curvatures = {i: None if curvature is None else curvature[:, block]
+                          for i, block in enumerate(followers.blocks)}
+            return join_solutions(list(self.solve_followers(X, solver, starts, max_evals_per_row,
+                                                            curvatures).values()))
         caps = self.budget.row_caps(X.shape[0], max_evals_per_row)
-        tasks = self.engine.tasks(self.problem, solver, X, self.ll_stream(), Y0=Y0, max_evals=caps)
+        tasks = self.engine.tasks(self.problem, solver, X, self.ll_stream(), Y0=Y0, max_evals=caps,
+                                  curvature=curvature)
         # Until the follower has shown one feasible answer, a large batch goes in two steps, so that a black box
         # that fails everywhere (or a follower infeasible everywhere) is caught after one chunk, not after all.
         groups = [tasks[:1], tasks[1:]] if self.evaluator.ll.n_feasible == 0 and len(tasks) > 1 else [tasks]
@@ -156,7 +162,8 @@ class RunContext:
         """A new random stream for one batch of lower-level solves (spawned from the run's lower-level seed)."""
         return self._ll_seed.spawn(1)[0]
 
-    def solve_followers(self, X: np.ndarray, solver, starts: dict, max_evals_per_row: int | None = None) -> dict:
+    def solve_followers(self, X: np.ndarray, solver, starts: dict, max_evals_per_row: int | None = None,
+                        curvatures: dict | None = None) -> dict:
         """Solve the problems of several followers at every row of X, each on its own, all in one engine call.
 
         Parameters
@@ -167,6 +174,8 @@ class RunContext:
             ``{follower index: warm starts (n, k, ll_dim_i) or None}``; the followers to solve.
         max_evals_per_row : int, optional
             The caller's cap per row and follower; the lower-level budget left is split evenly over both.
+        curvatures : dict, optional
+            ``{follower index: curvature (n, ll_dim_i) or None}`` for a local refinement (see :meth:`solve_lower`).
 
         Returns
         -------
@@ -176,8 +185,10 @@ class RunContext:
         followers, n = self.problem.follower_set, X.shape[0]
         caps = self.budget.row_caps(n * len(starts), max_evals_per_row)
         seeds = self.ll_stream().spawn(len(starts))
+        curvatures = curvatures or {}
         groups = [self.engine.tasks(followers.problems[i], solver, X, seed, Y0=Y0,
-                                    max_evals=None if caps is None else caps[j * n:(j + 1) * n])
+                                    max_evals=None if caps is None else caps[j * n:(j + 1) * n],
+                                    curvature=curvatures.get(i))
                   for j, ((i, Y0), seed) in enumerate(zip(starts.items(), seeds))]
         solutions = {}
         for i, (solution, counts) in zip(starts, self.engine.run_groups(groups)):

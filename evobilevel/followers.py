@@ -254,9 +254,10 @@ class FollowerContext:
         return self.ctx.evaluate_follower(self.index, X, Y)
 
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
-                    max_evals_per_row: int | None = None):
+                    max_evals_per_row: int | None = None, curvature: np.ndarray | None = None):
         """Solve this follower's problem at every row of X (see :meth:`~evobilevel.context.RunContext.solve_lower`)."""
-        return self.ctx.solve_followers(X, solver, {self.index: Y0}, max_evals_per_row)[self.index]
+        return self.ctx.solve_followers(X, solver, {self.index: Y0}, max_evals_per_row,
+                                        {self.index: curvature})[self.index]
 
 
 def join_solutions(parts: list):
@@ -269,4 +270,5 @@ def join_solutions(parts: list):
         cv=np.sum([p.cv for p in parts], axis=0),
         success=np.all([p.success for p in parts], axis=0),
         n_evals=np.sum([p.n_evals for p in parts], axis=0),
+        curvature=np.hstack([p.curvature for p in parts]),
     )

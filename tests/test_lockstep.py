@@ -208,7 +208,7 @@ def test_known_start_values_are_not_evaluated_again():
     budget = RowBudget(Evaluator(problem), X, np.full(3, np.inf))
     values = Evaluator(problem).lower(X, Y_star)
     known = StartValues(np.ones(3, bool), values.values, values.constraints, values.cv)
-    Y, f, cv, converged = LockstepRefinement().refine(budget, np.arange(3), Y_star, known, verify=False)
+    Y, f, cv, converged, _ = LockstepRefinement().refine(budget, np.arange(3), Y_star, known, verify=False)
     assert np.all(converged) and np.all(cv == 0)
     np.testing.assert_array_equal(budget.used, [problem.ll_dim] * 3)  # the neighbours only
     assert np.all(f <= f_star)

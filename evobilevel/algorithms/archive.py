@@ -46,7 +46,9 @@ class RingBuffer:
 
 
 class SolutionArchive(RingBuffer):
-    """Recent lower-level optima ``(x, y*, f*)``, for warm starts and response models.
+    """Recent lower-level optima ``(x, y*, f*)``, for warm starts and response models, with the curvature of f per
+    lower-level variable that the refinement learnt at each (NaN where none), for the refinements of nearby
+    problems.
 
     Distances are measured in ``x`` scaled to the unit box.
 
@@ -58,8 +60,15 @@ class SolutionArchive(RingBuffer):
     """
 
     def __init__(self, ul_bounds: tuple[np.ndarray, np.ndarray], ll_dim: int, capacity: int = 5000):
-        super().__init__(capacity, X=ul_bounds[0].shape[0], Y=ll_dim, f=None)
+        super().__init__(capacity, X=ul_bounds[0].shape[0], Y=ll_dim, f=None, curvature=ll_dim)
         self.scale = widths(ul_bounds)
+
+    def add(self, X: np.ndarray, Y: np.ndarray, f: np.ndarray, curvature: np.ndarray | None = None) -> None:
+        """Append optima: X (n, ul_dim), Y (n, ll_dim), f (n,), and the curvature (n, ll_dim) learnt at them
+        (NaN: none, the default)."""
+        if curvature is None:
+            curvature = np.full(np.shape(Y), np.nan)
+        super().add(X=X, Y=Y, f=f, curvature=curvature)
 
     def nearest(self, X: np.ndarray, k: int = 1) -> np.ndarray:
         """Indices (n, min(k, size)) of the stored entries nearest to each row of X (n, ul_dim), nearest first."""
@@ -68,6 +77,13 @@ class SolutionArchive(RingBuffer):
         idx = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < self.size else np.tile(np.arange(self.size), (len(X), 1))
         order = np.take_along_axis(d2, idx, axis=1).argsort(axis=1)
         return np.take_along_axis(idx, order, axis=1)
+
+    def nearest_curvature(self, X: np.ndarray) -> np.ndarray | None:
+        """The curvature stored with the nearest x for each row of X (n, ul_dim): shape (n, ll_dim), NaN where
+        that entry has none; None when the archive is empty or holds no curvature at all."""
+        if self.size == 0 or np.isnan(self.curvature).all():
+            return None
+        return self.curvature[self.nearest(X, 1)[:, 0]]
 
     def warm_starts(self, X: np.ndarray, k: int = 1) -> np.ndarray | None:
         """The y* of the k nearest stored x for each row: shape (n, k, ll_dim), or None when empty."""

@@ -39,6 +39,10 @@ class LowerSolution:
         Converged by the solver's own rule and feasible.
     n_evals : ndarray of int, shape (n,)
         Lower-level evaluations spent on each row.
+    curvature : ndarray, shape (n, ll_dim)
+        Each variable's curvature of f that a local refinement learnt at the row's answer (the diagonal of its
+        quasi-Newton model), NaN where none was learnt; a refinement of a nearby problem can start from it
+        (:meth:`~evobilevel.lower.refinement.Refinement.solve`). All NaN when omitted.
     """
 
     Y: np.ndarray
@@ -46,6 +50,11 @@ class LowerSolution:
     cv: np.ndarray
     success: np.ndarray
     n_evals: np.ndarray
+    curvature: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.curvature is None:
+            self.curvature = np.full(np.shape(self.Y), np.nan)
 
     @classmethod
     def empty(cls, n: int, ll_dim: int) -> LowerSolution:
@@ -94,7 +103,7 @@ class LowerSolution:
         return out
 
 
-_FIELDS = ("Y", "f", "cv", "success", "n_evals")
+_FIELDS = ("Y", "f", "cv", "success", "n_evals", "curvature")
 
 
 class LowerSolver(ABC):

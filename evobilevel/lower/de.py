@@ -128,18 +128,20 @@ class DifferentialEvolution(LowerSolver):
         while run.active.any():
             run.generation()
         Y, f, cv, g = run.best()
+        curvature = np.full(Y.shape, np.nan)  # learnt by the polish
         if self.polish:
             # Rows whose DE evaluated nothing have no best to polish; the others start from known values.
             rows = np.flatnonzero(run.evaluated & (budget.left(np.arange(X.shape[0])) > 0))
             values = StartValues(np.ones(rows.shape[0], bool), f[rows], g[rows], cv[rows])
-            Yp, fp, cvp, _ = self.local.refine(budget, rows, Y[rows], values, verify=False)
+            Yp, fp, cvp, _, learnt = self.local.refine(budget, rows, Y[rows], values, verify=False)
             improved = better(fp, cvp, f[rows], cv[rows])
             take = rows[improved]
             Y[take], f[take], cv[take] = Yp[improved], fp[improved], cvp[improved]
+            curvature[rows] = learnt
         success = run.converged & (cv <= 0)
         never = ~run.evaluated
         Y[never] = budget.fallback_points(Y0)[never]
-        return LowerSolution(Y=Y, f=f, cv=cv, success=success, n_evals=budget.used.copy())
+        return LowerSolution(Y=Y, f=f, cv=cv, success=success, n_evals=budget.used.copy(), curvature=curvature)
 
 
     def _small_lattice(self, problem, caps: np.ndarray) -> np.ndarray | None:

@@ -122,7 +122,7 @@ def _mixed_search(local, points: _Points, mask: np.ndarray, verify: bool) -> np.
         # A point whose constraint values are not at hand is evaluated again by the refinement's first gradient.
         known = points.evaluated[idx] & np.isfinite(points.g[idx]).all(axis=1)
         start = StartValues(known, points.f[idx], points.g[idx], points.cv[idx])
-        Yc, fc, cvc, refined = local.refine(part, rows[idx], points.Y[idx][:, continuous], start, verify)
+        Yc, fc, cvc, refined, _ = local.refine(part, rows[idx], points.Y[idx][:, continuous], start, verify)
         budget.used += part.used
         take = better(fc, cvc, points.f[idx], points.cv[idx])
         Y = points.Y[idx[take]]

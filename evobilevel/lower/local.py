@@ -40,8 +40,10 @@ class LocalRefinement(Refinement):
         starts: np.ndarray,
         values: StartValues | None = None,
         verify: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """One scipy search per row; see :meth:`Refinement.refine`."""
+        curvature: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One scipy search per row; see :meth:`Refinement.refine`. scipy's searches start from their own
+        models, so ``curvature`` is not used, and none is returned (NaN)."""
         lo, hi = budget.ev.problem.ll_bounds
         steps = self.fd_step * (hi - lo)
         out_Y = np.array(starts, dtype=float)
@@ -58,7 +60,7 @@ class LocalRefinement(Refinement):
                 converged[i] = self._search(target, y0, verify)
                 if target.best_y is not None:
                     out_Y[i], out_f[i], out_cv[i] = target.best_y, target.best_f, target.best_cv
-        return out_Y, out_f, out_cv, converged
+        return out_Y, out_f, out_cv, converged, np.full(out_Y.shape, np.nan)
 
     def _search(self, target: _RowTarget, y0: np.ndarray, verify: bool) -> bool:
         """Run scipy on one row from y0; whether it converged. The best point seen stays in ``target``."""

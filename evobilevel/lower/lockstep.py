@@ -111,16 +111,26 @@ class LockstepRefinement(Refinement):
         starts: np.ndarray,
         values: StartValues | None = None,
         verify: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """All rows' searches in lock step; see :meth:`Refinement.refine`."""
+        curvature: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """All rows' searches in lock step; see :meth:`Refinement.refine`. The box method's model starts from
+        ``curvature`` where it is known and returns what it learnt; the SQP method's Lagrangian also curves with
+        the constraints and their multipliers, which differ from one problem to the next, so it neither takes
+        nor returns any. A row that stops before its search passes on the curvature it was given."""
+        learnt = np.full(np.shape(starts), np.nan) if curvature is None else np.array(curvature, dtype=float)
         with single_blas_thread():
             state = _Rows(self, budget, np.asarray(rows), starts, values, verify)
             central = state.start()
             if state.active.any():
                 # Asked after the first evaluation, so that the problem knows its constraint count by then.
-                search = _SQP(state) if budget.n_constraints > 0 else _Box(state)
-                search.run(central)
-        return state.best_Y, state.best_F, state.best_CV, state.converged
+                if budget.n_constraints > 0:
+                    _SQP(state).run(central)
+                    learnt[:] = np.nan
+                else:
+                    search = _Box(state, curvature)
+                    search.run(central)
+                    learnt = search.model.curvature()
+        return state.best_Y, state.best_F, state.best_CV, state.converged, learnt
 
 
 class _Rows:
@@ -507,8 +517,10 @@ class _Box(_Search):
 
     extrapolate = True
 
-    def __init__(self, state: _Rows):
+    def __init__(self, state: _Rows, curvature: np.ndarray | None = None):
         super().__init__(state, _LimitedMemory(state.rows.shape[0], state.d, state.s.memory, state.steps))
+        if curvature is not None:
+            self.model.start_from(curvature)
         self.ref = np.full(state.rows.shape[0], np.nan)
         self.check = np.zeros(state.rows.shape[0], bool)
 
@@ -647,23 +659,49 @@ class _SQP(_Search):
 
 class _LimitedMemory:
     """L-BFGS-B's model of the Hessian, per row: the last ``memory`` pairs of steps and slope changes ``S``, ``R``
-    (r, memory, d), newest last, ``count`` (r,) of them (none: a fresh model), and the diagonal ``base`` (r, d) a
-    fresh model starts from (the identity until a reset keeps the diagonal learnt so far; ``scaled`` says so)."""
+    (r, memory, d), newest last, ``count`` (r,) of them, and the diagonal ``base`` (r, d) the model starts from (the
+    identity until a reset keeps the diagonal learnt so far, ``scaled`` says so; or the curvature a search of a
+    nearby problem learnt, ``carried``). A model without pairs is fresh, unless it starts from carried curvature:
+    that one is still a guess about this problem, and a search that fails with it tries again without it."""
 
     def __init__(self, n: int, d: int, memory: int, steps: np.ndarray):
         self.S, self.R = np.zeros((n, memory, d)), np.zeros((n, memory, d))
         self.count = np.zeros(n, np.int64)
         self.base, self.scaled = np.ones((n, d)), np.zeros(n, bool)
         self.base_informed = np.zeros((n, d), bool)
+        self.carried = np.zeros(n, bool)
         self.eye, self.steps = np.eye(d), steps
         self.pair_eye, self.below = np.eye(memory), np.tri(memory, k=-1, dtype=bool)
 
     def fresh(self, idx) -> np.ndarray:
-        return self.count[idx] == 0
+        return (self.count[idx] == 0) & ~self.carried[idx]
+
+    def start_from(self, curvature: np.ndarray) -> None:
+        """Start each row's diagonal from ``curvature`` (r, d) where it is known (not NaN): the curvature a search
+        of a nearby problem learnt."""
+        known = ~np.isnan(curvature)
+        self.base = np.where(known, curvature, self.base)
+        self.base_informed = self.base_informed | known
+        self.carried = known.any(axis=1)
+        self.scaled = self.scaled | self.carried
+
+    def curvature(self) -> np.ndarray:
+        """(r, d): the diagonal each row's model would start from after a reset, NaN where no secant informed it."""
+        idx = np.arange(self.count.shape[0])
+        diag, informed = self.base.copy(), self.base_informed.copy()
+        used = idx[self.count > 0]
+        if used.size:
+            diag[used], informed[used] = self._pairs(used)[3:]
+        return np.where(informed, diag, np.nan)
 
     def reset(self, idx) -> None:
         """Forget the pairs but keep each variable's curvature: a model that went wrong through its pairs should
-        not also lose the scale of variables whose curvatures differ by orders of magnitude."""
+        not also lose the scale of variables whose curvatures differ by orders of magnitude. Carried curvature
+        goes (it may be what went wrong; SMD's ``tan`` terms curve by orders of magnitude more near their walls
+        than at a nearby problem's optimum), and the diagonal comes from the row's own pairs alone."""
+        dropped = idx[self.carried[idx]]
+        self.base[dropped], self.base_informed[dropped] = 1.0, False
+        self.scaled[dropped], self.carried[dropped] = False, False
         used = idx[self.count[idx] > 0]
         if used.size:
             self.base[used], self.base_informed[used] = self._pairs(used)[3:]

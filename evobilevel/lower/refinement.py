@@ -90,9 +90,15 @@ class Refinement(LowerSolver):
         rng: np.random.Generator,
         Y0: np.ndarray | None = None,
         max_evals: np.ndarray | int | None = None,
+        curvature: np.ndarray | None = None,
     ) -> LowerSolution:
-        """Refine from the warm starts (a uniform random point for rows without); see :class:`LowerSolver`."""
-        return self.solve_parts(ev, [(X, rng, Y0, max_evals)])[0]
+        """Refine from the warm starts (a uniform random point for rows without); see :class:`LowerSolver`.
+
+        ``curvature`` (n, ll_dim), optional: each variable's curvature of f learnt near each row's problem (a
+        :attr:`LowerSolution.curvature` of a nearby one), NaN where unknown; the search's quasi-Newton model
+        starts from it where the method can use it.
+        """
+        return self.solve_parts(ev, [(X, rng, Y0, max_evals, curvature)])[0]
 
     def solve_parts(self, ev: Evaluator, parts: list[tuple]) -> list[LowerSolution]:
         """Solve several batches of rows in one search, each part as :meth:`solve` would solve it alone.
@@ -105,24 +111,29 @@ class Refinement(LowerSolver):
         ----------
         ev : Evaluator
         parts : list of tuple
-            ``(X, rng, Y0, max_evals)`` per part, as the arguments of :meth:`solve`.
+            ``(X, rng, Y0, max_evals)`` or ``(X, rng, Y0, max_evals, curvature)`` per part, as the arguments of
+            :meth:`solve`.
 
         Returns
         -------
         list of LowerSolution
             One per part, its rows in order.
         """
-        prepared = [prepare(ev, X, Y0, max_evals) for X, _, Y0, max_evals in parts]
+        parts = [tuple(part) + (None,) * (5 - len(part)) for part in parts]
+        prepared = [prepare(ev, X, Y0, max_evals) for X, _, Y0, max_evals, _ in parts]
         sizes = [X.shape[0] for X, _, _ in prepared]
         X = np.concatenate([X for X, _, _ in prepared])
         budget = RowBudget(ev, X, np.concatenate([caps for _, _, caps in prepared]))
         lo, hi = ev.problem.ll_bounds
         uniform = np.concatenate([lo + rng.random((n, lo.shape[0])) * (hi - lo)
-                                  for n, (_, rng, _, _) in zip(sizes, parts)])
+                                  for n, (_, rng, _, _, _) in zip(sizes, parts)])
         starts, values = self._starts(budget, _joined_starts([Y0 for _, Y0, _ in prepared], sizes, lo.shape[0]),
                                       uniform)
-        Y, f, cv, converged = self.refine(budget, np.arange(X.shape[0]), starts, values)
-        solution = LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy())
+        known = np.concatenate([np.full((n, lo.shape[0]), np.nan) if C is None else _checked_curvature(ev, C, n)
+                                for n, (*_, C) in zip(sizes, parts)])
+        Y, f, cv, converged, curvature = self.refine(budget, np.arange(X.shape[0]), starts, values, curvature=known)
+        solution = LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy(),
+                                 curvature=curvature)
         ends = np.cumsum(sizes)
         return [solution.take(slice(end - n, end)) for n, end in zip(sizes, ends)]
 
@@ -133,7 +144,8 @@ class Refinement(LowerSolver):
         starts: np.ndarray,
         values: StartValues | None = None,
         verify: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        curvature: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Run the local search on ``rows`` of ``budget`` from ``starts`` (len(rows), ll_dim).
 
         Where the lower level has integer variables, the search is :func:`~evobilevel.lower.integer.refine_integer`
@@ -151,6 +163,9 @@ class Refinement(LowerSolver):
             Test the start for optimality with central differences when forward ones do not show it (ll_dim
             more evaluations): a warm start at the optimum of a steep lower level is then recognised without
             a search. Polishing, which starts near but not at an optimum, skips it.
+        curvature : ndarray, shape (r, ll_dim), optional
+            Each variable's curvature of f learnt near each row's problem, NaN where unknown (see
+            :meth:`solve`).
 
         Returns
         -------
@@ -158,15 +173,19 @@ class Refinement(LowerSolver):
             Best point seen per row (the start if nothing could be evaluated).
         f, cv : ndarray, shape (r,)
         converged : ndarray of bool, shape (r,)
+        curvature : ndarray, shape (r, ll_dim)
+            Each variable's curvature learnt by the search (:attr:`LowerSolution.curvature`), NaN where none.
         """
         mask = integer_mask(budget.ev.problem)
         if mask is not None:
-            return refine_integer(self, budget, rows, starts, values, mask, verify)
-        return self._refine(budget, rows, starts, values, verify)
+            Y, f, cv, converged = refine_integer(self, budget, rows, starts, values, mask, verify)
+            return Y, f, cv, converged, np.full(Y.shape, np.nan)
+        return self._refine(budget, rows, starts, values, verify, curvature)
 
     @abstractmethod
     def _refine(self, budget: RowBudget, rows: np.ndarray, starts: np.ndarray, values: StartValues | None,
-                verify: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                verify: bool, curvature: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The search itself, over continuous variables; arguments and results as in :meth:`refine`."""
 
     def _starts(self, budget: RowBudget, Y0, uniform: np.ndarray) -> tuple[np.ndarray, StartValues]:
@@ -199,6 +218,16 @@ class Refinement(LowerSolver):
                 values.f[r], values.g[r], values.cv[r] = f[j], g[j], cv[j]
                 starts[r] = Y0[r, pick_k[j]]
         return starts, values
+
+
+def _checked_curvature(ev: Evaluator, curvature, n: int) -> np.ndarray:
+    """``curvature`` as an (n, ll_dim) float array; a ValueError names a wrong shape, and values that are not
+    positive and finite count as unknown (NaN)."""
+    C = np.asarray(curvature, dtype=float)
+    d = ev.problem.ll_dim
+    if C.shape != (n, d):
+        raise ValueError(f"{ev.problem.name}: curvature must have shape ({n}, {d}), got {C.shape}")
+    return np.where(np.isfinite(C) & (C > 0), C, np.nan)
 
 
 def _joined_starts(parts: list, sizes: list[int], d: int) -> np.ndarray | None:

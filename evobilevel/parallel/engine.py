@@ -32,6 +32,7 @@ import numpy as np
 
 from ..evaluator import Evaluator, LevelCounts
 from ..lower.base import LowerSolution
+from ..lower.refinement import Refinement
 from .tasks import check_n_jobs, check_picklable
 
 __all__ = ["LowerEngine", "TASK_KINDS"]
@@ -45,13 +46,15 @@ class _ChunkResult:
     counts: dict[str, LevelCounts]
 
 
-def _solve_chunk(problem, solver, X, Y0, max_evals, seed: np.random.SeedSequence, batch=None,
+def _solve_chunk(problem, solver, X, Y0, max_evals, seed: np.random.SeedSequence, curvature=None, batch=None,
                  observer=None) -> _ChunkResult:
     """One chunk: solve the lower level for its rows ``X`` (k, ul_dim); ``batch`` spreads its evaluations and
-    ``observer`` is told of each batch's cost as it is evaluated."""
+    ``observer`` is told of each batch's cost as it is evaluated. ``curvature`` goes to a local refinement
+    only (other solvers take none)."""
     evaluator = Evaluator(problem, batch=batch, observer=observer)
     rng = np.random.default_rng(seed)
-    solution = solver.solve(evaluator, X, rng, Y0=Y0, max_evals=max_evals)
+    hints = {"curvature": curvature} if curvature is not None and isinstance(solver, Refinement) else {}
+    solution = solver.solve(evaluator, X, rng, Y0=Y0, max_evals=max_evals, **hints)
     return _ChunkResult(solution, evaluator.counts())
 
 
@@ -67,7 +70,9 @@ def _solve_here(tasks: list[tuple], batch=None, observer=None) -> list[_ChunkRes
         return [_solve_chunk(*task, batch=batch, observer=observer) for task in tasks]
     problem, solver = tasks[0][0], tasks[0][1]
     evaluator = Evaluator(problem, batch=batch, observer=observer)
-    parts = [(X, np.random.default_rng(seed), Y0, max_evals) for _, _, X, Y0, max_evals, seed in tasks]
+    takes = isinstance(solver, Refinement)  # the parts of other solvers are (X, rng, Y0, max_evals)
+    parts = [(X, np.random.default_rng(seed), Y0, max_evals) + ((curvature,) if takes else ())
+             for _, _, X, Y0, max_evals, seed, curvature in tasks]
     solutions = solver.solve_parts(evaluator, parts)
     return [_ChunkResult(LowerSolution.concat(solutions), evaluator.counts())]
 
@@ -126,7 +131,8 @@ class LowerEngine:
 
     # ------------------------------------------------------------------ solves
     def solve(self, problem, solver, X: np.ndarray, seed: np.random.SeedSequence, Y0: np.ndarray | None = None,
-              max_evals: np.ndarray | None = None) -> tuple[LowerSolution, dict[str, LevelCounts]]:
+              max_evals: np.ndarray | None = None,
+              curvature: np.ndarray | None = None) -> tuple[LowerSolution, dict[str, LevelCounts]]:
         """Solve the lower level at every row of ``X`` (n, ul_dim).
 
         Parameters
@@ -140,6 +146,8 @@ class LowerEngine:
             Warm starts per row (NaN rows: none).
         max_evals : ndarray of int, shape (n,), optional
             Per-row evaluation caps.
+        curvature : ndarray, shape (n, ll_dim), optional
+            For a local refinement: each variable's curvature learnt near each row's problem (NaN: unknown).
 
         Returns
         -------
@@ -148,18 +156,22 @@ class LowerEngine:
         counts : dict
             Evaluations spent, ``{"ul": LevelCounts, "ll": LevelCounts}``, summed over the chunks.
         """
-        return self.run(self.tasks(problem, solver, X, seed, Y0, max_evals))
+        return self.run(self.tasks(problem, solver, X, seed, Y0, max_evals, curvature))
 
     def tasks(self, problem, solver, X: np.ndarray, seed: np.random.SeedSequence, Y0: np.ndarray | None = None,
-              max_evals: np.ndarray | None = None) -> list[tuple]:
+              max_evals: np.ndarray | None = None, curvature: np.ndarray | None = None) -> list[tuple]:
         """The chunk tasks of :meth:`solve`, each with its own random stream: running them in any grouping (all at
         once, or some first) gives the same solutions."""
         n = X.shape[0]
         starts = range(0, n, self.chunk_size)
         seeds = seed.spawn(len(starts))
         size = self.chunk_size
-        return [(problem, solver, X[i:i + size], None if Y0 is None else Y0[i:i + size],
-                 None if max_evals is None else max_evals[i:i + size], s) for i, s in zip(starts, seeds)]
+
+        def rows(A, i):
+            return None if A is None else A[i:i + size]
+
+        return [(problem, solver, X[i:i + size], rows(Y0, i), rows(max_evals, i), s, rows(curvature, i))
+                for i, s in zip(starts, seeds)]
 
     def run(self, tasks: list[tuple]) -> tuple[LowerSolution, dict[str, LevelCounts]]:
         """Run chunk tasks (see :meth:`tasks`); returns the solution of their rows in order and the summed counts."""

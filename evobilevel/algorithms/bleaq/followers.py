@@ -155,7 +155,8 @@ class FollowerSettlement:
         """Add the feasible answers of ``settled`` to the joint archive and each follower's to its own."""
         LowerSettlement.archive(state, settled)
         for i, block in enumerate(self.blocks):
-            own = Answers(settled.X, settled.Y[:, block], settled.f_parts[:, i], settled.cv_parts[:, i])
+            own = Answers(settled.X, settled.Y[:, block], settled.f_parts[:, i], settled.cv_parts[:, i],
+                          curvature=settled.curvature[:, block])
             LowerSettlement.archive(state.followers[i], own)
 
 
@@ -168,4 +169,4 @@ def _join(X: np.ndarray, parts: list[Answers]) -> Answers:
     f_parts = np.column_stack([p.f for p in parts])
     cv_parts = np.column_stack([p.ll_cv for p in parts])
     return Answers(X, np.hstack([p.Y for p in parts]), f_parts.sum(axis=1), cv_parts.sum(axis=1),
-                   f_parts=f_parts, cv_parts=cv_parts)
+                   f_parts=f_parts, cv_parts=cv_parts, curvature=np.hstack([p.curvature for p in parts]))

@@ -53,6 +53,9 @@ class Answers:
         Lower-level constraint violation (inf: not evaluated or failed).
     f_parts, cv_parts : ndarray, shape (n, k), optional
         With k followers, each one's value and violation (``f`` and ``ll_cv`` are their sums).
+    curvature : ndarray, shape (n, ll_dim), optional
+        The curvature of f per variable learnt at each answer (:attr:`~evobilevel.lower.LowerSolution.curvature`),
+        archived with it; NaN where none (all NaN when omitted).
     """
 
     X: np.ndarray
@@ -61,6 +64,11 @@ class Answers:
     ll_cv: np.ndarray
     f_parts: np.ndarray | None = None
     cv_parts: np.ndarray | None = None
+    curvature: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.curvature is None:
+            self.curvature = np.full(np.shape(self.Y), np.nan)
 
     @classmethod
     def none(cls, X: np.ndarray, ll_dim: int) -> Answers:
@@ -70,10 +78,11 @@ class Answers:
 
     @staticmethod
     def concat(parts: list[Answers]) -> Answers:
-        joined = [np.concatenate([getattr(p, name) for p in parts]) for name in ("X", "Y", "f", "ll_cv")]
+        joined = {name: np.concatenate([getattr(p, name) for p in parts])
+                  for name in ("X", "Y", "f", "ll_cv", "curvature")}
         if all(p.f_parts is not None for p in parts):
-            joined += [np.concatenate([getattr(p, name) for p in parts]) for name in ("f_parts", "cv_parts")]
-        return Answers(*joined)
+            joined.update({name: np.concatenate([getattr(p, name) for p in parts]) for name in ("f_parts", "cv_parts")})
+        return Answers(**joined)
 
     def f_parts_at(self, i: int) -> np.ndarray | None:
         """The followers' values (k,) of row i, or None with one follower."""
@@ -161,7 +170,11 @@ class LowerSettlement:
         rows = np.flatnonzero(todo)
         if not rows.size:
             return rows
-        sol = ctx.solve_lower(out.X[rows], self.local_solver, Y0=None if starts is None else starts[rows])
+        # The refinement's model starts from the curvature learnt at the nearest archived optimum: the follower's
+        # problem changes little between nearby leader's points, and a model that knows each variable's scale
+        # saves the iterations of learning it again.
+        sol = ctx.solve_lower(out.X[rows], self.local_solver, Y0=None if starts is None else starts[rows],
+                              curvature=state.archive.nearest_curvature(out.X[rows]))
         good = sol.success & (sol.cv == 0)
         if predictions is not None:
             # A refinement ends at a local optimum; one clearly above phi is sent on to the global search ...
@@ -169,7 +182,7 @@ class LowerSettlement:
             # ... and one that meets an accurate phi is optimal by the rule that accepts predictions, converged
             # or not.
             good |= (sol.cv == 0) & predictions.trusted[rows] & self.response.meets_phi(sol.f, predictions.phi[rows])
-        out.Y[rows], out.f[rows], out.ll_cv[rows] = sol.Y, sol.f, sol.cv
+        out.Y[rows], out.f[rows], out.ll_cv[rows], out.curvature[rows] = sol.Y, sol.f, sol.cv, sol.curvature
         todo[rows[good]] = False
         state.counts["refined"] += int(good.sum())
         if predictions is None:
@@ -207,7 +220,7 @@ class LowerSettlement:
         Y0 = np.concatenate([out.Y[rows, None, :], starts[rows]], axis=1) if starts is not None else None
         found = self.search(ctx, state, out.X[rows], Y0, capped=stuck if hopeless else None)
         state.stuck.count(found.ll_cv[stuck] == 0)
-        out.Y[rows], out.f[rows], out.ll_cv[rows] = found.Y, found.f, found.ll_cv
+        out.Y[rows], out.f[rows], out.ll_cv[rows], out.curvature[rows] = found.Y, found.f, found.ll_cv, found.curvature
 
     @staticmethod
     def _hopeless(state: BLEAQState) -> bool:
@@ -251,21 +264,22 @@ class LowerSettlement:
         with self.ledger.phase(ctx, state.ll_evals, "global"):
             if capped is None or not capped.any():
                 sol = ctx.solve_lower(X, self.global_solver, Y0=Y0)
-                return Answers(X, sol.Y, sol.f, sol.cv)
+                return Answers(X, sol.Y, sol.f, sol.cv, curvature=sol.curvature)
             out = Answers.none(X, ctx.problem.ll_dim)
             state.counts["capped_global"] += int(capped.sum())
             for part, cap in ((~capped, None), (capped, self.infeasible_evals)):
                 if part.any():
                     sol = ctx.solve_lower(X[part], self.global_solver, Y0=None if Y0 is None else Y0[part],
                                           max_evals_per_row=cap)
-                    out.Y[part], out.f[part], out.ll_cv[part] = sol.Y, sol.f, sol.cv
+                    out.Y[part], out.f[part], out.ll_cv[part], out.curvature[part] = sol.Y, sol.f, sol.cv, \
+                        sol.curvature
             return out
 
     @staticmethod
     def archive(state: BLEAQState, settled: Answers) -> None:
         """Add the feasible answers of ``settled`` to the archive of lower-level optima."""
         ok = (settled.ll_cv == 0) & np.isfinite(settled.f)
-        state.archive.add(X=settled.X[ok], Y=settled.Y[ok], f=settled.f[ok])
+        state.archive.add(X=settled.X[ok], Y=settled.Y[ok], f=settled.f[ok], curvature=settled.curvature[ok])
 
 
 def settle_initial(settlement, ctx, state: BLEAQState, X: np.ndarray, n_global: int) -> Answers:
