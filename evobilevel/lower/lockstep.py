@@ -125,11 +125,12 @@ class LockstepRefinement(Refinement):
                 # Asked after the first evaluation, so that the problem knows its constraint count by then.
                 if budget.n_constraints > 0:
                     _SQP(state).run(central)
-                    learnt[:] = np.nan
                 else:
                     search = _Box(state, curvature)
                     search.run(central)
                     learnt = search.model.curvature()
+        if state.m > 0:
+            learnt[:] = np.nan  # constrained: none taken, none returned
         return state.best_Y, state.best_F, state.best_CV, state.converged, learnt
 
 
