@@ -53,7 +53,7 @@ def _solve_chunk(problem, solver, X, Y0, max_evals, seed: np.random.SeedSequence
     only (other solvers take none)."""
     evaluator = Evaluator(problem, batch=batch, observer=observer)
     rng = np.random.default_rng(seed)
-    hints = {"curvature": curvature} if curvature is not None and isinstance(solver, Refinement) else {}
+    hints = {"curvature": curvature} if curvature is not None and _takes_curvature(solver) else {}
     solution = solver.solve(evaluator, X, rng, Y0=Y0, max_evals=max_evals, **hints)
     return _ChunkResult(solution, evaluator.counts())
 
@@ -70,11 +70,17 @@ def _solve_here(tasks: list[tuple], batch=None, observer=None) -> list[_ChunkRes
         return [_solve_chunk(*task, batch=batch, observer=observer) for task in tasks]
     problem, solver = tasks[0][0], tasks[0][1]
     evaluator = Evaluator(problem, batch=batch, observer=observer)
-    takes = isinstance(solver, Refinement)  # the parts of other solvers are (X, rng, Y0, max_evals)
+    takes = _takes_curvature(solver)  # the parts of other solvers are (X, rng, Y0, max_evals)
     parts = [(X, np.random.default_rng(seed), Y0, max_evals) + ((curvature,) if takes else ())
              for _, _, X, Y0, max_evals, seed, curvature in tasks]
     solutions = solver.solve_parts(evaluator, parts)
     return [_ChunkResult(LowerSolution.concat(solutions), evaluator.counts())]
+
+
+def _takes_curvature(solver) -> bool:
+    """Whether ``solver`` takes the curvature learnt near its rows' problems: local refinements do; the other
+    solvers (and users' own) are called with the arguments of :class:`~evobilevel.lower.base.LowerSolver` only."""
+    return isinstance(solver, Refinement)
 
 
 def _solvable_together(tasks: list[tuple]) -> bool:
