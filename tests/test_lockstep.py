@@ -245,3 +245,24 @@ def test_a_pinned_variable_stays_put(constrained):
         expected[:, 0] -= shift
         expected[:, 2] -= shift
     np.testing.assert_allclose(solution.Y, expected, atol=1e-6)
+
+
+def test_a_pole_at_the_bound_halves_the_sqp_step_instead_of_crawling():
+    # f = |x - tan(y)|^2 with the box at tan's poles and a constraint that never binds (so the SQP method runs):
+    # from y = 0 the full steps land on the bound next to the pole, where f is about 1e16. Halving such a step
+    # reaches atan(x), near the bound, in 68-91 evaluations a row; cutting it to a tenth took 146-203.
+    def f(X, Y):
+        return np.sum((X - np.tan(Y)) ** 2, axis=1)
+
+    def g(X, Y):
+        return (np.sum(Y, axis=1) - 100.0)[:, None]
+
+    half_pi = np.pi / 2 - 1e-8
+    problem = eb.Problem(lambda X, Y: np.zeros(len(X)), f, (np.full(3, -20.0), np.full(3, 20.0)),
+                         (np.full(3, -half_pi), np.full(3, half_pi)), vectorized=True, name="pole",
+                         lower_constraints=g, n_ll_constraints=1)
+    X = np.array([[10.0, 8.0, 6.0], [12.0, -9.0, 5.0], [15.0, 11.0, -7.0], [6.0, 6.0, 6.0]])
+    solution = LockstepRefinement().solve(Evaluator(problem), X, np.random.default_rng(0), Y0=np.zeros((4, 3)))
+    assert np.all(solution.success)
+    np.testing.assert_allclose(solution.Y, np.arctan(X), atol=1e-6)
+    assert np.all(solution.n_evals <= 100)

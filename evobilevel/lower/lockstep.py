@@ -15,7 +15,8 @@ steps, the others a quasi-Newton step on their own block, and the step is projec
 from a diagonal of each variable's own secant curvature rather than L-BFGS-B's one scale (SMD's ``tan`` terms make
 curvatures differ by orders of magnitude). An Armijo line search on the values alone backtracks by quadratic
 interpolation and extrapolates while f falls almost linearly (standing in for the curvature condition, which would
-need slopes at every trial).
+need slopes at every trial); without extrapolation it halves a step whose trial met a singularity (a value no
+quadratic explains), such as a pole at the bound.
 
 With constraints, an SQP method (Powell's, as SLSQP): a dense damped BFGS model of the Lagrangian's Hessian, a
 quadratic subproblem per row with the linearised constraints and the box, solved as a least-distance programme by
@@ -442,14 +443,25 @@ class _Search(ABC):
         self.trials[idx] += 1
 
     def _backtrack(self, idx, phi, pred) -> None:
-        """Shorter steps by quadratic interpolation of the merit function, within ``_SHRINK`` of the last one."""
+        """Shorter steps by quadratic interpolation of the merit function, within ``_SHRINK`` of the last one.
+
+        Where the quadratic through the failed trial has its minimum closer to the iterate than the difference
+        steps resolve, no smooth function explains the trial's value: the step met a singularity, as a full SQP
+        step that lands on the bound next to SMD's ``tan`` pole does (f about 1e10). The interpolation says nothing
+        about where the singularity begins, so the step is halved (bisection) rather than cut to the bracket's
+        tenth, which would leave the next full step to meet it again: SMD10's rows crept towards optima near the
+        pole by a tenth of the way an iteration. A search that extrapolates (the box method) wins back the length a
+        tenth gives away by itself.
+        """
         if idx.size == 0:
             return
         a = self.alpha[idx]
         slope = pred / a
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             t = -slope * a * a / (2.0 * (phi - self.phi0[idx] - slope * a))
+        singular = ~np.any(np.abs(t[:, None] * self.P[idx]) > self.st.steps, axis=1) & (not self.extrapolate)
         t = np.where(np.isfinite(t), np.clip(t, _SHRINK[0] * a, _SHRINK[1] * a), _SHRINK[0] * a)
+        t[singular] = 0.5 * a[singular]
         self.alpha[idx] = t
         self.trials[idx] += 1
         # A step shorter than the difference steps in every variable cannot show progress the slopes could see.
