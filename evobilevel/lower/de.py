@@ -34,8 +34,11 @@ from .refinement import Refinement, StartValues
 __all__ = ["DifferentialEvolution"]
 
 #: An all-integer lower level with at most this many points per member of the population is enumerated instead:
-#: a DE run spends at least that many evaluations (its patience alone is 60 generations), and enumeration is exact.
+#: a DE run spends about as many evaluations or more (its stagnation window alone is ``PATIENCE_EVALS`` per
+#: variable, 15 to 60 generations), and enumeration is exact.
 LATTICE_MEMBERS = 20
+#: The default stagnation window, in evaluations per variable: the 60 generations of a population of 4 per variable.
+PATIENCE_EVALS = 240
 
 
 @dataclass
@@ -60,9 +63,12 @@ class DifferentialEvolution(LowerSolver):
         over ``patience`` generations. ``scale`` is the median absolute deviation of f over the row's initial
         population: unlike ``|f|`` it ignores terms of f that depend on x only (SMD's ``f1(x_u)``), and
         unlike the full spread it ignores a few huge values near a singularity (SMD's ``tan``).
-    patience : int
-        Stagnation window in generations. While a row's best is infeasible, it stagnates unless its violation
-        falls by at least ``patience / max_gens`` of itself over the window.
+    patience : int, optional
+        Stagnation window in generations; default :meth:`patience_generations`, ``PATIENCE_EVALS`` (240)
+        evaluations per variable: 60 generations wherever the population is the default ``4 * ll_dim``, fewer
+        for the one- to three-variable followers whose population the floor of 16 makes larger. While a row's best
+        is infeasible, it stagnates unless its violation falls by at least ``patience / max_gens`` of itself over
+        the window.
     warm_fraction : float
         With warm starts, this fraction of the population is the warm starts themselves plus Gaussian
         samples around them; the rest is a Latin-hypercube sample of the box, so that a bad warm start cannot
@@ -93,7 +99,7 @@ class DifferentialEvolution(LowerSolver):
     max_gens: int = 500
     ftol_abs: float = 1e-4
     ftol_rel: float = 1e-5
-    patience: int = 60
+    patience: int | None = None
     warm_fraction: float = 0.5
     warm_sigma: float = 0.05
     epsilon_gens: int = 60
@@ -107,6 +113,20 @@ class DifferentialEvolution(LowerSolver):
         if self.pop_size is not None:
             return max(4, int(self.pop_size))
         return int(np.clip(4 * ll_dim, 16, 50))
+
+    def patience_generations(self, ll_dim: int) -> int:
+        """The stagnation window in generations for a lower level of ``ll_dim`` variables: ``patience`` if given,
+        else ``PATIENCE_EVALS`` evaluations per variable in generations of the population.
+
+        A window counted in generations alone lets a small follower's search run on longer per variable than a
+        larger one's: with the population's floor of 16, 60 generations cost 480 evaluations per variable on a
+        two-variable follower against 240 from four variables up. Counted per variable, the window is 60
+        generations from 4 to 12 variables (population ``4 * ll_dim``), 30 at two variables and 96 at twenty (the
+        population capped at 50).
+        """
+        if self.patience is not None:
+            return max(1, int(self.patience))
+        return max(1, round(PATIENCE_EVALS * ll_dim / self.population_size(ll_dim)))
 
     def solve(
         self,
@@ -178,6 +198,7 @@ class _Run:
         # The number of constraints is known once the initial population is evaluated (see RowBudget).
         self.m = 0
         self.NP = NP = settings.population_size(d)
+        self.patience = settings.patience_generations(d)
         self.P = np.empty((n, NP, d))
         self.Pf = np.full((n, NP), np.inf)
         self.Pcv = np.full((n, NP), np.inf)
@@ -357,7 +378,7 @@ class _Run:
         # A violation counts as falling only by at least patience / max_gens of itself in a patience window: at a
         # slower pace it could not reach zero within max_gens, and on a follower infeasible for this x the DE would
         # go on through ever smaller falls until its generation limit.
-        shrink = 1.0 - s.patience / s.max_gens
+        shrink = 1.0 - self.patience / s.max_gens
         with np.errstate(invalid="ignore"):
             progressed = (cv_best < ref_cv * shrink) | ((cv_best == ref_cv) & (ref_f - f_best > tol))
         self.ref_f[rows] = np.where(progressed, f_best, ref_f)
@@ -367,7 +388,7 @@ class _Run:
         Pf = self.Pf[rows]
         with np.errstate(invalid="ignore"):
             flat = (self.Pcv[rows].max(axis=1) <= 0) & (Pf.max(axis=1) - Pf.min(axis=1) <= tol)
-        converged = flat | (stall >= s.patience)
+        converged = flat | (stall >= self.patience)
         done = converged | out_of_budget | (self.gen[rows] >= s.max_gens)
         self.converged[rows] = converged
         self.active[rows] = ~done & (self.budget.left(rows) > 0)
