@@ -815,16 +815,20 @@ class _DenseModel:
         """Add the pairs (k, d): Powell's damping moves r towards Bs until ``s'r >= 0.2 s'Bs``, which keeps the model
         positive definite where the Lagrangian curves downwards; then the BFGS update (skipped for a zero step)."""
         B = self.B[idx]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # Slopes of 1e150 and more (a follower's constraint far outside its range) overflow the products: such a
+        # pair says nothing a model could hold, and is skipped, row by row.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             diag = np.where(S * R > 0, np.maximum(R * R / (S * R), 1.0), 1.0)
-        B = np.where(self.fresh(idx)[:, None, None], diag[:, :, None] * self.eye, B)
-        BS = (B * S[:, None, :]).sum(axis=2)
-        sBs, sr = (S * BS).sum(axis=1), (S * R).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
+            diag = np.where(np.isfinite(diag), diag, 1.0)
+            B = np.where(self.fresh(idx)[:, None, None], diag[:, :, None] * self.eye, B)
+            BS = (B * S[:, None, :]).sum(axis=2)
+            sBs, sr = (S * BS).sum(axis=1), (S * R).sum(axis=1)
             theta = np.where(sr >= 0.2 * sBs, 1.0, 0.8 * sBs / (sBs - sr))
-        R = theta[:, None] * R + (1.0 - theta)[:, None] * BS
-        ok = (sBs > 0) & ((S * R).sum(axis=1) > 0)
-        self.B[idx] = np.where(ok[:, None, None], _bfgs_update(B, S, R), B)
+            R = theta[:, None] * R + (1.0 - theta)[:, None] * BS
+            ok = (sBs > 0) & ((S * R).sum(axis=1) > 0)
+            updated = _bfgs_update(B, S, R)
+        ok &= np.isfinite(updated).all(axis=(1, 2))
+        self.B[idx] = np.where(ok[:, None, None], updated, B)
         self.count[idx] += ok
 
 
