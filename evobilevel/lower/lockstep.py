@@ -459,7 +459,9 @@ class _Search(ABC):
         slope = pred / a
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             t = -slope * a * a / (2.0 * (phi - self.phi0[idx] - slope * a))
-            singular = ~np.any(np.abs(t[:, None] * self.P[idx]) > self.st.steps, axis=1) & (not self.extrapolate)
+            # Only where no extrapolation can win the length back (the box method's backtracks skip this).
+            singular = (np.zeros(idx.size, bool) if self.extrapolate
+                        else ~np.any(np.abs(t[:, None] * self.P[idx]) > self.st.steps, axis=1))
         t = np.where(np.isfinite(t), np.clip(t, _SHRINK[0] * a, _SHRINK[1] * a), _SHRINK[0] * a)
         t[singular] = 0.5 * a[singular]
         self.alpha[idx] = t
