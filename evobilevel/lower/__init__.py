@@ -49,6 +49,8 @@ def check_solver() -> DifferentialEvolution:
     """A stronger, independent lower-level solver for checking a final answer (the lower-level gap).
 
     Larger population, tighter tolerances and more patience than :func:`default_solver`, polished; it needs no
-    warm start.
+    warm start. Its windows are fixed in generations (stagnation 100, epsilon phase 60), not scaled to the
+    follower's size: the check measures the runs, and stays the same instrument at every size.
     """
-    return DifferentialEvolution(pop_size=50, max_gens=2000, ftol_abs=1e-10, ftol_rel=1e-10, patience=100)
+    return DifferentialEvolution(pop_size=50, max_gens=2000, ftol_abs=1e-10, ftol_rel=1e-10, patience=100,
+                                 epsilon_gens=60)
