@@ -8,6 +8,8 @@ import pytest
 import evobilevel as eb
 from evobilevel.algorithms import BLEAQ, Nested
 from evobilevel.algorithms.bleaq.algorithm import EPS_RENEWALS
+from evobilevel.algorithms.bleaq.response import ResponseModel
+from evobilevel.algorithms.bleaq.settlement import LowerSettlement, capped_evals
 from evobilevel.algorithms.restarts import RestartRule
 from evobilevel.lower import LocalRefinement
 from evobilevel.surrogates import fit_local, fit_quadratic, n_coefficients
@@ -404,15 +406,32 @@ def test_searches_for_a_follower_without_feasible_answers_are_capped_once_they_k
     full = eb.solve(p, algorithm=BLEAQ(infeasible_evals=10**9), seed=0, target=1e-2)
     assert capped.success and full.success
     # The same rows are searched either way (the searches find nothing, capped or not); each capped search, cut to
-    # infeasible_evals = 200 evaluations, would have cost more than twice that in full.
+    # 80 evaluations (40 per variable of the two-variable follower), would have cost more than 200 in full.
     n_capped = capped.history[-1]["capped_global"]
     assert n_capped > 10 and full.n_ll_evals - capped.n_ll_evals > 200 * n_capped
+
+
+def test_a_capped_search_gets_forty_evaluations_per_follower_variable():
+    assert [capped_evals(d) for d in (1, 2, 3, 5, 10)] == [40, 80, 120, 200, 400]
+    response = ResponseModel((np.zeros(2), np.ones(2)), (np.zeros(3), np.ones(3)), 1e-6, 1e-3, 1e-3)
+    assert LowerSettlement(response, None, None).infeasible_evals == 120
+    assert LowerSettlement(response, None, None, infeasible_evals=200).infeasible_evals == 200
+    # TP6 and TP4 (two- and three-variable followers, infeasible beyond the leader's optimum): the capped searches
+    # find nothing at either size, and the smaller probes cut the runs' LL evaluations (measured on seed 0: 10,954
+    # -> 8,434 and 18,105 -> 15,625 with 200 each before, the same UL counts).
+    for name in ("TP6", "TP4"):
+        p = eb.benchmarks.get(name)
+        scaled, fixed = (eb.solve(p, algorithm=BLEAQ(infeasible_evals=cap), seed=0, target=1e-2) for cap in (None, 200))
+        assert scaled.success and fixed.success
+        assert scaled.history[-1]["capped_global"] > 10
+        assert scaled.n_ll_evals < 0.9 * fixed.n_ll_evals
 
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, True, "200"])
 def test_infeasible_evals_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="infeasible_evals must be a positive integer"):
         BLEAQ(infeasible_evals=bad)
+    assert BLEAQ(infeasible_evals=None).infeasible_evals is None  # the default: per variable of the follower
 
 
 def test_epsilon_level_falls_to_zero_and_can_be_switched_off():

@@ -76,8 +76,9 @@ class Followers:
         from their answers.
     n_warm_starts : int
         Archived optima of the nearest solved ``x`` given to each refinement as starting points.
-    infeasible_evals : int
-        Evaluations of a global search where the follower's problem has turned out infeasible in this run.
+    infeasible_evals : int, optional
+        Evaluations of a global search where the follower's problem has turned out infeasible in this run; by
+        default 40 per lower-level variable (:func:`~evobilevel.algorithms.bleaq.settlement.capped_evals`).
     archive_size : int
         Lower-level optima kept for warm starts and the response models.
     local_solver, global_solver : LowerSolver
@@ -88,7 +89,7 @@ class Followers:
     refine_tol: float = 1e-3
     n_initial_global: int = 3
     n_warm_starts: int = 2
-    infeasible_evals: int = 200
+    infeasible_evals: int | None = None
     archive_size: int = 2000
     local_solver: Refinement = field(default_factory=default_local_solver)  # BLEAQ's, for the same reasons
     global_solver: DifferentialEvolution = field(default_factory=default_solver)

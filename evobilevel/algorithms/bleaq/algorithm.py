@@ -141,9 +141,10 @@ class BLEAQ(Algorithm):
         member) until an attempt finds the kept answer again, ``restart_patience`` attempts in a row found nothing
         better, or ``restarts`` restarts were made; the size of each restart follows what the previous ones found
         (:mod:`~evobilevel.algorithms.restarts`).
-    infeasible_evals : int
+    infeasible_evals : int, optional
         Evaluations of a global search for a candidate whose refinement ended infeasible at the lower level, once
-        such searches have turned out hopeless in this run (see :mod:`.settlement`).
+        such searches have turned out hopeless in this run (see :mod:`.settlement`); by default 40 per lower-level
+        variable (:func:`~.settlement.capped_evals`).
     global_solver, local_solver : LowerSolver
     archive_size : int
         Lower-level optima kept for the models, and members remembered by the leader's choice.
@@ -170,15 +171,17 @@ class BLEAQ(Algorithm):
     free_tol: float = 0.1
     restarts: int = 12
     restart_patience: int = 5
-    infeasible_evals: int = 200
+    infeasible_evals: int | None = None
     global_solver: DifferentialEvolution = field(default_factory=default_solver)
     local_solver: Refinement = field(default_factory=default_local_solver)
     archive_size: int = 2000
 
     def __post_init__(self) -> None:
-        if isinstance(self.infeasible_evals, bool) or not isinstance(self.infeasible_evals, Integral) \
-                or self.infeasible_evals < 1:
-            raise ValueError(f"BLEAQ: infeasible_evals must be a positive integer, got {self.infeasible_evals!r}")
+        if self.infeasible_evals is not None and (isinstance(self.infeasible_evals, bool)
+                                                  or not isinstance(self.infeasible_evals, Integral)
+                                                  or self.infeasible_evals < 1):
+            raise ValueError("BLEAQ: infeasible_evals must be a positive integer or None, got "
+                             f"{self.infeasible_evals!r}")
 
     # ------------------------------------------------------------------ setup
     def _build(self, problem) -> None:

@@ -112,13 +112,14 @@ class FollowerSettlement:
     accept_tol, psi_tol, refine_tol : float
         See :class:`~.response.ResponseModel`.
     local_solver, global_solver : LowerSolver
-    infeasible_evals : int
+    infeasible_evals : int, optional
+        Evaluations of a capped search (each follower's default: 40 per variable of its own).
     ledger : Ledger, optional
         Counts the followers' lower-level evaluations by phase.
     """
 
     def __init__(self, problem, accept_tol: float, psi_tol: float, refine_tol: float, local_solver, global_solver,
-                 infeasible_evals: int, ledger: Ledger | None = None):
+                 infeasible_evals: int | None, ledger: Ledger | None = None):
         followers = problem.follower_set
         self.blocks = followers.blocks
         self.parts = [

@@ -26,13 +26,16 @@ from .ledger import Ledger
 from .response import Predictions, ResponseModel
 from .state import BLEAQState, SearchRecord
 
-__all__ = ["Answers", "LowerSettlement", "settle_initial"]
+__all__ = ["Answers", "LowerSettlement", "capped_evals", "settle_initial"]
 
 #: Stuck searches (after a refinement that ended infeasible) must have been tried this often before their success
 #: rate is read; fewer say nothing about whether the follower's problem is infeasible there.
 MIN_STUCK_TRIES = 5
 #: ... and they count as hopeless where at most this share found a feasible answer.
 HOPELESS_SHARE = 0.1
+#: A capped search's evaluations per lower-level variable, by default: ten generations of a population of four per
+#: variable, a sixth of the DE's stagnation window in the same measure (``PATIENCE_EVALS``).
+CAPPED_EVALS_PER_VARIABLE = 40
 #: A suspect's search has found a lower value when it beats the refined one by more than this, relative to
 #: ``1 + |f|``: the default global search's own convergence tolerance (``DifferentialEvolution.ftol_abs``); less
 #: is two searches ending at the same optimum.
@@ -96,18 +99,19 @@ class LowerSettlement:
     ----------
     response : ResponseModel
     local_solver, global_solver : LowerSolver
-    infeasible_evals : int
-        Evaluations of a capped global search.
+    infeasible_evals : int, optional
+        Evaluations of a capped global search; ``CAPPED_EVALS_PER_VARIABLE`` (40) per lower-level variable by default.
     ledger : Ledger, optional
         Counts the lower-level evaluations by phase into the state's ``ll_evals`` (shared with the algorithm, whose
         phases enclose the settlement's).
     """
 
     def __init__(self, response: ResponseModel, local_solver: LowerSolver, global_solver: LowerSolver,
-                 infeasible_evals: int, ledger: Ledger | None = None):
+                 infeasible_evals: int | None = None, ledger: Ledger | None = None):
         self.response = response
         self.local_solver, self.global_solver = local_solver, global_solver
-        self.infeasible_evals = infeasible_evals
+        self.infeasible_evals = (int(infeasible_evals) if infeasible_evals is not None
+                                 else capped_evals(response.y_widths.shape[0]))
         self.ledger = Ledger() if ledger is None else ledger
 
     def settle(self, ctx, state: BLEAQState, X: np.ndarray, starts: np.ndarray | None,
@@ -280,6 +284,20 @@ class LowerSettlement:
         """Add the feasible answers of ``settled`` to the archive of lower-level optima."""
         ok = (settled.ll_cv == 0) & np.isfinite(settled.f)
         state.archive.add(X=settled.X[ok], Y=settled.Y[ok], f=settled.f[ok], curvature=settled.curvature[ok])
+
+
+def capped_evals(ll_dim: int) -> int:
+    """The default evaluations of a capped search for a follower of ``ll_dim`` variables: ``CAPPED_EVALS_PER_VARIABLE``
+    per variable.
+
+    A capped search is a probe: where the searches after infeasible refinements have (almost) never found a feasible
+    answer, it keeps measuring that rate at a small cost, and a probe that finds one brings the full searches back.
+    Fixed at 200 evaluations at every size, it was 12 generations of the DE's population on a two- or three-variable
+    follower (whose population the floor of 16 makes larger than four per variable) and 5 at ten variables;
+    counted per variable, as the DE's windows are, it is ten generations of four members per variable: 80 and 120
+    evaluations at two and three variables, 200 at five, 400 at ten.
+    """
+    return CAPPED_EVALS_PER_VARIABLE * ll_dim
 
 
 def settle_initial(settlement, ctx, state: BLEAQState, X: np.ndarray, n_global: int) -> Answers:
