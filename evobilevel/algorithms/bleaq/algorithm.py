@@ -177,11 +177,9 @@ class BLEAQ(Algorithm):
     archive_size: int = 2000
 
     def __post_init__(self) -> None:
-        if self.infeasible_evals is not None and (isinstance(self.infeasible_evals, bool)
-                                                  or not isinstance(self.infeasible_evals, Integral)
-                                                  or self.infeasible_evals < 1):
-            raise ValueError("BLEAQ: infeasible_evals must be a positive integer or None, got "
-                             f"{self.infeasible_evals!r}")
+        cap = self.infeasible_evals
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, Integral) or cap < 1):
+            raise ValueError(f"BLEAQ: infeasible_evals must be a positive integer or None, got {cap!r}")
 
     # ------------------------------------------------------------------ setup
     def _build(self, problem) -> None:
