@@ -70,3 +70,42 @@ class CallCounter(Evaluator):
     def lower(self, X, Y):
         self.ll_calls += 1
         return super().lower(X, Y)
+
+
+def solve_parts_and_alone(solver, problem, parts, fields) -> tuple[list, int, list[int]]:
+    """``solver.solve_parts`` on ``parts()`` (a factory: each call gives fresh generators), and each part's own
+    ``solve``: asserts that they agree in ``fields`` and in the evaluations counted; returns the solutions together,
+    their evaluator's call count and each part's alone."""
+    together_ev = CallCounter(problem)
+    together = solver.solve_parts(together_ev, parts())
+    alone_calls = []
+    for part, solution in zip(parts(), together):
+        ev = CallCounter(problem)
+        alone = solver.solve(ev, *part)
+        alone_calls.append(ev.ll_calls)
+        for field in fields:
+            np.testing.assert_array_equal(getattr(alone, field), getattr(solution, field), err_msg=field)
+    assert together_ev.n_ll_evals == sum(s.n_evals.sum() for s in together)
+    return together, together_ev.ll_calls, alone_calls
+
+
+def engine_chunks_together_and_one_by_one(solver, problem, X, Y0, seed, fields) -> tuple[int, int]:
+    """The chunks of two rows of a batch (X (n, ul_dim), warm starts Y0 (n, k, ll_dim)) solved by an inline engine,
+    and one by one: asserts that they agree in ``fields`` and in the counts; returns the evaluator calls of each
+    way (together, one by one)."""
+    from evobilevel.parallel.engine import LowerEngine, _solve_chunk
+
+    engine = LowerEngine(n_jobs=1, chunk_size=2)
+    tasks = engine.tasks(problem, solver, X, np.random.SeedSequence(seed), Y0=Y0)
+    assert len(tasks) == (X.shape[0] + 1) // 2
+    calls = []
+    evaluate_batch = problem.evaluate_batch
+    problem.evaluate_batch = lambda *args, **kw: calls.append(1) or evaluate_batch(*args, **kw)
+    solution, counts = engine.run(tasks)
+    together_calls = len(calls)
+    one_by_one = [_solve_chunk(*task) for task in tasks]
+    for field in fields:
+        np.testing.assert_array_equal(np.concatenate([getattr(r.solution, field) for r in one_by_one]),
+                                      getattr(solution, field), err_msg=field)
+    assert counts["ll"].n_evals == sum(r.counts["ll"].n_evals for r in one_by_one) == solution.n_evals.sum()
+    return together_calls, len(calls) - together_calls

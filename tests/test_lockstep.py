@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lower_cases import SMD, TP, CallCounter, case, perturbed, problem_of
+from lower_cases import (
+    SMD,
+    TP,
+    CallCounter,
+    case,
+    engine_chunks_together_and_one_by_one,
+    perturbed,
+    problem_of,
+    solve_parts_and_alone,
+)
 
 import evobilevel as eb
 from evobilevel.budget import RowBudget
@@ -150,40 +159,18 @@ def parts_of(problem, X, Y_star, seed):
 @pytest.mark.parametrize("name", ["SMD8", "SMD12", "TP3", "TP5"])
 def test_parts_solved_together_give_what_each_part_s_own_solve_gives(name):
     problem, X, Y_star, _ = case(name, (5, 5) if name.startswith("SMD") else None, n=7, seed=13)
-    solver = LockstepRefinement()
-    together_ev = CallCounter(problem)
-    together = solver.solve_parts(together_ev, parts_of(problem, X, Y_star, 14))
-    alone_calls = []
-    for part, solution in zip(parts_of(problem, X, Y_star, 14), together):
-        ev = CallCounter(problem)
-        alone = solver.solve(ev, *part)
-        alone_calls.append(ev.ll_calls)
-        for field in ("Y", "f", "cv", "success", "n_evals"):
-            np.testing.assert_array_equal(getattr(alone, field), getattr(solution, field))
-    assert together_ev.n_ll_evals == sum(s.n_evals.sum() for s in together)
+    _, together_calls, alone_calls = solve_parts_and_alone(
+        LockstepRefinement(), problem, lambda: parts_of(problem, X, Y_star, 14), ("Y", "f", "cv", "success", "n_evals"))
     # One call for the starts of all parts, then the rounds of the longest search.
-    assert together_ev.ll_calls <= max(alone_calls) + 1 < sum(alone_calls)
+    assert together_calls <= max(alone_calls) + 1 < sum(alone_calls)
 
 
 def test_the_engine_refines_its_chunks_together_with_the_results_of_one_by_one():
-    from evobilevel.parallel.engine import LowerEngine, _solve_chunk
-
     problem, X, Y_star, _ = case("SMD10", (5, 5), n=9, seed=15)
     Y0 = perturbed(problem, Y_star, ARCHIVED, seed=16)[:, None, :]
-    engine = LowerEngine(n_jobs=1, chunk_size=2)
-    tasks = engine.tasks(problem, LockstepRefinement(), X, np.random.SeedSequence(17), Y0=Y0)
-    assert len(tasks) == 5
-    calls = []
-    evaluate_batch = problem.evaluate_batch
-    problem.evaluate_batch = lambda *args, **kw: calls.append(1) or evaluate_batch(*args, **kw)
-    solution, counts = engine.run(tasks)
-    together_calls = len(calls)
-    one_by_one = [_solve_chunk(*task) for task in tasks]
-    assert together_calls < len(calls) - together_calls  # the chunks' rounds are shared
-    for field in ("Y", "f", "cv", "success", "n_evals"):
-        np.testing.assert_array_equal(np.concatenate([getattr(r.solution, field) for r in one_by_one]),
-                                      getattr(solution, field))
-    assert counts["ll"].n_evals == sum(r.counts["ll"].n_evals for r in one_by_one) == solution.n_evals.sum()
+    together, one_by_one = engine_chunks_together_and_one_by_one(
+        LockstepRefinement(), problem, X, Y0, 17, ("Y", "f", "cv", "success", "n_evals"))
+    assert together < one_by_one  # the chunks' rounds are shared
 
 
 def test_row_caps_are_exact():

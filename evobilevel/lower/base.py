@@ -19,7 +19,7 @@ import numpy as np
 from ..evaluator import Evaluator
 from ..integrality import integer_mask, round_integral
 
-__all__ = ["LowerSolution", "LowerSolver", "better", "rank", "prepare"]
+__all__ = ["LowerSolution", "LowerSolver", "better", "rank", "prepare", "joined_starts"]
 
 
 @dataclass
@@ -193,3 +193,18 @@ def prepare(ev: Evaluator, X, Y0, max_evals) -> tuple[np.ndarray, np.ndarray | N
             raise ValueError(f"{problem.name}: max_evals must be non-negative, got {max_evals!r}")
         caps = np.floor(caps)
     return X, Y0, caps
+
+
+def joined_starts(parts: list, sizes: list[int], d: int) -> np.ndarray | None:
+    """The warm starts of several parts (each (n_i, k_i, d) or None) as one array (sum n_i, max k_i, d), NaN where
+    a part has none or fewer; None where no part has any."""
+    k = max((Y0.shape[1] for Y0 in parts if Y0 is not None), default=0)
+    if k == 0:
+        return None
+    out = np.full((sum(sizes), k, d), np.nan)
+    first = 0
+    for Y0, n in zip(parts, sizes):
+        if Y0 is not None:
+            out[first:first + n, :Y0.shape[1]] = Y0
+        first += n
+    return out

@@ -26,7 +26,7 @@ from ..epsilon import epsilon_level
 from ..evaluator import Evaluator
 from ..integrality import integer_mask, lattice, lattice_size, round_integral, search_box
 from ..space import latin_hypercube
-from .base import LowerSolution, LowerSolver, better, prepare, rank
+from .base import LowerSolution, LowerSolver, better, joined_starts, prepare, rank
 from .integer import enumerate_lattice
 from .lockstep import LockstepRefinement
 from .refinement import Refinement, StartValues
@@ -162,13 +162,48 @@ class DifferentialEvolution(LowerSolver):
         max_evals: np.ndarray | int | None = None,
     ) -> LowerSolution:
         """Solve every row's lower level; see :class:`~evobilevel.lower.base.LowerSolver`."""
-        X, Y0, caps = prepare(ev, X, Y0, max_evals)
-        budget = RowBudget(ev, X, caps)
-        points = self._small_lattice(ev.problem, caps)
+        return self.solve_parts(ev, [(X, rng, Y0, max_evals)])[0]
+
+    def solve_parts(self, ev: Evaluator, parts: list[tuple]) -> list[LowerSolution]:
+        """Solve several batches of rows in one run, each part as :meth:`solve` would solve it alone.
+
+        A row's search depends on its own population, values and adapted parameters only, and each part draws its
+        random numbers from its own generator (those of its active rows, in the order :meth:`solve` draws them),
+        so the results are those of one :meth:`solve` per part; every generation evaluates the trial vectors of
+        all parts in one call (the generations of the longest part instead of the sum over the parts).
+
+        Parameters
+        ----------
+        ev : Evaluator
+        parts : list of tuple
+            ``(X, rng, Y0, max_evals)`` per part, as the arguments of :meth:`solve`.
+
+        Returns
+        -------
+        list of LowerSolution
+            One per part, its rows in order.
+        """
+        if len(parts) > 1 and self._small_lattice(ev.problem, np.full(1, np.inf)) is not None:
+            # Whether a part is enumerated depends on its own rows' caps: each part as it would be alone.
+            return [self.solve(ev, *part) for part in parts]
+        prepared = [prepare(ev, X, Y0, max_evals) for X, _, Y0, max_evals in parts]
+        sizes = [X.shape[0] for X, _, _ in prepared]
+        X = np.concatenate([X for X, _, _ in prepared])
+        Y0 = joined_starts([Y0 for _, Y0, _ in prepared], sizes, ev.problem.ll_dim)
+        budget = RowBudget(ev, X, np.concatenate([caps for _, _, caps in prepared]))
+        ends = np.cumsum(sizes)
+        points = self._small_lattice(ev.problem, budget.cap)
         if points is not None:
             Y, f, cv = enumerate_lattice(budget, points)
-            return LowerSolution(Y=Y, f=f, cv=cv, success=cv <= 0, n_evals=budget.used.copy())
-        run = _Run(self, budget, rng)
+            solution = LowerSolution(Y=Y, f=f, cv=cv, success=cv <= 0, n_evals=budget.used.copy())
+        else:
+            solution = self._evolve(budget, [rng for _, rng, _, _ in parts], sizes, Y0)
+        return [solution.take(slice(end - n, end)) for n, end in zip(sizes, ends)]
+
+    def _evolve(self, budget: RowBudget, rngs: list[np.random.Generator], sizes: list[int],
+                Y0: np.ndarray | None) -> LowerSolution:
+        """The DE run and the polish of the budget's rows, the i-th ``sizes[i]`` rows drawing from ``rngs[i]``."""
+        run = _Run(self, budget, rngs, sizes)
         run.initialise(Y0)
         while run.active.any():
             run.generation()
@@ -176,7 +211,7 @@ class DifferentialEvolution(LowerSolver):
         curvature = np.full(Y.shape, np.nan)  # learnt by the polish
         if self.polish:
             # Rows whose DE evaluated nothing have no best to polish; the others start from known values.
-            rows = np.flatnonzero(run.evaluated & (budget.left(np.arange(X.shape[0])) > 0))
+            rows = np.flatnonzero(run.evaluated & (budget.left(np.arange(Y.shape[0])) > 0))
             values = StartValues(np.ones(rows.shape[0], bool), f[rows], g[rows], cv[rows])
             Yp, fp, cvp, _, learnt = self.local.refine(budget, rows, Y[rows], values, verify=False)
             improved = better(fp, cvp, f[rows], cv[rows])
@@ -187,7 +222,6 @@ class DifferentialEvolution(LowerSolver):
         never = ~run.evaluated
         Y[never] = budget.fallback_points(Y0)[never]
         return LowerSolution(Y=Y, f=f, cv=cv, success=success, n_evals=budget.used.copy(), curvature=curvature)
-
 
     def _small_lattice(self, problem, caps: np.ndarray) -> np.ndarray | None:
         """Every point of an all-integer lower level with at most ``LATTICE_MEMBERS`` points per member of the
@@ -207,13 +241,16 @@ class _Run:
 
     Arrays are indexed by row of the batch: ``P`` (n, NP, d) members with values ``Pf``, ``Pcv`` (n, NP) and
     ``Pg`` (n, NP, m); ``best_*`` the best point evaluated so far per row by Deb's rules (the population can
-    lose it while the epsilon-level comparison is on).
+    lose it while the epsilon-level comparison is on). The rows come in parts, consecutive rows each with its own
+    random generator: ``rngs[i]`` serves the ``sizes[i]`` rows from ``starts[i]``.
     """
 
-    def __init__(self, settings: DifferentialEvolution, budget: RowBudget, rng: np.random.Generator):
+    def __init__(self, settings: DifferentialEvolution, budget: RowBudget, rngs: list[np.random.Generator],
+                 sizes: list[int]):
         self.s = settings
         self.budget = budget
-        self.rng = rng
+        self.rngs = rngs
+        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         problem = budget.ev.problem
         # Integer variables move in a box half a unit wider and are rounded when evaluated (see _evaluate).
         self.integer = integer_mask(problem)
@@ -251,15 +288,22 @@ class _Run:
         return ~np.isnan(self.best_y[:, 0])
 
     # ------------------------------------------------------------------ start
+    def _part_of(self, rows: np.ndarray) -> np.ndarray:
+        """The part (index into ``rngs``) of each of the (ascending) ``rows``."""
+        return np.searchsorted(self.starts, rows, side="right") - 1
+
     def initialise(self, Y0: np.ndarray | None) -> None:
         n, NP = self.n, self.NP
-        rng = self.rng
         width = self.hi - self.lo
-        self.P = latin_hypercube(rng, self.lo, self.hi, NP, batch=(n,))
+        ends = np.append(self.starts[1:], n)
+        self.P = np.concatenate([latin_hypercube(rng, self.lo, self.hi, NP, batch=(end - start,))
+                                 for rng, start, end in zip(self.rngs, self.starts, ends)])
         if Y0 is not None:
             # Warm starts first (they are evaluated first when the cap is smaller than the population).
             n_warm = max(1, int(round(self.s.warm_fraction * NP)))
-            for i in np.flatnonzero(~np.isnan(Y0[:, :, 0]).all(axis=1)):
+            warm = np.flatnonzero(~np.isnan(Y0[:, :, 0]).all(axis=1))
+            for i, part in zip(warm, self._part_of(warm)):
+                rng = self.rngs[part]
                 W = Y0[i][~np.isnan(Y0[i, :, 0])][:n_warm]
                 centres = W[rng.integers(W.shape[0], size=n_warm - W.shape[0])]
                 cloud = centres + rng.normal(size=centres.shape) * self.s.warm_sigma * width
@@ -282,21 +326,10 @@ class _Run:
     def generation(self) -> None:
         rows = np.flatnonzero(self.active)
         a, NP, d = rows.shape[0], self.NP, self.d
-        rng = self.rng
         P = self.P[rows]
-        # One block of uniforms for crossover (d), bound repair (d), pbest rank, r1, r2 and the forced
-        # variable: fewer generator calls per generation, which is what a small batch pays for.
-        u = rng.random((a, NP, 2 * d + 4))
-        # Adapted parameters: F ~ Cauchy(mu_F, 0.1) redrawn while <= 0, capped at 1; CR ~ N(mu_CR, 0.1)
-        # clipped to [0, 1].
-        mu_F = np.repeat(self.mu_F[rows, None], NP, axis=1)
-        F = mu_F + 0.1 * rng.standard_cauchy((a, NP))
-        bad = F <= 0
-        while bad.any():
-            F[bad] = mu_F[bad] + 0.1 * rng.standard_cauchy(int(bad.sum()))
-            bad = F <= 0
-        F = np.minimum(F, 1.0)
-        CR = np.clip(self.mu_CR[rows, None] + 0.1 * rng.standard_normal((a, NP)), 0.0, 1.0)
+        parts = self._part_of(rows)
+        draws = [self._draws(self.rngs[part], rows[parts == part]) for part in np.unique(parts)]
+        u, F, CR = (np.concatenate(column) for column in zip(*draws))
         old_f, old_cv = self.Pf[rows], self.Pcv[rows]
         relaxed = self._relaxation(rows)
         if relaxed is not None:
@@ -333,6 +366,25 @@ class _Run:
         self._adapt(rows, win, F, CR)
         self.gen[rows] += 1
         self._check(rows, out_of_budget=granted < NP)
+
+    def _draws(self, rng: np.random.Generator, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A generation's random numbers for ``rows`` (a,) of one part, from its generator: uniforms u (a, NP, 2d + 4),
+        scale factors F and crossover rates CR (a, NP)."""
+        a, NP, d = rows.shape[0], self.NP, self.d
+        # One block of uniforms for crossover (d), bound repair (d), pbest rank, r1, r2 and the forced
+        # variable: fewer generator calls per generation, which is what a small batch pays for.
+        u = rng.random((a, NP, 2 * d + 4))
+        # Adapted parameters: F ~ Cauchy(mu_F, 0.1) redrawn while <= 0, capped at 1; CR ~ N(mu_CR, 0.1)
+        # clipped to [0, 1].
+        mu_F = np.repeat(self.mu_F[rows, None], NP, axis=1)
+        F = mu_F + 0.1 * rng.standard_cauchy((a, NP))
+        bad = F <= 0
+        while bad.any():
+            F[bad] = mu_F[bad] + 0.1 * rng.standard_cauchy(int(bad.sum()))
+            bad = F <= 0
+        F = np.minimum(F, 1.0)
+        CR = np.clip(self.mu_CR[rows, None] + 0.1 * rng.standard_normal((a, NP)), 0.0, 1.0)
+        return u, F, CR
 
     def _relaxation(self, rows):
         """The epsilon-level view of violations for this generation of ``rows``, or None when it is off.

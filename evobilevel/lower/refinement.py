@@ -17,7 +17,7 @@ from scipy.optimize import nnls
 from ..budget import RowBudget
 from ..evaluator import Evaluator
 from ..integrality import integer_mask
-from .base import LowerSolution, LowerSolver, better, prepare
+from .base import LowerSolution, LowerSolver, better, joined_starts, prepare
 from .integer import refine_integer
 
 __all__ = ["Refinement", "StartValues", "first_order", "central_slopes", "ACTIVE_TOL"]
@@ -127,7 +127,7 @@ class Refinement(LowerSolver):
         lo, hi = ev.problem.ll_bounds
         uniform = np.concatenate([lo + rng.random((n, lo.shape[0])) * (hi - lo)
                                   for n, (_, rng, _, _, _) in zip(sizes, parts)])
-        starts, values = self._starts(budget, _joined_starts([Y0 for _, Y0, _ in prepared], sizes, lo.shape[0]),
+        starts, values = self._starts(budget, joined_starts([Y0 for _, Y0, _ in prepared], sizes, lo.shape[0]),
                                       uniform)
         known = np.concatenate([np.full((n, lo.shape[0]), np.nan) if C is None else _checked_curvature(ev, C, n)
                                 for n, (*_, C) in zip(sizes, parts)])
@@ -228,21 +228,6 @@ def _checked_curvature(ev: Evaluator, curvature, n: int) -> np.ndarray:
     if C.shape != (n, d):
         raise ValueError(f"{ev.problem.name}: curvature must have shape ({n}, {d}), got {C.shape}")
     return np.where(np.isfinite(C) & (C > 0), C, np.nan)
-
-
-def _joined_starts(parts: list, sizes: list[int], d: int) -> np.ndarray | None:
-    """The warm starts of several parts (each (n_i, k_i, d) or None) as one array (sum n_i, max k_i, d), NaN where
-    a part has none or fewer; None where no part has any."""
-    k = max((Y0.shape[1] for Y0 in parts if Y0 is not None), default=0)
-    if k == 0:
-        return None
-    out = np.full((sum(sizes), k, d), np.nan)
-    first = 0
-    for Y0, n in zip(parts, sizes):
-        if Y0 is not None:
-            out[first:first + n, :Y0.shape[1]] = Y0
-        first += n
-    return out
 
 
 def first_order(y, g, df, dg, lo, hi, tol: float) -> bool:

@@ -13,9 +13,9 @@ Two kinds of parallel task:
   evaluate are spread over the workers (:mod:`.spread`). Right for black boxes that cost more per point than a round
   trip, in phases with fewer chunks than workers.
 
-Chunks solved here (inline or as evaluation tasks) by a local refinement go together, in one search: its rows are
-independent and each chunk draws its random starts from its own stream, so the results are those of the chunks
-one by one, with the rounds of the longest search instead of the sum over the chunks.
+Chunks solved here (inline or as evaluation tasks) by a local refinement or the DE go together, in one search: their
+rows are independent and each chunk draws its random numbers from its own stream, so the results are those of the
+chunks one by one, with the rounds (generations) of the longest search instead of the sum over the chunks.
 
 With ``tasks="auto"`` the engine chooses per batch, from the cost per lower-level point it has measured so far and
 the round trip it measured once. A batch of one chunk (the final check, the first chunk of a run, a single global
@@ -62,9 +62,9 @@ def _solve_here(tasks: list[tuple], batch=None, observer=None) -> list[_ChunkRes
     """Chunk tasks of one problem solved in this process.
 
     Where the solver can solve several chunks in one search with the results of solving them one by one
-    (``solve_parts``: a local refinement, whose rows are independent), the chunks go together: one search evaluates
-    the points of all of them in each call, so a batch of rows costs the rounds of its longest search rather than
-    the sum over its chunks. Returns one result for the tasks taken together, or one per task.
+    (``solve_parts``: a local refinement or the DE, whose rows are independent), the chunks go together: one search
+    evaluates the points of all of them in each call, so a batch of rows costs the rounds of its longest search
+    rather than the sum over its chunks. Returns one result for the tasks taken together, or one per task.
     """
     if not _solvable_together(tasks):
         return [_solve_chunk(*task, batch=batch, observer=observer) for task in tasks]
@@ -85,8 +85,16 @@ def _takes_curvature(solver) -> bool:
 
 def _solvable_together(tasks: list[tuple]) -> bool:
     """Whether the tasks are several chunks of one problem for one solver that solves several chunks at once."""
-    return len(tasks) > 1 and hasattr(tasks[0][1], "solve_parts") and all(
+    return len(tasks) > 1 and _solves_parts(tasks[0][1]) and all(
         task[0] is tasks[0][0] and task[1] is tasks[0][1] for task in tasks)
+
+
+def _solves_parts(solver) -> bool:
+    """Whether ``solver`` has a ``solve_parts`` defined with its ``solve``: a subclass that changes ``solve`` alone
+    (a user's variant of the DE) is called through its own ``solve``, chunk by chunk."""
+    mro = type(solver).__mro__
+    owner = {name: next((cls for cls in mro if name in vars(cls)), None) for name in ("solve", "solve_parts")}
+    return owner["solve_parts"] is not None and owner["solve_parts"] is owner["solve"]
 
 
 class LowerEngine:
