@@ -80,3 +80,32 @@ def test_a_de_subclass_that_changes_solve_is_called_for_every_chunk():
     OwnDE.calls = 0
     solution, _ = engine.run(engine.tasks(problem, OwnDE(), X, np.random.SeedSequence(27)))
     assert OwnDE.calls == 3 and solution.f.shape == (5,)
+
+
+def test_row_tasks_carry_one_bundle_of_chunks_per_worker_where_points_are_cheap():
+    from evobilevel.parallel.engine import BUNDLE_BELOW
+
+    engine = LowerEngine(n_jobs=2, chunk_size=1)
+    tasks = list(range(5))  # bundling looks at the number of tasks only
+    assert engine.bundles(tasks) == [[0, 1, 2], [3, 4]]  # cost not measured yet: as a cheap function
+    engine.seconds_per_point["lower"] = BUNDLE_BELOW / 10
+    assert engine.bundles(tasks) == [[0, 1, 2], [3, 4]]
+    assert engine.bundles(tasks[:2]) == [[0], [1]]  # no more chunks than workers
+    engine.seconds_per_point["lower"] = BUNDLE_BELOW
+    assert engine.bundles(tasks) == [[0], [1], [2], [3], [4]]  # the workers take costly chunks as they come free
+
+
+@pytest.mark.parametrize("cost", [None, 1.0])
+def test_bundled_and_single_row_tasks_give_the_inline_result(cost):
+    problem, X, Y_star, _ = case("SMD10", (5, 5), n=9, seed=28)
+    Y0 = perturbed(problem, Y_star, 1e-2, seed=29)[:, None, :]
+    with LowerEngine(n_jobs=1, chunk_size=2) as engine:
+        inline, inline_counts = engine.solve(problem, DifferentialEvolution(), X, np.random.SeedSequence(30), Y0=Y0)
+    with LowerEngine(n_jobs=2, chunk_size=2, tasks="rows") as engine:
+        engine.seconds_per_point["lower"] = cost
+        assert len(engine.bundles(engine.tasks(problem, DifferentialEvolution(), X, np.random.SeedSequence(30)))) \
+            == (2 if cost is None else 5)
+        rows, rows_counts = engine.solve(problem, DifferentialEvolution(), X, np.random.SeedSequence(30), Y0=Y0)
+    for field in FIELDS:
+        np.testing.assert_array_equal(getattr(inline, field), getattr(rows, field), err_msg=field)
+    assert inline_counts["ll"].n_evals == rows_counts["ll"].n_evals == inline.n_evals.sum()
