@@ -10,9 +10,9 @@ Two kinds of parallel task:
   incremented inside worker processes would otherwise be lost). Few round trips: right for cheap functions and
   for batches with at least as many chunks as workers. With more chunks than workers and a cheap function, a task
   carries one bundle of consecutive chunks per worker, solved together there (:meth:`LowerEngine.bundles`).
-- *evaluation tasks*: the chunks are solved here, one after the other, and the batches of points their solvers
-  evaluate are spread over the workers (:mod:`.spread`). Right for black boxes that cost more per point than a round
-  trip, in phases with fewer chunks than workers.
+- *evaluation tasks*: the chunks are solved here (together, where the solver can: below), and the batches of points
+  their solvers evaluate are spread over the workers (:mod:`.spread`). Right for black boxes that cost more per
+  point than a round trip, in phases with fewer chunks than workers.
 
 Chunks solved here (inline or as evaluation tasks) by a local refinement or the DE go together, in one search: their
 rows are independent and each chunk draws its random numbers from its own stream, so the results are those of the
