@@ -19,7 +19,7 @@ import numpy as np
 from ..evaluator import Evaluator
 from ..integrality import integer_mask, round_integral
 
-__all__ = ["LowerSolution", "LowerSolver", "better", "rank", "prepare", "joined_starts"]
+__all__ = ["LowerSolution", "LowerSolver", "better", "rank", "prepare", "join_parts"]
 
 
 @dataclass
@@ -81,6 +81,11 @@ class LowerSolution:
     def feasible(self) -> np.ndarray:
         """(n,) bool: the row's best point satisfies every lower-level constraint."""
         return self.cv <= 0.0
+
+    def split(self, sizes: list[int]) -> list[LowerSolution]:
+        """The rows in consecutive solutions of ``sizes`` rows each (the inverse of :meth:`concat`)."""
+        ends = np.cumsum(sizes)
+        return [self.take(slice(end - n, end)) for n, end in zip(sizes, ends)]
 
     def take(self, idx) -> LowerSolution:
         """The rows ``idx`` (integer indices or a boolean mask) as a new solution."""
@@ -195,7 +200,27 @@ def prepare(ev: Evaluator, X, Y0, max_evals) -> tuple[np.ndarray, np.ndarray | N
     return X, Y0, caps
 
 
-def joined_starts(parts: list, sizes: list[int], d: int) -> np.ndarray | None:
+def join_parts(ev: Evaluator, parts: list[tuple]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, list[int]]:
+    """The arguments of the parts of a ``solve_parts`` call (``(X, rng, Y0, max_evals, ...)`` each), validated as
+    :func:`prepare` validates them and stacked.
+
+    Returns
+    -------
+    X : ndarray, shape (N, ul_dim)
+    Y0 : ndarray, shape (N, k, ll_dim), or None
+        NaN where a part has no warm starts or fewer than the most; None where no part has any.
+    caps : ndarray of float, shape (N,)
+    sizes : list of int
+        Each part's number of rows.
+    """
+    prepared = [prepare(ev, part[0], part[2], part[3]) for part in parts]
+    sizes = [X.shape[0] for X, _, _ in prepared]
+    Y0 = _joined_starts([Y0 for _, Y0, _ in prepared], sizes, ev.problem.ll_dim)
+    return (np.concatenate([X for X, _, _ in prepared]), Y0, np.concatenate([caps for _, _, caps in prepared]),
+            sizes)
+
+
+def _joined_starts(parts: list, sizes: list[int], d: int) -> np.ndarray | None:
     """The warm starts of several parts (each (n_i, k_i, d) or None) as one array (sum n_i, max k_i, d), NaN where
     a part has none or fewer; None where no part has any."""
     k = max((Y0.shape[1] for Y0 in parts if Y0 is not None), default=0)

@@ -26,7 +26,7 @@ from ..epsilon import epsilon_level
 from ..evaluator import Evaluator
 from ..integrality import integer_mask, lattice, lattice_size, round_integral, search_box
 from ..space import latin_hypercube
-from .base import LowerSolution, LowerSolver, better, joined_starts, prepare, rank
+from .base import LowerSolution, LowerSolver, better, join_parts, rank
 from .integer import enumerate_lattice
 from .lockstep import LockstepRefinement
 from .refinement import Refinement, StartValues
@@ -186,19 +186,15 @@ class DifferentialEvolution(LowerSolver):
         if len(parts) > 1 and self._small_lattice(ev.problem, np.full(1, np.inf)) is not None:
             # Whether a part is enumerated depends on its own rows' caps: each part as it would be alone.
             return [self.solve(ev, *part) for part in parts]
-        prepared = [prepare(ev, X, Y0, max_evals) for X, _, Y0, max_evals in parts]
-        sizes = [X.shape[0] for X, _, _ in prepared]
-        X = np.concatenate([X for X, _, _ in prepared])
-        Y0 = joined_starts([Y0 for _, Y0, _ in prepared], sizes, ev.problem.ll_dim)
-        budget = RowBudget(ev, X, np.concatenate([caps for _, _, caps in prepared]))
-        ends = np.cumsum(sizes)
+        X, Y0, caps, sizes = join_parts(ev, parts)
+        budget = RowBudget(ev, X, caps)
         points = self._small_lattice(ev.problem, budget.cap)
         if points is not None:
             Y, f, cv = enumerate_lattice(budget, points)
             solution = LowerSolution(Y=Y, f=f, cv=cv, success=cv <= 0, n_evals=budget.used.copy())
         else:
             solution = self._evolve(budget, [rng for _, rng, _, _ in parts], sizes, Y0)
-        return [solution.take(slice(end - n, end)) for n, end in zip(sizes, ends)]
+        return solution.split(sizes)
 
     def _evolve(self, budget: RowBudget, rngs: list[np.random.Generator], sizes: list[int],
                 Y0: np.ndarray | None) -> LowerSolution:

@@ -17,7 +17,7 @@ from scipy.optimize import nnls
 from ..budget import RowBudget
 from ..evaluator import Evaluator
 from ..integrality import integer_mask
-from .base import LowerSolution, LowerSolver, better, joined_starts, prepare
+from .base import LowerSolution, LowerSolver, better, join_parts
 from .integer import refine_integer
 
 __all__ = ["Refinement", "StartValues", "first_order", "central_slopes", "ACTIVE_TOL"]
@@ -120,22 +120,18 @@ class Refinement(LowerSolver):
             One per part, its rows in order.
         """
         parts = [tuple(part) + (None,) * (5 - len(part)) for part in parts]
-        prepared = [prepare(ev, X, Y0, max_evals) for X, _, Y0, max_evals, _ in parts]
-        sizes = [X.shape[0] for X, _, _ in prepared]
-        X = np.concatenate([X for X, _, _ in prepared])
-        budget = RowBudget(ev, X, np.concatenate([caps for _, _, caps in prepared]))
+        X, Y0, caps, sizes = join_parts(ev, parts)
+        budget = RowBudget(ev, X, caps)
         lo, hi = ev.problem.ll_bounds
         uniform = np.concatenate([lo + rng.random((n, lo.shape[0])) * (hi - lo)
                                   for n, (_, rng, _, _, _) in zip(sizes, parts)])
-        starts, values = self._starts(budget, joined_starts([Y0 for _, Y0, _ in prepared], sizes, lo.shape[0]),
-                                      uniform)
+        starts, values = self._starts(budget, Y0, uniform)
         known = np.concatenate([np.full((n, lo.shape[0]), np.nan) if C is None else _checked_curvature(ev, C, n)
                                 for n, (*_, C) in zip(sizes, parts)])
         Y, f, cv, converged, curvature = self.refine(budget, np.arange(X.shape[0]), starts, values, curvature=known)
         solution = LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy(),
                                  curvature=curvature)
-        ends = np.cumsum(sizes)
-        return [solution.take(slice(end - n, end)) for n, end in zip(sizes, ends)]
+        return solution.split(sizes)
 
     def refine(
         self,
