@@ -166,14 +166,15 @@ def test_the_de_stagnation_window_is_a_number_of_evaluations_per_variable():
 def test_a_two_variable_follower_s_searches_end_sooner_with_the_same_answers():
     # TP3's follower has two variables: 30 generations of 16 members instead of 60 end its stagnating global
     # searches sooner, and the leader's path is the same (measured: 7,021 -> 5,386 LL evaluations on seed 0, with the
-    # epsilon phase of 60 generations it had then; 6,166 -> 5,221 with the phase scaled as well).
+    # epsilon phase of 60 generations it had then; 6,166 -> 5,221 with the phase scaled as well). Searches that find
+    # no feasible member now end once their violations agree, whatever the window: 6,484 -> 5,377 (7,009 before).
     problem = eb.benchmarks.get("TP3")
     runs = [eb.solve(problem, algorithm=eb.algorithms.BLEAQ(global_solver=DifferentialEvolution(patience=p,
                                                                                                 epsilon_gens=60)),
                      seed=0, target=1e-2, max_ul_evals=20000, max_ll_evals=1000000) for p in (None, 60)]
     assert all(r.success for r in runs)
     assert runs[0].n_ul_evals == runs[1].n_ul_evals
-    assert runs[0].n_ll_evals <= 0.8 * runs[1].n_ll_evals
+    assert runs[0].n_ll_evals <= 0.88 * runs[1].n_ll_evals
 
 
 def test_the_de_epsilon_phase_is_a_number_of_evaluations_per_variable():
@@ -203,6 +204,28 @@ def test_a_two_variable_constrained_follower_s_searches_end_sooner_with_the_same
         assert np.all(sol.cv[feasible] <= 0)
         assert np.all(sol.f[feasible] <= check.f[feasible] + 1e-3 * (1 + np.abs(check.f[feasible])))
     assert np.median(scaled.n_evals) <= 0.8 * np.median(fixed.n_evals)
+
+
+def test_a_search_without_a_feasible_member_ends_once_the_violations_agree():
+    # Infeasible for every x, least violating at y = 0 (cv = 2): the population gathers there and its violations
+    # agree to a relative 1e-4 well before a stagnation window could have passed (measured: 324-356 evaluations
+    # a row, 527-550 when such rows ended by the window only).
+    de = DifferentialEvolution()
+    sol, _ = solve(de, infeasible_problem(), points(4))
+    assert np.all(sol.cv < 2 + 1e-3) and not sol.success.any()
+    window = de.population_size(2) * (1 + de.patience_generations(2))
+    assert np.all(sol.n_evals < 0.8 * window)
+
+
+def test_a_search_closing_in_on_a_one_point_feasible_set_goes_on_until_it_holds_it():
+    # TP4's follower at the leader's optimum x = (0, 0.9) is feasible at y = (0, 0.6, 0.4) alone (three linear
+    # constraints and a bound meet there): the population's violations fall by orders of magnitude without agreeing,
+    # and the search ends at the exactly feasible vertex (a polish from a point 1e-9 outside cannot get in).
+    problem = eb.benchmarks.get("TP4")
+    sol, _ = solve(DifferentialEvolution(), problem, np.tile([0.0, 0.9], (2, 1)))
+    assert np.all(sol.success) and np.all(sol.cv == 0)
+    np.testing.assert_allclose(sol.f, 3.2, atol=1e-9)
+    np.testing.assert_allclose(sol.Y, np.tile([0.0, 0.6, 0.4], (2, 1)), atol=1e-8)
 
 
 def test_check_solver_is_at_least_as_accurate():

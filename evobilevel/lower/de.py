@@ -66,6 +66,10 @@ class DifferentialEvolution(LowerSolver):
         over ``patience`` generations. ``scale`` is the median absolute deviation of f over the row's initial
         population: unlike ``|f|`` it ignores terms of f that depend on x only (SMD's ``f1(x_u)``), and
         unlike the full spread it ignores a few huge values near a singularity (SMD's ``tan``).
+    cv_rtol : float
+        A row none of whose members is feasible has converged when their violations lie within ``cv_rtol`` times
+        the least of them of each other: the population has gathered at a least-violating point, and the
+        follower is infeasible there as far as the search can tell.
     patience : int, optional
         Stagnation window in generations; default :meth:`patience_generations`, ``PATIENCE_EVALS`` (240)
         evaluations per variable: 60 generations wherever the population is the default ``4 * ll_dim``, fewer
@@ -103,6 +107,7 @@ class DifferentialEvolution(LowerSolver):
     max_gens: int = 500
     ftol_abs: float = 1e-4
     ftol_rel: float = 1e-5
+    cv_rtol: float = 1e-4
     patience: int | None = None
     warm_fraction: float = 0.5
     warm_sigma: float = 0.05
@@ -461,7 +466,13 @@ class _Run:
         self.stall[rows] = stall
         Pf = self.Pf[rows]
         with np.errstate(invalid="ignore"):
-            flat = (self.Pcv[rows].max(axis=1) <= 0) & (Pf.max(axis=1) - Pf.min(axis=1) <= tol)
+            Pcv = self.Pcv[rows]
+            cv_max, cv_min = Pcv.max(axis=1), Pcv.min(axis=1)
+            feasible_flat = (cv_max <= 0) & (Pf.max(axis=1) - Pf.min(axis=1) <= tol)
+            # Relative, so that a population closing in on a feasible set of one point (TP4's follower at the
+            # leader's optimum), whose violations keep falling by orders of magnitude, goes on until it holds it.
+            infeasible_flat = (cv_min > 0) & np.isfinite(cv_max) & (cv_max - cv_min <= s.cv_rtol * cv_min)
+            flat = feasible_flat | infeasible_flat
         converged = flat | (stall >= self.patience)
         done = converged | out_of_budget | (self.gen[rows] >= s.max_gens)
         self.converged[rows] = converged
