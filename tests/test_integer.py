@@ -91,7 +91,7 @@ def test_bad_masks_are_refused_with_the_reason(kwargs, words):
 
 # ------------------------------------------------------------------------------------------ solvers
 def test_de_answers_an_integer_lower_level_exactly_and_evaluates_whole_numbers_only():
-    # 21 x 21 lattice points: too many to enumerate (20 per member of 16), so the DE searches it.
+    # 21 x 21 lattice points: too many to enumerate (20 per member of 8), so the DE searches it.
     rec = Recorder(lambda X, Y: Y[:, 0], lambda X, Y: ((Y - X[:, :1] * np.array([1.3, -0.6])) ** 2).sum(axis=1))
     p = eb.Problem(rec.F, rec.f, ul_bounds=[(0, 5)], ll_bounds=[(-10, 10)] * 2, ll_integrality=True,
                    vectorized=True, name="lattice")

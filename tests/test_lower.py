@@ -94,7 +94,7 @@ LOCAL = ("local", "lockstep")  # the local refinements, which stop by their own 
 
 
 # ------------------------------------------------------------------------------------------ accuracy
-@pytest.mark.parametrize("kind", ["sphere", "rastrigin", "rosenbrock", "constrained"])
+@pytest.mark.parametrize("kind", ["sphere", "rosenbrock", "constrained"])
 def test_de_with_polish_finds_the_exact_optimum(kind):
     problem, response = make(kind)
     X = points(6)
@@ -103,6 +103,19 @@ def test_de_with_polish_finds_the_exact_optimum(kind):
     assert np.all(np.abs(sol.f - f_star) < 1e-6)
     assert np.all(sol.cv == 0) and np.all(sol.success)
     assert sol.Y.shape == (6, problem.ll_dim)
+
+
+def test_the_default_population_finds_a_multimodal_optimum_about_as_often_at_every_size():
+    # A shifted Rastrigin (SMD3's follower) from scratch at 200 leader's points: four members per variable find the
+    # global optimum, exactly after the polish, in about 19 of 20 rows at two, three and five variables alike
+    # (measured: 94.5 %, 93.5 % and 95.5 %). The former floor of 16 members made the small followers' searches
+    # surer (100 % and 97 %) at 2 and 1.4 times the cost (535 and 721 evaluations a row against 263 and 525).
+    for ll_dim in (2, 3, 5):
+        problem, response = make("rastrigin", ll_dim=ll_dim)
+        X = points(200, seed=5)
+        sol, _ = solve(default_solver(), problem, X, seed=3)
+        found = np.abs(sol.f - optimum_values(problem, response, X)) < 1e-6
+        assert found.mean() >= 0.9, (ll_dim, found.mean())
 
 
 @pytest.mark.parametrize("name", LOCAL)
@@ -157,53 +170,52 @@ def test_the_de_stagnation_window_is_a_number_of_evaluations_per_variable():
     de = DifferentialEvolution()
     # 240 evaluations per variable: 60 generations wherever the population is 4 per variable ...
     assert [de.patience_generations(d) for d in range(4, 13)] == [60] * 9
-    # ... fewer where the floor of 16 members makes the population larger, more where the cap of 50 makes it smaller.
-    assert [de.patience_generations(d) for d in (1, 2, 3, 20)] == [15, 30, 45, 96]
+    # ... and from two variables on (the population's floor is 8), fewer at one variable, whose population the floor
+    # makes larger, more where the cap of 50 makes it smaller.
+    assert [de.patience_generations(d) for d in (1, 2, 3, 20)] == [30, 60, 60, 96]
     assert DifferentialEvolution(patience=100).patience_generations(2) == 100
     assert DifferentialEvolution(pop_size=16).patience_generations(10) == 150
 
 
-def test_a_two_variable_follower_s_searches_end_sooner_with_the_same_answers():
-    # TP3's follower has two variables: 30 generations of 16 members instead of 60 end its stagnating global
-    # searches sooner, and the leader's path is the same (measured: 7,021 -> 5,386 LL evaluations on seed 0, with the
-    # epsilon phase of 60 generations it had then; 6,166 -> 5,221 with the phase scaled as well). Searches that find
-    # no feasible member now end once their violations agree, whatever the window: 6,484 -> 5,377 (7,009 before).
+def test_a_two_variable_follower_s_searches_cost_less_with_four_members_per_variable():
+    # TP3's follower has two variables: its global searches with the default population of 8 (four per variable)
+    # instead of the former floor of 16 cost less, with the windows the same in evaluations (measured on seeds 0-3:
+    # 0.61-0.78 times the LL evaluations of a run, 3,671 against 5,189 on seed 0).
     problem = eb.benchmarks.get("TP3")
-    runs = [eb.solve(problem, algorithm=eb.algorithms.BLEAQ(global_solver=DifferentialEvolution(patience=p,
-                                                                                                epsilon_gens=60)),
-                     seed=0, target=1e-2, max_ul_evals=20000, max_ll_evals=1000000) for p in (None, 60)]
+    runs = [eb.solve(problem, algorithm=eb.algorithms.BLEAQ(global_solver=DifferentialEvolution(pop_size=n)),
+                     seed=0, target=1e-2, max_ul_evals=20000, max_ll_evals=1000000) for n in (None, 16)]
     assert all(r.success for r in runs)
-    assert runs[0].n_ul_evals == runs[1].n_ul_evals
-    assert runs[0].n_ll_evals <= 0.88 * runs[1].n_ll_evals
+    assert runs[0].n_ll_evals <= 0.8 * runs[1].n_ll_evals
 
 
 def test_the_de_epsilon_phase_is_a_number_of_evaluations_per_variable():
     de = DifferentialEvolution()
     # 240 evaluations per variable, as the stagnation window: 60 generations wherever the population is 4 per variable.
     assert [de.epsilon_generations(d) for d in range(4, 13)] == [60] * 9
-    assert [de.epsilon_generations(d) for d in (1, 2, 3, 20)] == [15, 30, 45, 96]
+    assert [de.epsilon_generations(d) for d in (1, 2, 3, 20)] == [30, 60, 60, 96]
     assert DifferentialEvolution(epsilon_gens=0).epsilon_generations(2) == 0
     # The check keeps its fixed windows at every size: it measures the runs.
     assert check_solver().epsilon_generations(2) == 60
     assert check_solver().patience_generations(2) == 100
 
 
-def test_a_two_variable_constrained_follower_s_searches_end_sooner_with_the_same_answers():
-    # TP6's follower (two variables, three constraints) from scratch at 30 leader's points: the epsilon phase of 30
-    # generations instead of 60 ends the searches sooner (measured: median 1,082 -> 789 evaluations a row), and every
-    # row still ends at the optimum a long check finds.
+def test_a_two_variable_constrained_follower_s_searches_cost_less_with_the_same_answers():
+    # TP6's follower (two variables, three constraints) from scratch at 30 leader's points: with four members per
+    # variable instead of the former floor of 16 the searches cost less (measured: median 821 -> 577 evaluations a
+    # row; with 16 members, an epsilon phase of 30 generations instead of 60 had taken it from 1,082 to 789), and
+    # every row still ends at the optimum a long check finds.
     problem = eb.benchmarks.get("TP6")
     lo, hi = problem.ul_bounds
     X = lo + (hi - lo) * np.random.default_rng(5).random((30, problem.ul_dim))
     check, _ = solve(check_solver(), problem, X)
-    scaled, _ = solve(DifferentialEvolution(), problem, X)
-    fixed, _ = solve(DifferentialEvolution(epsilon_gens=60), problem, X)
+    default, _ = solve(DifferentialEvolution(), problem, X)
+    former, _ = solve(DifferentialEvolution(pop_size=16), problem, X)
     feasible = check.cv <= 0
     assert feasible.sum() >= 20
-    for sol in (scaled, fixed):
+    for sol in (default, former):
         assert np.all(sol.cv[feasible] <= 0)
         assert np.all(sol.f[feasible] <= check.f[feasible] + 1e-3 * (1 + np.abs(check.f[feasible])))
-    assert np.median(scaled.n_evals) <= 0.8 * np.median(fixed.n_evals)
+    assert np.median(default.n_evals) <= 0.8 * np.median(former.n_evals)
 
 
 def test_a_search_without_a_feasible_member_ends_once_the_violations_agree():

@@ -78,16 +78,18 @@ def test_suspects_are_all_searched_until_their_searches_have_mostly_failed():
 
 
 def test_suspects_whose_searches_never_pay_keep_their_refined_answers_and_save_evaluations(monkeypatch):
-    # On TP5 and TP8 phi rounds off the kinks of the follower's optimal value, so refinements end above its bound
-    # although they are optimal, and the global searches that follow find nothing lower: sampling them saves
-    # lower-level evaluations, and the runs succeed as before.
+    # On TP5 phi rounds off the kinks of the follower's optimal value, so refinements end above its bound although
+    # they are optimal, and the global searches that follow find nothing lower: sampling them saves lower-level
+    # evaluations, run for run, and the runs succeed as before. (TP8 is the same case, but its runs restart between
+    # two optimal leader's points, and which attempt finds which sets their cost more than the searches do.)
     runs = {}
     for sample in ("share", "all"):
         if sample == "all":
             monkeypatch.setattr(LowerSettlement, "sample_suspects", staticmethod(lambda suspects, n: np.ones(n, bool)))
-        runs[sample] = [eb.solve(eb.benchmarks.get(name), algorithm="bleaq", seed=seed, target=1e-2)
-                        for name in ("TP5", "TP8") for seed in range(3)]
+        runs[sample] = [eb.solve(eb.benchmarks.get("TP5"), algorithm="bleaq", seed=seed, target=1e-2)
+                        for seed in range(6)]
     assert all(r.success for rs in runs.values() for r in rs)
     kept = sum(r.history[-1]["suspects_kept"] for r in runs["share"])
     assert kept > 0 and all(r.history[-1]["suspects_kept"] == 0 for r in runs["all"])
+    assert all(a.n_ll_evals <= b.n_ll_evals for a, b in zip(runs["share"], runs["all"]))
     assert sum(r.n_ll_evals for r in runs["share"]) < sum(r.n_ll_evals for r in runs["all"])

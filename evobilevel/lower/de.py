@@ -35,7 +35,7 @@ __all__ = ["DifferentialEvolution"]
 
 #: An all-integer lower level with at most this many points per member of the population is enumerated instead:
 #: a DE run spends about as many evaluations or more (its stagnation window alone is ``PATIENCE_EVALS`` per
-#: variable, 15 to 60 generations), and enumeration is exact.
+#: variable, 30 to 60 generations), and enumeration is exact.
 LATTICE_MEMBERS = 20
 #: The default stagnation window, in evaluations per variable: the 60 generations of a population of 4 per variable.
 PATIENCE_EVALS = 240
@@ -51,7 +51,7 @@ class DifferentialEvolution(LowerSolver):
     Parameters
     ----------
     pop_size : int, optional
-        Population per row; default ``clip(4 * ll_dim, 16, 50)``.
+        Population per row; default ``clip(4 * ll_dim, 8, 50)`` (:meth:`population_size`).
     p_best : float
         Fraction of the population the "pbest" donor is drawn from (at least 2 members).
     F_init, CR_init : float
@@ -72,8 +72,8 @@ class DifferentialEvolution(LowerSolver):
         follower is infeasible there as far as the search can tell.
     patience : int, optional
         Stagnation window in generations; default :meth:`patience_generations`, ``PATIENCE_EVALS`` (240)
-        evaluations per variable: 60 generations wherever the population is the default ``4 * ll_dim``, fewer
-        for the one- to three-variable followers whose population the floor of 16 makes larger. While a row's best
+        evaluations per variable: 60 generations wherever the population is the default ``4 * ll_dim``, 30 for a
+        one-variable follower (whose population the floor of 8 makes larger). While a row's best
         is infeasible, it stagnates unless its violation falls by at least ``patience / max_gens`` of itself over
         the window.
     warm_fraction : float
@@ -118,19 +118,27 @@ class DifferentialEvolution(LowerSolver):
     local: Refinement = field(default_factory=LockstepRefinement)
 
     def population_size(self, ll_dim: int) -> int:
-        """The population per row used for a lower level of ``ll_dim`` variables."""
+        """The population per row used for a lower level of ``ll_dim`` variables: ``pop_size`` if given, else
+        four members per variable, at least 8 and at most 50.
+
+        The floor is what current-to-pbest/1 needs to draw its donors from more than the bare minimum: with four
+        members, the target, a pbest from the top two and two further distinct members are the whole population.
+        It used to be 16, which gave the two- and three-variable followers (TP, SMD at (2, 3)) eight and five
+        members per variable: each of their generations cost twice or 1.3 times what four per variable cost, to
+        make their searches surer than a larger follower's are (docs/design.md, the DE's population).
+        """
         if self.pop_size is not None:
             return max(4, int(self.pop_size))
-        return int(np.clip(4 * ll_dim, 16, 50))
+        return int(np.clip(4 * ll_dim, 8, 50))
 
     def patience_generations(self, ll_dim: int) -> int:
         """The stagnation window in generations for a lower level of ``ll_dim`` variables: ``patience`` if given,
         else ``PATIENCE_EVALS`` evaluations per variable in generations of the population.
 
         A window counted in generations alone lets a small follower's search run on longer per variable than a
-        larger one's: with the population's floor of 16, 60 generations cost 480 evaluations per variable on a
-        two-variable follower against 240 from four variables up. Counted per variable, the window is 60
-        generations from 4 to 12 variables (population ``4 * ll_dim``), 30 at two variables and 96 at twenty (the
+        larger one's: with the population's former floor of 16, 60 generations cost 480 evaluations per variable
+        on a two-variable follower against 240 from four variables up. Counted per variable, the window is 60
+        generations from 2 to 12 variables (population ``4 * ll_dim``), 30 at one variable and 96 at twenty (the
         population capped at 50).
         """
         if self.patience is not None:
@@ -143,11 +151,11 @@ class DifferentialEvolution(LowerSolver):
 
         The phase gives the population time to cross infeasible gaps between parts of the follower's feasible set
         before Deb's rules apply. Counted in generations alone, it lasted 60 generations at every size: with the
-        population's floor of 16, 480 evaluations per variable on a two-variable follower against 240 from four
-        variables up. Where the follower's optimum lies on a constraint, the population gathers there only as the
-        relaxation vanishes, so such searches end a few generations after the phase whatever they needed (TP6's
-        follower: a median of 66 generations with 60, 48 with 30). As the stagnation window: 60 generations from 4
-        to 12 variables, 15, 30 and 45 at one, two and three.
+        population's former floor of 16, 480 evaluations per variable on a two-variable follower against 240 from
+        four variables up. Where the follower's optimum lies on a constraint, the population gathers there only as
+        the relaxation vanishes, so such searches end a few generations after the phase whatever they needed (TP6's
+        follower, with 16 members: a median of 66 generations with a phase of 60, 48 with 30). As the stagnation
+        window: 60 generations from 2 to 12 variables, 30 at one.
         """
         if self.epsilon_gens is not None:
             return max(0, int(self.epsilon_gens))

@@ -293,7 +293,7 @@ def capped_evals(ll_dim: int) -> int:
     A capped search is a probe: where the searches after infeasible refinements have (almost) never found a feasible
     answer, it keeps measuring that rate at a small cost, and a probe that finds one brings the full searches back.
     Fixed at 200 evaluations at every size, it was 12 generations of the DE's population on a two- or three-variable
-    follower (whose population the floor of 16 makes larger than four per variable) and 5 at ten variables;
+    follower (whose population a former floor of 16 made larger than four per variable) and 5 at ten variables;
     counted per variable, as the DE's windows are, it is ten generations of four members per variable: 80 and 120
     evaluations at two and three variables, 200 at five, 400 at ten.
     """
