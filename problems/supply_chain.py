@@ -43,7 +43,7 @@ enumeration of ``L`` gives its best. ``tests/test_problems.py`` repeats that com
 Near the optimum the leader's landscape is a staircase (each retailer's order drops by a unit at its step's edge),
 and neighbouring steps are worth almost the same: retailer 2's 48 units at ``w_2 = 13.80`` give the manufacturer
 ``470.5``, its 49 units at ``13.62`` give ``471.1``. ``evobilevel solve problems/supply_chain.py --max-ul-evals
-800`` ends 0.06-0.35 % above ``F*`` (seeds 0-4).
+800`` ends 0.14-0.25 % above ``F*`` (seeds 0-4).
 """
 
 from __future__ import annotations
