@@ -122,6 +122,20 @@ class RowBudget:
             self._n_constraints = self.ev.problem.n_ll_constraints
         return self._n_constraints
 
+    @property
+    def known_n_constraints(self) -> int | None:
+        """The constraint count where it is known (from this batch's evaluations or the problem's), else None:
+        unlike :attr:`n_constraints`, never evaluates a point to learn it."""
+        if self._n_constraints is not None:
+            return self._n_constraints
+        known = getattr(self.ev.problem, "known_constraint_count", None)
+        return None if known is None else known("lower")
+
+    @property
+    def ll_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lower level's bounds ``(lo, hi)``, each (ll_dim,)."""
+        return self.ev.problem.ll_bounds
+
     def left(self, rows) -> np.ndarray:
         """Evaluations the rows ``rows`` may still spend (float, ``inf`` without a cap)."""
         return self.cap[rows] - self.used[rows]

@@ -115,7 +115,8 @@ class RunContext:
         return evaluation
 
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
-                    max_evals_per_row: int | None = None, curvature: np.ndarray | None = None) -> LowerSolution:
+                    max_evals_per_row: int | None = None, curvature: np.ndarray | None = None,
+                    determined: np.ndarray | None = None) -> LowerSolution:
         """Solve the lower level at every row of X (n, ul_dim) with ``solver``, through the engine.
 
         Parameters
@@ -128,6 +129,9 @@ class RunContext:
             The caller's cap per row; the lower-level budget left is also split evenly over the rows.
         curvature : ndarray, shape (n, ll_dim), optional
             For a local refinement: each variable's curvature learnt near each row's problem (NaN: unknown).
+        determined : ndarray of bool, shape (n, ll_dim), optional
+            For a local refinement: the variables whose optimal values each row's warm starts already hold (see
+            :meth:`~evobilevel.lower.refinement.Refinement.refine`).
 
         With several followers, each follower's problem is solved on its own (:meth:`solve_followers`), and the
         answers are joined (:func:`~evobilevel.followers.join_solutions`).
@@ -142,11 +146,13 @@ class RunContext:
             starts = {i: None if Y0 is None else Y0[..., block] for i, block in enumerate(followers.blocks)}
             curvatures = {i: None if curvature is None else curvature[:, block]
                           for i, block in enumerate(followers.blocks)}
-            return join_solutions(list(self.solve_followers(X, solver, starts, max_evals_per_row,
-                                                            curvatures).values()))
+            determined_parts = {i: None if determined is None else determined[:, block]
+                                for i, block in enumerate(followers.blocks)}
+            return join_solutions(list(self.solve_followers(X, solver, starts, max_evals_per_row, curvatures,
+                                                            determined_parts).values()))
         caps = self.budget.row_caps(X.shape[0], max_evals_per_row)
         tasks = self.engine.tasks(self.problem, solver, X, self.ll_stream(), Y0=Y0, max_evals=caps,
-                                  curvature=curvature)
+                                  curvature=curvature, determined=determined)
         # Until the follower has shown one feasible answer, a large batch goes in two steps, so that a black box
         # that fails everywhere (or a follower infeasible everywhere) is caught after one chunk, not after all.
         groups = [tasks[:1], tasks[1:]] if self.evaluator.ll.n_feasible == 0 and len(tasks) > 1 else [tasks]
@@ -163,7 +169,7 @@ class RunContext:
         return self._ll_seed.spawn(1)[0]
 
     def solve_followers(self, X: np.ndarray, solver, starts: dict, max_evals_per_row: int | None = None,
-                        curvatures: dict | None = None) -> dict:
+                        curvatures: dict | None = None, determined: dict | None = None) -> dict:
         """Solve the problems of several followers at every row of X, each on its own, all in one engine call.
 
         Parameters
@@ -176,6 +182,8 @@ class RunContext:
             The caller's cap per row and follower; the lower-level budget left is split evenly over both.
         curvatures : dict, optional
             ``{follower index: curvature (n, ll_dim_i) or None}`` for a local refinement (see :meth:`solve_lower`).
+        determined : dict, optional
+            ``{follower index: determined variables (n, ll_dim_i) or None}``, the same way.
 
         Returns
         -------
@@ -185,10 +193,10 @@ class RunContext:
         followers, n = self.problem.follower_set, X.shape[0]
         caps = self.budget.row_caps(n * len(starts), max_evals_per_row)
         seeds = self.ll_stream().spawn(len(starts))
-        curvatures = curvatures or {}
+        curvatures, determined = curvatures or {}, determined or {}
         groups = [self.engine.tasks(followers.problems[i], solver, X, seed, Y0=Y0,
                                     max_evals=None if caps is None else caps[j * n:(j + 1) * n],
-                                    curvature=curvatures.get(i))
+                                    curvature=curvatures.get(i), determined=determined.get(i))
                   for j, ((i, Y0), seed) in enumerate(zip(starts.items(), seeds))]
         solutions = {}
         for i, (solution, counts) in zip(starts, self.engine.run_groups(groups)):

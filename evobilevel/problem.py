@@ -275,6 +275,13 @@ class Problem:
     def n_ll_constraints(self) -> int:
         return self._constraint_count("lower")
 
+    def known_constraint_count(self, level: str) -> int | None:
+        """The number of ``level``'s constraints ("upper" or "lower") where it is known, given or learnt from an
+        evaluation; None otherwise (unlike :attr:`n_ll_constraints`, which evaluates a point to learn it)."""
+        if level == "lower" and self.follower_set is not None:
+            return None
+        return self._n_constraints[level]
+
     def _constraint_count(self, level: str) -> int:
         if level == "lower" and self.follower_set is not None:
             return self.follower_set.n_constraints()

@@ -113,26 +113,108 @@ class LockstepRefinement(Refinement):
         values: StartValues | None = None,
         verify: bool = True,
         curvature: np.ndarray | None = None,
+        determined: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """All rows' searches in lock step; see :meth:`Refinement.refine`. The box method's model starts from
         ``curvature`` where it is known and returns what it learnt; the SQP method's Lagrangian also curves with
         the constraints and their multipliers, which differ from one problem to the next, so it neither takes
-        nor returns any. A row that stops before its search passes on the curvature it was given."""
+        nor returns any. A row that stops before its search passes on the curvature it was given.
+
+        The box method uses ``determined`` (:meth:`_free_first`); the SQP method does not, for the same reason:
+        its search over all variables would start its model afresh, and pay again for what the first one learnt.
+        """
         learnt = np.full(np.shape(starts), np.nan) if curvature is None else np.array(curvature, dtype=float)
+        rows = np.asarray(rows)
         with single_blas_thread():
-            state = _Rows(self, budget, np.asarray(rows), starts, values, verify)
+            # Where the constraint count is not known yet, asking for it could cost an uncounted evaluation: all
+            # variables at once then.
+            if determined is not None and budget.known_n_constraints == 0:
+                starts, values, learnt = self._free_first(budget, rows, starts, values, np.asarray(determined, bool),
+                                                          learnt)
+            state = _Rows(self, budget, rows, starts, values, verify)
             central = state.start()
             if state.active.any():
                 # Asked after the first evaluation, so that the problem knows its constraint count by then.
                 if budget.n_constraints > 0:
                     _SQP(state).run(central)
                 else:
-                    search = _Box(state, curvature)
+                    search = _Box(state, learnt)
                     search.run(central)
                     learnt = search.model.curvature()
         if state.m > 0:
             learnt[:] = np.nan  # constrained: none taken, none returned
         return state.best_Y, state.best_F, state.best_CV, state.converged, learnt
+
+    def _free_first(self, budget: RowBudget, rows: np.ndarray, starts: np.ndarray, values: StartValues | None,
+                    determined: np.ndarray, curvature: np.ndarray
+                    ) -> tuple[np.ndarray, StartValues | None, np.ndarray]:
+        """The box method's first stage for rows whose starts hold the optimal values of some variables but not
+        all (``determined`` (r, d)): those variables are held and the others searched alone, all rows that hold
+        the same variables in one lock-step search. Returns the starts (r, d) for the search over all variables
+        (each row's best point of this stage), their values, and the curvature (r, d) learnt with what was given.
+
+        Where a response model predicts part of the follower's answer well (SMD's ``x_l1``, whose optimum does not
+        depend on x) and the rest poorly (a cube root near zero, a ``tan`` near its pole), every gradient of a
+        search over all variables pays for d forward points, of which only the free variables' tell it anything
+        new; held, a gradient costs the free variables' points alone. The search over all variables that follows
+        tests the answer in every direction (a determined value a little off is corrected there), and its model
+        starts from the curvature this stage learnt. Its rows are not verified with central differences here: the
+        second stage does that with all variables.
+        """
+        partial = determined.any(axis=1) & ~determined.all(axis=1)
+        if not partial.any():
+            return starts, values, curvature
+        starts = np.array(starts, dtype=float)
+        values = StartValues.unknown(rows.shape[0], 0) if values is None else StartValues(
+            values.known.copy(), values.f.copy(), values.g.copy(), values.cv.copy())
+        curvature = curvature.copy()
+        held_sets, group = np.unique(determined[partial], axis=0, return_inverse=True)
+        partial = np.flatnonzero(partial)
+        for k, held in enumerate(held_sets):
+            idx = partial[group.ravel() == k]
+            free = ~held
+            view = _FreeVariables(budget, free, rows[idx], starts[idx])
+            known = StartValues(values.known[idx], values.f[idx], values.g[idx], values.cv[idx])
+            state = _Rows(self, view, rows[idx], starts[idx][:, free], known, verify=False)
+            state.start()
+            given = curvature[idx][:, free]
+            if state.active.any():
+                search = _Box(state, given)
+                search.run(_NONE)
+                given = search.model.curvature()
+            block, rows_curvature = starts[idx], curvature[idx]
+            block[:, free], rows_curvature[:, free] = state.best_Y, given
+            starts[idx], curvature[idx] = block, rows_curvature
+            values.known[idx] = state.seen & np.isfinite(state.best_F)
+            values.f[idx], values.cv[idx] = state.best_F, state.best_CV
+        return starts, values, curvature
+
+
+class _FreeVariables:
+    """A :class:`~evobilevel.budget.RowBudget` seen through some of the lower level's variables: its points hold
+    the ``free`` ones, and each row's other variables keep their values in ``held`` (one row per row of
+    ``rows``)."""
+
+    def __init__(self, budget: RowBudget, free: np.ndarray, rows: np.ndarray, held: np.ndarray):
+        self.budget, self.free = budget, free
+        lo, hi = budget.ll_bounds
+        self.ll_bounds = (lo[free], hi[free])
+        self._position = dict(zip(rows.tolist(), range(rows.shape[0])))
+        self._held = held
+
+    @property
+    def n_constraints(self) -> int:
+        return self.budget.n_constraints
+
+    def grant(self, rows: np.ndarray, want) -> np.ndarray:
+        return self.budget.grant(rows, want)
+
+    def evaluate(self, rows: np.ndarray, Y: np.ndarray):
+        """Evaluate the points Y (k, n_free), point j belonging to row ``rows[j]``, completed by their rows'
+        held values."""
+        full = self._held[[self._position[row] for row in rows.tolist()]]
+        full[:, self.free] = Y
+        return self.budget.evaluate(rows, full)
 
 
 class _Rows:
@@ -147,7 +229,7 @@ class _Rows:
     def __init__(self, settings: LockstepRefinement, budget: RowBudget, rows, starts, values: StartValues | None,
                  verify: bool):
         self.s, self.budget, self.rows, self.verify = settings, budget, rows, verify
-        self.lo, self.hi = budget.ev.problem.ll_bounds
+        self.lo, self.hi = budget.ll_bounds
         self.steps = settings.fd_step * (self.hi - self.lo)
         n, self.d = rows.shape[0], self.lo.shape[0]
         self.eye = np.eye(self.d)

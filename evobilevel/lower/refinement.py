@@ -91,14 +91,19 @@ class Refinement(LowerSolver):
         Y0: np.ndarray | None = None,
         max_evals: np.ndarray | int | None = None,
         curvature: np.ndarray | None = None,
+        determined: np.ndarray | None = None,
     ) -> LowerSolution:
         """Refine from the warm starts (a uniform random point for rows without); see :class:`LowerSolver`.
 
         ``curvature`` (n, ll_dim), optional: each variable's curvature of f learnt near each row's problem (a
         :attr:`LowerSolution.curvature` of a nearby one), NaN where unknown; the search's quasi-Newton model
         starts from it where the method can use it.
+
+        ``determined`` (n, ll_dim) bool, optional: the variables whose optimal values each row's warm starts
+        already hold (to a response model's accuracy); where the method can use it, the search moves the others
+        alone first, then all of them (see :meth:`refine`).
         """
-        return self.solve_parts(ev, [(X, rng, Y0, max_evals, curvature)])[0]
+        return self.solve_parts(ev, [(X, rng, Y0, max_evals, curvature, determined)])[0]
 
     def solve_parts(self, ev: Evaluator, parts: list[tuple]) -> list[LowerSolution]:
         """Solve several batches of rows in one search, each part as :meth:`solve` would solve it alone.
@@ -111,24 +116,29 @@ class Refinement(LowerSolver):
         ----------
         ev : Evaluator
         parts : list of tuple
-            ``(X, rng, Y0, max_evals)`` or ``(X, rng, Y0, max_evals, curvature)`` per part, as the arguments of
-            :meth:`solve`.
+            ``(X, rng, Y0, max_evals)``, optionally followed by ``curvature`` and ``determined``, per part, as the
+            arguments of :meth:`solve`.
 
         Returns
         -------
         list of LowerSolution
             One per part, its rows in order.
         """
-        parts = [tuple(part) + (None,) * (5 - len(part)) for part in parts]
+        parts = [tuple(part) + (None,) * (6 - len(part)) for part in parts]
         X, Y0, caps, sizes = join_parts(ev, parts)
         budget = RowBudget(ev, X, caps)
         lo, hi = ev.problem.ll_bounds
         uniform = np.concatenate([lo + rng.random((n, lo.shape[0])) * (hi - lo)
-                                  for n, (_, rng, _, _, _) in zip(sizes, parts)])
+                                  for n, (_, rng, *_) in zip(sizes, parts)])
         starts, values = self._starts(budget, Y0, uniform)
         known = np.concatenate([np.full((n, lo.shape[0]), np.nan) if C is None else _checked_curvature(ev, C, n)
-                                for n, (*_, C) in zip(sizes, parts)])
-        Y, f, cv, converged, curvature = self.refine(budget, np.arange(X.shape[0]), starts, values, curvature=known)
+                                for n, (*_, C, _) in zip(sizes, parts)])
+        held = None
+        if any(part[5] is not None for part in parts):
+            held = np.concatenate([np.zeros((n, lo.shape[0]), bool) if D is None else _checked_determined(ev, D, n)
+                                   for n, (*_, D) in zip(sizes, parts)])
+        Y, f, cv, converged, curvature = self.refine(budget, np.arange(X.shape[0]), starts, values, curvature=known,
+                                                     determined=held)
         solution = LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy(),
                                  curvature=curvature)
         return solution.split(sizes)
@@ -141,6 +151,7 @@ class Refinement(LowerSolver):
         values: StartValues | None = None,
         verify: bool = True,
         curvature: np.ndarray | None = None,
+        determined: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Run the local search on ``rows`` of ``budget`` from ``starts`` (len(rows), ll_dim).
 
@@ -162,6 +173,11 @@ class Refinement(LowerSolver):
         curvature : ndarray, shape (r, ll_dim), optional
             Each variable's curvature of f learnt near each row's problem, NaN where unknown (see
             :meth:`solve`).
+        determined : ndarray of bool, shape (r, ll_dim), optional
+            The variables whose optimal values each start already holds: a search that can use it moves the others
+            alone first, so that their slopes cost no evaluations along the determined ones, and then all of them
+            from where it got, so that the answer is tested (and, where a determined value was not quite right,
+            searched) in every variable. Integer lower levels ignore it.
 
         Returns
         -------
@@ -176,11 +192,11 @@ class Refinement(LowerSolver):
         if mask is not None:
             Y, f, cv, converged = refine_integer(self, budget, rows, starts, values, mask, verify)
             return Y, f, cv, converged, np.full(Y.shape, np.nan)
-        return self._refine(budget, rows, starts, values, verify, curvature)
+        return self._refine(budget, rows, starts, values, verify, curvature, determined)
 
     @abstractmethod
     def _refine(self, budget: RowBudget, rows: np.ndarray, starts: np.ndarray, values: StartValues | None,
-                verify: bool, curvature: np.ndarray | None = None
+                verify: bool, curvature: np.ndarray | None = None, determined: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The search itself, over continuous variables; arguments and results as in :meth:`refine`."""
 
@@ -224,6 +240,15 @@ def _checked_curvature(ev: Evaluator, curvature, n: int) -> np.ndarray:
     if C.shape != (n, d):
         raise ValueError(f"{ev.problem.name}: curvature must have shape ({n}, {d}), got {C.shape}")
     return np.where(np.isfinite(C) & (C > 0), C, np.nan)
+
+
+def _checked_determined(ev: Evaluator, determined, n: int) -> np.ndarray:
+    """``determined`` as an (n, ll_dim) bool array; a ValueError names a wrong shape."""
+    D = np.asarray(determined, dtype=bool)
+    d = ev.problem.ll_dim
+    if D.shape != (n, d):
+        raise ValueError(f"{ev.problem.name}: determined must have shape ({n}, {d}), got {D.shape}")
+    return D
 
 
 def first_order(y, g, df, dg, lo, hi, tol: float) -> bool:

@@ -53,14 +53,17 @@ class _ChunkResult:
     counts: dict[str, LevelCounts]
 
 
-def _solve_chunk(problem, solver, X, Y0, max_evals, seed: np.random.SeedSequence, curvature=None, batch=None,
-                 observer=None) -> _ChunkResult:
+def _solve_chunk(problem, solver, X, Y0, max_evals, seed: np.random.SeedSequence, curvature=None, determined=None,
+                 batch=None, observer=None) -> _ChunkResult:
     """One chunk: solve the lower level for its rows ``X`` (k, ul_dim); ``batch`` spreads its evaluations and
-    ``observer`` is told of each batch's cost as it is evaluated. ``curvature`` goes to a local refinement
-    only (other solvers take none)."""
+    ``observer`` is told of each batch's cost as it is evaluated. ``curvature`` and ``determined`` go to a local
+    refinement only (other solvers take neither)."""
     evaluator = Evaluator(problem, batch=batch, observer=observer)
     rng = np.random.default_rng(seed)
-    hints = {"curvature": curvature} if curvature is not None and _takes_curvature(solver) else {}
+    hints = {}
+    if _takes_hints(solver):
+        hints = {name: value for name, value in (("curvature", curvature), ("determined", determined))
+                 if value is not None}
     solution = solver.solve(evaluator, X, rng, Y0=Y0, max_evals=max_evals, **hints)
     return _ChunkResult(solution, evaluator.counts())
 
@@ -77,16 +80,17 @@ def _solve_here(tasks: list[tuple], batch=None, observer=None) -> list[_ChunkRes
         return [_solve_chunk(*task, batch=batch, observer=observer) for task in tasks]
     problem, solver = tasks[0][0], tasks[0][1]
     evaluator = Evaluator(problem, batch=batch, observer=observer)
-    takes = _takes_curvature(solver)  # the parts of other solvers are (X, rng, Y0, max_evals)
-    parts = [(X, np.random.default_rng(seed), Y0, max_evals) + ((curvature,) if takes else ())
-             for _, _, X, Y0, max_evals, seed, curvature in tasks]
+    takes = _takes_hints(solver)  # the parts of other solvers are (X, rng, Y0, max_evals)
+    parts = [(X, np.random.default_rng(seed), Y0, max_evals) + ((curvature, determined) if takes else ())
+             for _, _, X, Y0, max_evals, seed, curvature, determined in tasks]
     solutions = solver.solve_parts(evaluator, parts)
     return [_ChunkResult(LowerSolution.concat(solutions), evaluator.counts())]
 
 
-def _takes_curvature(solver) -> bool:
-    """Whether ``solver`` takes the curvature learnt near its rows' problems: local refinements do; the other
-    solvers (and users' own) are called with the arguments of :class:`~evobilevel.lower.base.LowerSolver` only."""
+def _takes_hints(solver) -> bool:
+    """Whether ``solver`` takes what is known near its rows' problems (the curvature learnt there, the variables
+    a response model determines): local refinements do; the other solvers (and users' own) are called with the
+    arguments of :class:`~evobilevel.lower.base.LowerSolver` only."""
     return isinstance(solver, Refinement)
 
 
@@ -153,7 +157,8 @@ class LowerEngine:
     # ------------------------------------------------------------------ solves
     def solve(self, problem, solver, X: np.ndarray, seed: np.random.SeedSequence, Y0: np.ndarray | None = None,
               max_evals: np.ndarray | None = None,
-              curvature: np.ndarray | None = None) -> tuple[LowerSolution, dict[str, LevelCounts]]:
+              curvature: np.ndarray | None = None,
+              determined: np.ndarray | None = None) -> tuple[LowerSolution, dict[str, LevelCounts]]:
         """Solve the lower level at every row of ``X`` (n, ul_dim).
 
         Parameters
@@ -169,6 +174,8 @@ class LowerEngine:
             Per-row evaluation caps.
         curvature : ndarray, shape (n, ll_dim), optional
             For a local refinement: each variable's curvature learnt near each row's problem (NaN: unknown).
+        determined : ndarray of bool, shape (n, ll_dim), optional
+            For a local refinement: the variables whose optimal values each row's warm starts already hold.
 
         Returns
         -------
@@ -177,10 +184,11 @@ class LowerEngine:
         counts : dict
             Evaluations spent, ``{"ul": LevelCounts, "ll": LevelCounts}``, summed over the chunks.
         """
-        return self.run(self.tasks(problem, solver, X, seed, Y0, max_evals, curvature))
+        return self.run(self.tasks(problem, solver, X, seed, Y0, max_evals, curvature, determined))
 
     def tasks(self, problem, solver, X: np.ndarray, seed: np.random.SeedSequence, Y0: np.ndarray | None = None,
-              max_evals: np.ndarray | None = None, curvature: np.ndarray | None = None) -> list[tuple]:
+              max_evals: np.ndarray | None = None, curvature: np.ndarray | None = None,
+              determined: np.ndarray | None = None) -> list[tuple]:
         """The chunk tasks of :meth:`solve`, each with its own random stream: running them in any grouping (all at
         once, or some first) gives the same solutions."""
         n = X.shape[0]
@@ -191,8 +199,8 @@ class LowerEngine:
         def rows(A, i):
             return None if A is None else A[i:i + size]
 
-        return [(problem, solver, X[i:i + size], rows(Y0, i), rows(max_evals, i), s, rows(curvature, i))
-                for i, s in zip(starts, seeds)]
+        return [(problem, solver, X[i:i + size], rows(Y0, i), rows(max_evals, i), s, rows(curvature, i),
+                 rows(determined, i)) for i, s in zip(starts, seeds)]
 
     def run(self, tasks: list[tuple]) -> tuple[LowerSolution, dict[str, LevelCounts]]:
         """Run chunk tasks (see :meth:`tasks`); returns the solution of their rows in order and the summed counts."""

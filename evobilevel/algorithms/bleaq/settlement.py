@@ -176,9 +176,12 @@ class LowerSettlement:
             return rows
         # The refinement's model starts from the curvature learnt at the nearest archived optimum: the follower's
         # problem changes little between nearby leader's points, and a model that knows each variable's scale
-        # saves the iterations of learning it again.
+        # saves the iterations of learning it again. Where psi determines some of the answer's variables (its
+        # prediction, the first start, holds them; the other starts are near), the refinement searches the others
+        # first.
         sol = ctx.solve_lower(out.X[rows], self.local_solver, Y0=None if starts is None else starts[rows],
-                              curvature=state.archive.nearest_curvature(out.X[rows]))
+                              curvature=state.archive.nearest_curvature(out.X[rows]),
+                              determined=None if predictions is None else predictions.determined[rows])
         good = sol.success & (sol.cv == 0)
         if predictions is not None:
             # A refinement ends at a local optimum; one clearly above phi is sent on to the global search ...
