@@ -60,6 +60,14 @@ def perturbed(problem, Y: np.ndarray, scale: float, seed: int = 1) -> np.ndarray
     return np.clip(Y + scale * (hi - lo) * np.random.default_rng(seed).normal(size=Y.shape), lo, hi)
 
 
+def bleaq_ll_evals(problem, seeds) -> int:
+    """The LL evaluations of BLEAQ runs of ``problem`` to the target 1e-2 (the (5, 5) grid's budgets), summed over
+    ``seeds`` (one run's path is a draw); every run must succeed."""
+    results = [eb.solve(problem, seed=s, target=1e-2, max_ul_evals=20_000, max_ll_evals=1_000_000) for s in seeds]
+    assert all(r.success for r in results)
+    return sum(r.n_ll_evals for r in results)
+
+
 class CallCounter(Evaluator):
     """An evaluator that also counts its lower-level calls."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lower_cases import case, perturbed
+from lower_cases import bleaq_ll_evals, case, perturbed
 
 import evobilevel as eb
 from evobilevel.evaluator import Evaluator
@@ -109,19 +109,12 @@ def test_a_bleaq_run_refines_the_variables_psi_does_not_determine_first(monkeypa
     zero, so nearly every candidate is refined. Summed over two seeds (measured: 59.2k against 90.6k LL evaluations;
     0.62 and 0.69 of the runs without it)."""
     problem = eb.benchmarks.get("SMD8", ul_dim=5, ll_dim=5)
-
-    def runs():
-        results = [eb.solve(problem, seed=s, target=1e-2, max_ul_evals=20_000, max_ll_evals=1_000_000)
-                   for s in range(2)]
-        assert all(r.success for r in results)
-        return sum(r.n_ll_evals for r in results)
-
-    first = runs()
+    first = bleaq_ll_evals(problem, range(2))
     original = LockstepRefinement._free_first
     monkeypatch.setattr(LockstepRefinement, "_free_first",
                         lambda self, budget, rows, starts, values, determined, curvature:
                         original(self, budget, rows, starts, values, np.zeros_like(determined), curvature))
-    together = runs()
+    together = bleaq_ll_evals(problem, range(2))
     assert first < 0.8 * together
 
 
