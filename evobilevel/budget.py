@@ -128,8 +128,7 @@ class RowBudget:
         unlike :attr:`n_constraints`, never evaluates a point to learn it."""
         if self._n_constraints is not None:
             return self._n_constraints
-        known = getattr(self.ev.problem, "known_constraint_count", None)
-        return None if known is None else known("lower")
+        return self.ev.problem.known_constraint_count("lower")
 
     @property
     def ll_bounds(self) -> tuple[np.ndarray, np.ndarray]:

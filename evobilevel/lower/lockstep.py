@@ -169,22 +169,20 @@ class LockstepRefinement(Refinement):
             values.known.copy(), values.f.copy(), values.g.copy(), values.cv.copy())
         curvature = curvature.copy()
         held_sets, group = np.unique(determined[partial], axis=0, return_inverse=True)
-        partial = np.flatnonzero(partial)
+        partial_rows = np.flatnonzero(partial)
         for k, held in enumerate(held_sets):
-            idx = partial[group.ravel() == k]
+            idx = partial_rows[group.ravel() == k]
             free = ~held
-            view = _FreeVariables(budget, free, rows[idx], starts[idx])
+            block = np.ix_(idx, free)
             known = StartValues(values.known[idx], values.f[idx], values.g[idx], values.cv[idx])
-            state = _Rows(self, view, rows[idx], starts[idx][:, free], known, verify=False)
+            state = _Rows(self, _FreeVariables(budget, free, rows[idx], starts[idx]), rows[idx], starts[block], known,
+                          verify=False)
             state.start()
-            given = curvature[idx][:, free]
             if state.active.any():
-                search = _Box(state, given)
+                search = _Box(state, curvature[block])
                 search.run(_NONE)
-                given = search.model.curvature()
-            block, rows_curvature = starts[idx], curvature[idx]
-            block[:, free], rows_curvature[:, free] = state.best_Y, given
-            starts[idx], curvature[idx] = block, rows_curvature
+                curvature[block] = search.model.curvature()
+            starts[block] = state.best_Y
             values.known[idx] = state.seen & np.isfinite(state.best_F)
             values.f[idx], values.cv[idx] = state.best_F, state.best_CV
         return starts, values, curvature
@@ -199,8 +197,8 @@ class _FreeVariables:
         self.budget, self.free = budget, free
         lo, hi = budget.ll_bounds
         self.ll_bounds = (lo[free], hi[free])
-        self._position = dict(zip(rows.tolist(), range(rows.shape[0])))
-        self._held = held
+        self._held = np.zeros((budget.X.shape[0], held.shape[1]))  # indexed by the budget's rows
+        self._held[rows] = held
 
     @property
     def n_constraints(self) -> int:
@@ -212,7 +210,7 @@ class _FreeVariables:
     def evaluate(self, rows: np.ndarray, Y: np.ndarray):
         """Evaluate the points Y (k, n_free), point j belonging to row ``rows[j]``, completed by their rows'
         held values."""
-        full = self._held[[self._position[row] for row in rows.tolist()]]
+        full = self._held[rows]
         full[:, self.free] = Y
         return self.budget.evaluate(rows, full)
 
