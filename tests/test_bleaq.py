@@ -10,6 +10,9 @@ from evobilevel.algorithms import BLEAQ, Nested
 from evobilevel.algorithms.bleaq.algorithm import EPS_RENEWALS
 from evobilevel.algorithms.bleaq.response import ResponseModel
 from evobilevel.algorithms.bleaq.settlement import LowerSettlement, capped_evals
+from evobilevel.algorithms.bleaq.state import BLEAQState
+from evobilevel.algorithms.bleaq.upper import ModelProposal
+from evobilevel.algorithms.population import Population
 from evobilevel.algorithms.restarts import RestartRule
 from evobilevel.lower import LocalRefinement
 from evobilevel.surrogates import fit_local, fit_quadratic, n_coefficients
@@ -447,6 +450,47 @@ def test_epsilon_level_falls_to_zero_and_can_be_switched_off():
     eb.solve(p, algorithm=BLEAQ(eps_generations=0), seed=0, max_ul_evals=100,
              callback=lambda record: off.append(record["eps_level"]))
     assert off and set(off) == {0.0}
+
+
+def relaxed_case(F_other: float) -> BLEAQ:
+    """A BLEAQ at the start of a 50-generation epsilon phase (level 1): member 0 feasible with F = 1, member 1
+    violating the leader's constraints by 0.2 (forgiven at the level) with F = F_other."""
+    algorithm = BLEAQ(eps_generations=50)
+    algorithm._build(eb.benchmarks.get("SMD10", ul_dim=2, ll_dim=3))
+    algorithm.state = BLEAQState(eps0=1.0)
+    algorithm.state.population = Population(
+        X=np.zeros((2, 2)), Y=np.zeros((2, 3)), F=np.array([1.0, F_other]), G=np.zeros((2, 1)),
+        ul_cv=np.array([0.0, 0.2]), f=np.zeros(2), ll_cv=np.zeros(2))
+    return algorithm
+
+
+def test_during_the_epsilon_phase_a_feasible_best_is_certified_only_where_it_also_leads_under_the_level():
+    promises_nothing = ModelProposal(None, error=0.0, span=0.1, misfit=0.0, promised=0.0)
+    beaten = relaxed_case(F_other=0.5)  # member 1 leads while its violation is forgiven
+    best = beaten.state.population.best()  # feasibility first: member 0
+    assert beaten._eps() == pytest.approx(1.0) and best.F == 1.0
+    assert not beaten._certified(best, best.F, promises_nothing, np.inf)
+    leading = relaxed_case(F_other=2.0)
+    assert leading._certified(leading.state.population.best(), 1.0, promises_nothing, np.inf)
+    # Once the level is zero, member 1 is infeasible and member 0 leads under either order.
+    beaten.state.generation = 50
+    assert beaten._eps() == 0 and beaten._certified(best, best.F, promises_nothing, np.inf)
+    # The model's other conditions still hold during the phase: a promised gain is no certificate.
+    promises = ModelProposal(None, error=0.0, span=0.1, misfit=0.0, promised=0.5)
+    assert not leading._certified(leading.state.population.best(), 1.0, promises, np.inf)
+
+
+def test_an_attempt_whose_relaxed_model_promises_nothing_ends_before_the_epsilon_level_reaches_zero():
+    # SMD11's leader is found within a few generations, and the model around it, its constraints relaxed to the
+    # level's share, promises nothing: the attempt ends there instead of holding the answer through the phase
+    # (120 generations at (5, 5); seeds 0 and 1 ended at 1,283 and 1,481 UL evaluations when it had to wait).
+    p = eb.benchmarks.get("SMD11", ul_dim=5, ll_dim=5)
+    for seed in (0, 1):
+        r = eb.solve(p, algorithm=BLEAQ(restarts=0), seed=seed, max_ul_evals=5000)
+        assert r.history[-1]["eps_level"] > 0
+        assert "local optimum of the leader's quadratic model" in r.message
+        assert r.ul_error < 1e-4 and r.ll_error < 1e-4
+        assert r.n_ul_evals < 700  # measured 269 and 569
 
 
 def test_default_epsilon_phase_lasts_a_number_of_model_renewals():

@@ -355,15 +355,22 @@ class BLEAQ(Algorithm):
         state.took_back = True
 
     def _certified(self, best: Candidate, before: float, proposal: ModelProposal | None, cap: float) -> bool:
-        """Whether this generation certifies the best member as a local optimum: feasible, comparisons feasibility
-        first, the best F improved by at most the tolerance, and the quadratic model around it (fitted before the
-        generation) accurate there and predicting no improvement beyond the tolerance.
+        """Whether this generation certifies the best member as a local optimum: feasible, the best under the
+        current comparisons as well (:meth:`_relaxed_agrees`), the best F improved by at most the tolerance, and
+        the quadratic model around it (fitted before the generation) accurate there and predicting no improvement
+        beyond the tolerance.
+
+        During the epsilon phase the model's constraints are relaxed to the level's share, so a model that promises
+        nothing there promises nothing under the exact constraints either: the member is a local optimum of the
+        problem the phase leads to, and the attempt need not hold it until the level reaches zero. (At an optimum
+        where the leader's constraints are active the relaxed model still promises a gain, and the attempt goes on
+        as before.)
 
         Where that model's points span at least :data:`SINGLE_BASIN_SPAN` of every variable's range, the
         leader's problem is one quadratic basin over that much of the box, and the attempt is marked as one that
         no restart can improve on.
         """
-        if proposal is None or not best.feasible or self._eps() != 0:
+        if proposal is None or not best.feasible or not self._relaxed_agrees():
             return False
         tol = min(self.ftol * (1 + abs(best.F)), cap)
         # The gain last: it costs an SLSQP run, asked for only where the other conditions hold.
@@ -371,6 +378,12 @@ class BLEAQ(Algorithm):
         if certified and proposal.span >= SINGLE_BASIN_SPAN:
             self.state.single_basin = True
         return certified
+
+    def _relaxed_agrees(self) -> bool:
+        """Whether the best member under the current epsilon level's comparisons is the best feasible one: no
+        member whose violation the level forgives has a lower F. (Always, once the level is zero.)"""
+        population = self.state.population
+        return self._eps() == 0 or int(np.argmin(self._ranks(population))) == int(np.argmin(population.ranks()))
 
     def _finish(self, ctx, message: str) -> None:
         """Stop or restart, after a global check of the best member's lower level and the leader's choice for it
