@@ -1,9 +1,9 @@
 """BLEAQ without a target on SMD1-SMD12 at (5, 5): does its own stopping rule end runs at good answers?
 
 Runs the grid with ``evobilevel bench`` (no ``--target``; resumable; SMD12 in the variant the published figures
-use, ``bleaq2``), then counts per problem the runs whose final
-answer has ``|F - F*|``, ``|f - f*|`` and the lower-level gap below 1e-2, with the medians of the evaluations the
-runs spent before they stopped. ``--write-readme`` puts the table into the README.
+use, ``bleaq2``), then counts per problem the runs whose final answer has ``|F - F*|``, ``|f - f*|`` and the
+lower-level gap below 1e-2, with the medians of the evaluations the runs spent before they stopped.
+``--write-readme`` puts the table into the README.
 
     python tests/perf/bleaq_own_rule.py [--out results/own-rule] [--runs 5] [--jobs 2] [--write-readme] [--report-only]
 """
@@ -39,10 +39,10 @@ def first_within(result) -> tuple[int, int] | None:
     return None
 
 
-def label(folder: str) -> str:
-    """``SMD12_5x5_bleaq2`` -> ``SMD12 (bleaq2)``."""
-    name, _, *variant = folder.split("_")
-    return f"{name} ({variant[0]})" if variant else name
+def label(result) -> str:
+    """A run's problem with its variant, where it has one (``SMD12 (bleaq2)``), as ``evobilevel report`` names it."""
+    variant = result.problem_settings.get("variant")
+    return f"{result.problem} ({variant})" if variant else result.problem
 
 
 def table(out: Path) -> str:
@@ -58,7 +58,7 @@ def table(out: Path) -> str:
         ul_ratio = [r.n_ul_evals / f[0] for r, f in firsts if f]
         ll_ratio = [r.n_ll_evals / f[1] for r, f in firsts if f]
         rows.append(
-            f"| {label(folder.name)} | {len(results)} | {sum(map(good, results))}/{len(results)} | "
+            f"| {label(results[0])} | {len(results)} | {sum(map(good, results))}/{len(results)} | "
             f"{own}/{len(results)} | {statistics.median(r.n_ul_evals for r in results):,.0f} | "
             f"{statistics.median(r.n_ll_evals for r in results):,.0f} | "
             f"{statistics.median(ul_ratio) if ul_ratio else float('nan'):.1f} | "
