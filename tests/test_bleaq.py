@@ -284,6 +284,38 @@ def test_leader_choice_records_which_upper_level_constraints_move_with_y():
     assert choice.ul_cv == 0 and np.all(choice.G <= 0)
 
 
+
+def test_leader_choice_gives_up_after_one_gradient_when_a_violated_constraint_binds_x_alone():
+    from evobilevel.algorithms.optimistic import choose_for_leader
+
+    # SMD12 (5, 5), x* with x_u1's first variable pushed below zero: the first cubic constraint (x alone) is
+    # violated, and the answer on the circle at 100 degrees violates a tan constraint as well (y moves it). No
+    # answer of the follower makes that member feasible: one gradient tells, where SLSQP used to run its course.
+    p = eb.benchmarks.get("SMD12", ul_dim=5, ll_dim=5, variant="bleaq2")
+    x = p.optimum.x.copy()
+    x[0] = -0.5
+    z = np.array([np.cos(np.radians(100)), np.sin(np.radians(100))]) * (1 + 1e-12)
+    y = np.concatenate([p.optimum.y[:3], np.arctan(x[3:] - z)])
+    start, f0 = _start(p, x, y)
+    assert start.G[0] > 0 and np.any(start.G[5:] > 0)
+    ctx = _context(p)
+    moves = np.zeros(p.n_ul_constraints, bool)
+    assert choose_for_leader(ctx, x, start, f0 + 1e-6 * (1 + abs(f0)), moves_with_y=moves) is start
+    assert ctx.n_ul_evals == p.ll_dim + 1
+    assert moves.tolist() == [False] * 5 + [True] * 2
+
+
+def test_leader_chooses_for_an_infeasible_member_only_where_y_moves_every_violated_constraint():
+    from evobilevel.algorithms.bleaq.leader import LeaderPolicy
+    from evobilevel.algorithms.bleaq.state import LeaderState
+
+    leader = LeaderState(G_moves_with_y=np.array([False, True]))
+    population = Population(X=np.zeros((3, 1)), Y=np.zeros((3, 1)), F=np.zeros(3),
+                            G=np.array([[-1.0, 1.0], [1.0, 1.0], [1.0, -1.0]]), ul_cv=np.ones(3), f=np.zeros(3),
+                            ll_cv=np.zeros(3))
+    assert [LeaderPolicy._repairable_by_y(leader, population, i) for i in range(3)] == [True, False, False]
+    assert LeaderPolicy._repairable_by_y(LeaderState(), population, 1)  # nothing looked at yet
+
 def test_confirmed_choice_moves_along_a_set_of_optima():
     # SMD12 at x*: the follower's optima form a circle; from 10 degrees on it the leader reaches its preferred
     # point (F = optimum.F_low), and the follower's own refinement of that answer keeps it.

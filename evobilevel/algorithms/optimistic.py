@@ -111,15 +111,16 @@ def _leader_search(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, maxi
     lo, hi = search.lo, search.hi
     z0 = start.y[free]
     with single_blas_thread():
-        # One gradient first: if none of the violated upper-level constraints moves with y, no choice of the
-        # follower's answer can repair them (SMD10's constraints bind x alone); stop at the cost of that gradient.
+        # One gradient first: if a violated upper-level constraint does not move with y, no choice of the
+        # follower's answer can make the member feasible (SMD10's constraints bind x alone, SMD12's cubic ones
+        # too); stop at the cost of that gradient.
         if start.ul_cv > 0:
             n_G = ctx.problem.n_ul_constraints
             _, C0, _, dC = search.at(z0, slopes=True)
+            moves = np.any(dC[:n_G] != 0, axis=1)
             if moves_with_y is not None:
-                moves_with_y |= np.any(dC[:n_G] != 0, axis=1)
-            violated = C0[:n_G] > 0
-            if violated.any() and not np.any(dC[:n_G][violated] != 0):
+                moves_with_y |= moves
+            if np.any((C0[:n_G] > 0) & ~moves):
                 return search
         # A constraint satisfied within the margin at the start keeps only the slack it has: one that y cannot
         # move (SMD12's cubic constraints at x*, active there) could never meet the margin, and SLSQP would give up

@@ -4,7 +4,8 @@
 Where the follower has a set of optimal answers at ``x`` (a sphere, a line), the one a lower-level solver returns
 is arbitrary, yet the leader's value and feasibility may depend on it. The leader chooses
 
-- for the best member when it violates upper-level constraints that may move with ``y``;
+- for the best member when every upper-level constraint it violates may move with ``y`` (one that does not binds
+  ``x``: no answer of the follower makes the member feasible);
 - for a best member feasible at both levels whose follower is known to be free, once it has held for a while or
   the population has converged on it, keeping the choice only where the follower's own refinement confirms it.
 
@@ -90,11 +91,13 @@ class LeaderPolicy:
 
     @staticmethod
     def _repairable_by_y(leader: LeaderState, population: Population, i: int) -> bool:
-        """Whether member i violates an upper-level constraint that may move with y (not yet known not to)."""
+        """Whether y alone may make member i feasible: every upper-level constraint it violates has been seen to
+        move with y (or none has been looked at yet). One that does not move binds x, and the member stays
+        infeasible whatever the follower answers."""
         if leader.G_moves_with_y is None:
             return True
         violated = population.G[i] > 0
-        return bool(np.any(leader.G_moves_with_y[violated]))
+        return bool(np.all(leader.G_moves_with_y[violated]))
 
     def follower_free(self, ctx, state: BLEAQState, i: int) -> bool:
         """Whether member i is feasible at both levels and its follower is known to be free to choose: a global
