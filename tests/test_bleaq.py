@@ -316,6 +316,37 @@ def test_leader_chooses_for_an_infeasible_member_only_where_y_moves_every_violat
     assert [LeaderPolicy._repairable_by_y(leader, population, i) for i in range(3)] == [True, False, False]
     assert LeaderPolicy._repairable_by_y(LeaderState(), population, 1)  # nothing looked at yet
 
+
+def _free_test_case(f_star):
+    """A BLEAQ on SMD1 (2, 3)'s bounds whose archive holds 60 follower optima: the first variable of y anywhere in
+    its range (a line of optima: psi cannot place it), the others x itself, and the optimal value ``f_star(X)``."""
+    from evobilevel.algorithms.archive import SolutionArchive
+
+    p = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
+    algorithm = BLEAQ()
+    algorithm._build(p)
+    rng = np.random.default_rng(1)
+    (lo_x, hi_x), (lo_y, hi_y) = p.ul_bounds, p.ll_bounds
+    X = rng.uniform(lo_x, hi_x, size=(60, 2))
+    Y = np.column_stack([rng.uniform(lo_y[0], hi_y[0], size=60), X])
+    archive = SolutionArchive(p.ul_bounds, 3)
+    archive.add(X, Y, f_star(X))
+    x = 0.5 * (lo_x + hi_x)
+    state = BLEAQState(archive=archive, population=Population(
+        X=x[None, :], Y=np.concatenate([[lo_y[0]], x])[None, :], F=np.zeros(1), G=np.zeros((1, 0)),
+        ul_cv=np.zeros(1), f=f_star(x[None, :]), ll_cv=np.zeros(1)))
+    return algorithm._leader, _context(p), state
+
+
+def test_a_follower_counts_as_free_where_psi_cannot_place_its_answer_but_phi_its_value():
+    # A line of optima: the optimal value is a smooth function of x (phi is right) while the answer is not.
+    leader, ctx, state = _free_test_case(lambda X: (X ** 2).sum(axis=1))
+    assert leader.follower_free(ctx, state, 0)
+    # Where phi cannot place the value either (a follower whose optimal value jumps between pieces, as on SMD9's
+    # rings), psi's error says nothing of a set of optima: the models do not fit the response there.
+    leader, ctx, state = _free_test_case(lambda X: np.floor(3 * (X ** 2).sum(axis=1)) % 2)
+    assert not leader.follower_free(ctx, state, 0)
+
 def test_confirmed_choice_moves_along_a_set_of_optima():
     # SMD12 at x*: the follower's optima form a circle; from 10 degrees on it the leader reaches its preferred
     # point (F = optimum.F_low), and the follower's own refinement of that answer keeps it.

@@ -134,8 +134,9 @@ class BLEAQ(Algorithm):
         where the follower has several optimal answers (see :mod:`.leader`).
     leader_tol : float
     free_tol : float
-        A member's follower counts as free to choose when psi's held-out error at its x, or the distance between
-        its answer and another one as good that a global re-solve found, exceeds this fraction of a range.
+        A member's follower counts as free to choose when psi's held-out error at its x (where phi's prediction is
+        trusted), or the distance between its answer and another one as good that a global re-solve found, exceeds
+        this fraction of a range.
     restarts, restart_patience : int
         When an attempt has converged, start again from a fresh sample (keeping the archive and, aside, the best
         member) until an attempt finds the kept answer again, ``restart_patience`` attempts in a row found nothing

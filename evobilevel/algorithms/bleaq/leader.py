@@ -102,7 +102,9 @@ class LeaderPolicy:
     def follower_free(self, ctx, state: BLEAQState, i: int) -> bool:
         """Whether member i is feasible at both levels and its follower is known to be free to choose: a global
         re-solve at its x found another optimal answer far from its own, or psi cannot place part of its answer
-        at all (held-out error above ``free_tol`` of the range), the sign of a set of lower-level optima."""
+        at all (held-out error above ``free_tol`` of the range) while phi places its value (a trusted prediction),
+        the sign of a set of lower-level optima. Where phi cannot either, the models do not fit the follower's
+        response there (a multimodal or piecewise follower), which says nothing of a set of optima."""
         population = state.population
         x = population.X[i]
         if population.ul_cv[i] != 0 or population.ll_cv[i] != 0 or x.tobytes() in state.leader.tried:
@@ -110,7 +112,8 @@ class LeaderPolicy:
         if x.tobytes() in state.leader.seen_free:
             return True
         predictions = self.response.predict(state.archive, x[None, :], ctx.rng)
-        return predictions is not None and bool(np.any(predictions.psi_error > self.free_tol))
+        return (predictions is not None and bool(predictions.trusted[0])
+                and bool(np.any(predictions.psi_error > self.free_tol)))
 
     def choose(self, ctx, state: BLEAQState, i: int, confirm: bool = False) -> None:
         """Let the leader pick member i's answer among the follower's near-optimal ones, once per member.
