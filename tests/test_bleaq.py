@@ -347,6 +347,28 @@ def test_a_follower_counts_as_free_where_psi_cannot_place_its_answer_but_phi_its
     leader, ctx, state = _free_test_case(lambda X: np.floor(3 * (X ** 2).sum(axis=1)) % 2)
     assert not leader.follower_free(ctx, state, 0)
 
+
+def test_choice_for_an_infeasible_member_takes_the_search_s_end_refined_by_the_follower():
+    from evobilevel.algorithms.bleaq.algorithm import default_local_solver
+    from evobilevel.algorithms.optimistic import choose_feasible, choose_for_leader
+
+    # A best member of an SMD12 (10, 10) run (solve seed 0) violating one tan constraint only, whose follower's
+    # optima form a sphere: SLSQP visits no admissible point (the answers within the tolerance are a thin shell),
+    # so the plain search keeps the start; its final point, refined by the follower's own solver, is feasible.
+    p = eb.benchmarks.get("SMD12", ul_dim=10, ll_dim=10, variant="bleaq2")
+    x = np.array([0.2912262545700617, 0.2161312870225107, 0.23080526258655237, 0.23924539385580185,
+                  0.22021615001621492, 0.2571027524670257, 0.21413028802463577, 0.21461881042225422,
+                  0.4532070916981197, 0.2626683803767857])
+    y = np.array([0.4999999995000002, 0.4999999995000006, 0.4999999995, 0.4999999995000004, 0.4999999994999999,
+                  -0.0017763488241780377, 0.04914041779619295, -0.5625018050893978, 0.6796600260659473,
+                  0.006348460821707697])
+    start, f0 = _start(p, x, y)
+    assert start.ul_cv > 0 and np.flatnonzero(start.G > 0).tolist() == [13]
+    f_limit = f0 + 1e-6 * (1 + abs(f0))
+    assert choose_for_leader(_context(p), x, start, f_limit).ul_cv == start.ul_cv
+    choice = choose_feasible(_context(p), x, start, f_limit, default_local_solver())
+    assert choice.ul_cv == 0 and np.all(choice.G <= 0) and choice.f <= f_limit
+
 def test_confirmed_choice_moves_along_a_set_of_optima():
     # SMD12 at x*: the follower's optima form a circle; from 10 degrees on it the leader reaches its preferred
     # point (F = optimum.F_low), and the follower's own refinement of that answer keeps it.

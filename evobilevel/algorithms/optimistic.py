@@ -24,7 +24,7 @@ from ..differences import PENALTY, forward_steps
 from ..integrality import integer_mask
 from ..space import widths
 
-__all__ = ["LeaderChoice", "choose_confirmed", "choose_for_leader"]
+__all__ = ["LeaderChoice", "choose_confirmed", "choose_feasible", "choose_for_leader"]
 
 #: A confirmed choice keeps at least this share of the gain the loose search found: on a set of optima the
 #: follower's refinement stays where the leader chose, at a unique optimum it takes the gain back.
@@ -133,6 +133,48 @@ def _leader_search(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, maxi
                        options={"maxiter": maxiter, "ftol": CHOICE_FTOL})
     search.finish(res.x)
     return search
+
+
+def choose_feasible(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, refine,
+                    moves_with_y: np.ndarray | None = None) -> LeaderChoice:
+    """:func:`choose_for_leader` for a member that violates the leader's constraints, with the search's end as a
+    proposal where no admissible point it visited is better.
+
+    The answers within ``f_limit`` form a thin shell around the follower's set of optima, and SLSQP's iterates
+    towards the feasible part of it often lie a hair outside (as in :func:`choose_confirmed`). Its final point is then
+    refined by the follower's own local solver, and the refined answer is taken where it is admissible (within
+    ``f_limit``, feasible at the lower level) and violates the leader's constraints less than ``start``.
+
+    Parameters
+    ----------
+    ctx : RunContext
+    x : ndarray, shape (ul_dim,)
+    start : LeaderChoice
+    f_limit : float
+    refine : LowerSolver
+        The follower's local solver.
+    moves_with_y : ndarray of bool, shape (n_ul_constraints,), optional
+        As in :func:`choose_for_leader`.
+
+    Returns
+    -------
+    LeaderChoice
+    """
+    search = _leader_search(ctx, x, start, f_limit, moves_with_y=moves_with_y)
+    if search is None or search.best is not start:
+        return start if search is None else search.best
+    final = search.final()
+    if final is None:
+        return start
+    sol = ctx.solve_lower(x[None, :], refine, Y0=final[0][None, None, :])
+    if sol.cv[0] > 0 or not sol.f[0] <= f_limit:
+        return start
+    upper = ctx.evaluate_upper(x[None, :], sol.Y)
+    if upper.failed[0]:
+        return start
+    refined = LeaderChoice(sol.Y[0].copy(), float(upper.values[0]), float(upper.cv[0]), float(sol.f[0]),
+                           upper.constraints[0].copy())
+    return refined if refined.key() < start.key() else start
 
 
 def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine) -> LeaderChoice:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...lower import LowerSolver
-from ..optimistic import LeaderChoice, choose_confirmed, choose_for_leader
+from ..optimistic import LeaderChoice, choose_confirmed, choose_feasible
 from ..population import Population
 from .response import ResponseModel
 from .state import BLEAQState, LeaderState
@@ -135,7 +135,7 @@ class LeaderPolicy:
             if leader.G_moves_with_y is None:
                 leader.G_moves_with_y = np.zeros(ctx.problem.n_ul_constraints, bool)
             f_limit = start.f + self.tol * (1 + abs(start.f))
-            choice = choose_for_leader(ctx, x, start, f_limit, moves_with_y=leader.G_moves_with_y)
+            choice = choose_feasible(ctx, x, start, f_limit, self.local_solver, moves_with_y=leader.G_moves_with_y)
         # A confirmed member's attempt misses when it gains nothing, an infeasible one's when it stays infeasible.
         missed = choice is start if confirm else choice.ul_cv > 0
         leader.misses = leader.misses + 1 if missed else 0
