@@ -166,15 +166,8 @@ def choose_feasible(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, ref
     final = search.final()
     if final is None:
         return start
-    sol = ctx.solve_lower(x[None, :], refine, Y0=final[0][None, None, :])
-    if sol.cv[0] > 0 or not sol.f[0] <= f_limit:
-        return start
-    upper = ctx.evaluate_upper(x[None, :], sol.Y)
-    if upper.failed[0]:
-        return start
-    refined = LeaderChoice(sol.Y[0].copy(), float(upper.values[0]), float(upper.cv[0]), float(sol.f[0]),
-                           upper.constraints[0].copy())
-    return refined if refined.key() < start.key() else start
+    refined = _refined(ctx, x, final[0], refine, f_limit)
+    return refined if refined is not None and refined.key() < start.key() else start
 
 
 def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine) -> LeaderChoice:
@@ -215,16 +208,26 @@ def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine
         if final is None or not final[1] < start.F:
             return start
         y_loose, F_loose = final
-    sol = ctx.solve_lower(x[None, :], refine, Y0=y_loose[None, None, :])
-    if sol.cv[0] > 0 or not np.isfinite(sol.f[0]):
+    refined = _refined(ctx, x, y_loose, refine)
+    if refined is None:
         return start
-    upper = ctx.evaluate_upper(x[None, :], sol.Y)
-    refined = LeaderChoice(sol.Y[0].copy(), float(upper.values[0]), float(upper.cv[0]), float(sol.f[0]),
-                           upper.constraints[0].copy())
     gain = start.F - refined.F
-    kept = (refined.ul_cv == 0 and not upper.failed[0] and gain >= KEPT_GAIN_SHARE * (start.F - F_loose)
+    kept = (refined.ul_cv == 0 and gain >= KEPT_GAIN_SHARE * (start.F - F_loose)
             and gain > ROUNDING * (1 + abs(start.F)))
     return refined if kept else start
+
+
+def _refined(ctx, x: np.ndarray, y: np.ndarray, refine, f_limit: float = np.inf) -> LeaderChoice | None:
+    """The follower's own refinement of the answer y (ll_dim,) at x, with its values; None where it ends infeasible
+    at the lower level, at a value that is not finite or above ``f_limit``, or where the leader's evaluation fails."""
+    sol = ctx.solve_lower(x[None, :], refine, Y0=y[None, None, :])
+    if sol.cv[0] > 0 or not np.isfinite(sol.f[0]) or sol.f[0] > f_limit:
+        return None
+    upper = ctx.evaluate_upper(x[None, :], sol.Y)
+    if upper.failed[0]:
+        return None
+    return LeaderChoice(sol.Y[0].copy(), float(upper.values[0]), float(upper.cv[0]), float(sol.f[0]),
+                        upper.constraints[0].copy())
 
 
 class _Search:
