@@ -9,7 +9,9 @@ the leader choose::
 
 with ``f_limit`` the follower's optimal value plus a small tolerance. :func:`choose_for_leader` solves that
 with SLSQP and forward differences; each gradient costs ``ll_dim + 1`` evaluations of both levels, in one
-batch per level.
+batch per level. The answers within ``f_limit`` are a thin shell around the follower's optima, which SLSQP's
+iterates often miss by a hair: :func:`choose_feasible` (a member that violates the leader's constraints) and
+:func:`choose_confirmed` (a feasible one) then take its final point, refined by the follower's own solver.
 """
 
 from __future__ import annotations
@@ -161,8 +163,10 @@ def choose_feasible(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, ref
     LeaderChoice
     """
     search = _leader_search(ctx, x, start, f_limit, moves_with_y=moves_with_y)
-    if search is None or search.best is not start:
-        return start if search is None else search.best
+    if search is None:
+        return start
+    if search.best is not start:
+        return search.best
     final = search.final()
     if final is None:
         return start
