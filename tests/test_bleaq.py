@@ -339,13 +339,14 @@ def _free_test_case(f_star):
 
 
 def test_a_follower_counts_as_free_where_psi_cannot_place_its_answer_but_phi_its_value():
-    # A line of optima: the optimal value is a smooth function of x (phi is right) while the answer is not.
+    # A line of optima: the optimal value is a smooth function of x (phi is right) while the answer is not. The
+    # leader may move the one variable psi cannot place; the others are x itself, which psi determines.
     leader, ctx, state = _free_test_case(lambda X: (X ** 2).sum(axis=1))
-    assert leader.follower_free(ctx, state, 0)
+    assert leader.free_components(ctx, state, 0).tolist() == [True, False, False]
     # Where phi cannot place the value either (a follower whose optimal value jumps between pieces, as on SMD9's
     # rings), psi's error says nothing of a set of optima: the models do not fit the response there.
     leader, ctx, state = _free_test_case(lambda X: np.floor(3 * (X ** 2).sum(axis=1)) % 2)
-    assert not leader.follower_free(ctx, state, 0)
+    assert leader.free_components(ctx, state, 0) is None
 
 
 def test_choice_for_an_infeasible_member_takes_the_search_s_end_refined_by_the_follower():
@@ -405,6 +406,26 @@ def test_confirmed_choice_takes_the_search_s_end_just_outside_the_followers_tole
     assert choice.f <= f0 + 1e-8 * (1 + abs(f0)) and choice.ul_cv == 0
 
 
+def test_confirmed_choice_along_the_free_components_only():
+    # SMD12 (10, 10) at x*, from a point on the sphere of the follower's optima (y's last five variables; the
+    # first five are fixed by x): searching those five reaches the leader's preferred point as the search over all
+    # ten does, leaves the others where they were, and costs fewer evaluations of the leader's function.
+    from evobilevel.algorithms.optimistic import choose_confirmed
+
+    p = eb.benchmarks.get("SMD12", ul_dim=10, ll_dim=10, variant="bleaq2")
+    x = p.optimum.x
+    v = np.array([0.229, 0.015, 0.855, 0.08, 0.458])
+    v *= (1 + 1e-12) / np.linalg.norm(v)
+    start, f0 = _start(p, x, np.concatenate([p.optimum.y[:5], np.arctan(x[5:] - v)]))
+    every, along = _context(p), _context(p)
+    choose_confirmed(every, x, start, 1e-6, LocalRefinement())
+    choice = choose_confirmed(along, x, start, 1e-6, LocalRefinement(), components=np.arange(10) >= 5)
+    assert choice.F == pytest.approx(p.optimum.F_low, abs=2e-3)
+    assert choice.f <= f0 + 1e-8 * (1 + abs(f0)) and choice.ul_cv == 0
+    assert np.allclose(choice.y[:5], start.y[:5], atol=1e-6)
+    assert along.n_ul_evals < every.n_ul_evals
+
+
 def test_confirmed_choice_refuses_a_gain_bought_with_the_followers_tolerance():
     # A unique lower-level optimum y1 = y2 = x / 2, nearly flat along y1 + y2, which the leader wants large:
     # within 1e-6 of the optimal f, F drops by about 0.1, which the follower's refinement takes back.
@@ -455,7 +476,7 @@ def test_recheck_that_finds_another_optimal_answer_frees_the_follower():
     pop.ul_cv[0] = pop.ll_cv[0] = 0.0
     algo._recheck.run(ctx, algo.state)
     assert x.tobytes() in algo.state.leader.seen_free
-    assert algo._leader.follower_free(ctx, algo.state, 0)
+    assert algo._leader.free_components(ctx, algo.state, 0).all()  # which variables, the re-solve does not say
 
 
 def test_children_start_from_the_leader_s_chosen_answer_while_the_best_member_holds_it():

@@ -99,14 +99,18 @@ def choose_for_leader(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, m
 
 
 def _leader_search(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, maxiter: int = 30,
-                   fd_step: float = 1e-8, margin: float = 1e-9,
-                   moves_with_y: np.ndarray | None = None) -> _Search | None:
-    """The search of :func:`choose_for_leader` after SLSQP has run (None where the follower has no continuous
-    variables): its best admissible point and SLSQP's final one."""
+                   fd_step: float = 1e-8, margin: float = 1e-9, moves_with_y: np.ndarray | None = None,
+                   components: np.ndarray | None = None) -> _Search | None:
+    """The search of :func:`choose_for_leader` after SLSQP has run, moving the variables marked in ``components``
+    (ll_dim,) bool (all by default): its best admissible point and SLSQP's final one (None where none of them is
+    continuous)."""
     # Integer variables of the follower keep their values: the leader chooses among its answers by moving the
     # continuous ones (a follower whose variables are all integer leaves nothing to choose this way).
+    movable = np.ones(ctx.problem.ll_dim, bool) if components is None else np.asarray(components, bool).copy()
     mask = integer_mask(ctx.problem)
-    free = np.arange(ctx.problem.ll_dim) if mask is None else np.flatnonzero(~mask)
+    if mask is not None:
+        movable &= ~mask
+    free = np.flatnonzero(movable)
     if not free.size:
         return None
     search = _Search(ctx, x, start, f_limit, fd_step, free)
@@ -174,7 +178,8 @@ def choose_feasible(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, ref
     return refined if refined is not None and refined.key() < start.key() else start
 
 
-def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine) -> LeaderChoice:
+def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine,
+                     components: np.ndarray | None = None) -> LeaderChoice:
     """The leader's choice for a member feasible at both levels, kept only where the follower is indifferent.
 
     Searches with ``f <= f + tol * (1 + |f|)``; if that lowers ``F``, the follower's own local solver refines
@@ -193,12 +198,14 @@ def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine
         Relative tolerance on the follower's value for the search.
     refine : LowerSolver
         The follower's local solver.
+    components : ndarray of bool, shape (ll_dim,), optional
+        The variables the search moves (the follower's free ones, where known); all by default.
 
     Returns
     -------
     LeaderChoice
     """
-    search = _leader_search(ctx, x, start, start.f + tol * (1 + abs(start.f)))
+    search = _leader_search(ctx, x, start, start.f + tol * (1 + abs(start.f)), components=components)
     if search is None:
         return start
     y_loose, F_loose = search.best.y, search.best.F

@@ -7,7 +7,8 @@ is arbitrary, yet the leader's value and feasibility may depend on it. The leade
 - for the best member when every upper-level constraint it violates may move with ``y`` (one that does not binds
   ``x``: no answer of the follower makes the member feasible);
 - for a best member feasible at both levels whose follower is known to be free, once it has held for a while or
-  the population has converged on it, keeping the choice only where the follower's own refinement confirms it.
+  the population has converged on it, moving the variables psi cannot place (where that is what showed the follower
+  free) and keeping the choice only where the follower's own refinement confirms it.
 
 Each member is chosen for once; attempts that miss are spaced out exponentially. A choice that gains is recorded
 (:meth:`~.state.LeaderState.holds_choice`): while its member is the best, BLEAQ's children start their lower level
@@ -68,15 +69,18 @@ class LeaderPolicy:
             return
         if population.ul_cv[best] > 0 and self._repairable_by_y(leader, population, best):
             self.choose(ctx, state, best)
-        elif _unchanged(state.best_history, self.held_generations) and self.follower_free(ctx, state, best):
+        elif _unchanged(state.best_history, self.held_generations):
             # A feasible best member that has held for a while: what its follower's free directions can give the
             # leader, before the population spends a stall window on finding it by selection.
-            self.choose(ctx, state, best, confirm=True)
+            free = self.free_components(ctx, state, best)
+            if free is not None:
+                self.choose(ctx, state, best, confirm=True, components=free)
 
     def at_convergence(self, ctx, state: BLEAQState, best: int) -> None:
         """The confirmed choice for the converged population's best member, where its follower is free."""
-        if self.follower_free(ctx, state, best):
-            self.choose(ctx, state, best, confirm=True)
+        free = self.free_components(ctx, state, best)
+        if free is not None:
+            self.choose(ctx, state, best, confirm=True, components=free)
 
     def _record_choice(self, leader: LeaderState, x: np.ndarray, moved: np.ndarray) -> None:
         """Record a choice that gained for the member at ``x``: its x, and the variables it moved (``moved``
@@ -99,27 +103,36 @@ class LeaderPolicy:
         violated = population.G[i] > 0
         return bool(np.all(leader.G_moves_with_y[violated]))
 
-    def follower_free(self, ctx, state: BLEAQState, i: int) -> bool:
-        """Whether member i is feasible at both levels and its follower is known to be free to choose: a global
-        re-solve at its x found another optimal answer far from its own, or psi cannot place part of its answer
-        at all (held-out error above ``free_tol`` of the range) while phi places its value (a trusted prediction),
-        the sign of a set of lower-level optima. Where phi cannot either, the models do not fit the follower's
-        response there (a multimodal or piecewise follower), which says nothing of a set of optima."""
+    def free_components(self, ctx, state: BLEAQState, i: int) -> np.ndarray | None:
+        """The variables (ll_dim,) bool along which member i's follower is free to choose, or None where it is not
+        known to be free or the member is not feasible at both levels.
+
+        The follower is free where a global re-solve at its x found another optimal answer far from its own (all
+        variables may move then), or where psi cannot place part of its answer at all (held-out error above
+        ``free_tol`` of the range) while phi places its value (a trusted prediction), the sign of a set of
+        lower-level optima; there the variables psi does not determine are the free ones, and the others keep the
+        values the follower's optimum gives them. Where phi cannot place the value either, the models do not fit the
+        follower's response there (a multimodal or piecewise follower), which says nothing of a set of optima.
+        """
         population = state.population
         x = population.X[i]
         if population.ul_cv[i] != 0 or population.ll_cv[i] != 0 or x.tobytes() in state.leader.tried:
-            return False
+            return None
         if x.tobytes() in state.leader.seen_free:
-            return True
+            return np.ones(ctx.problem.ll_dim, bool)
         predictions = self.response.predict(state.archive, x[None, :], ctx.rng)
-        return (predictions is not None and bool(predictions.trusted[0])
-                and bool(np.any(predictions.psi_error > self.free_tol)))
+        if (predictions is None or not predictions.trusted[0]
+                or not np.any(predictions.psi_error[0] > self.free_tol)):
+            return None
+        return ~predictions.determined[0]
 
-    def choose(self, ctx, state: BLEAQState, i: int, confirm: bool = False) -> None:
+    def choose(self, ctx, state: BLEAQState, i: int, confirm: bool = False,
+               components: np.ndarray | None = None) -> None:
         """Let the leader pick member i's answer among the follower's near-optimal ones, once per member.
 
         With ``confirm`` (a member already feasible), only a gain that does not come from the follower's
-        tolerance is taken (see :func:`~evobilevel.algorithms.optimistic.choose_confirmed`).
+        tolerance is taken (see :func:`~evobilevel.algorithms.optimistic.choose_confirmed`), moving the variables
+        marked in ``components`` (ll_dim,) bool only (all of them by default).
         """
         population, leader = state.population, state.leader
         x = population.X[i]
@@ -130,7 +143,7 @@ class LeaderPolicy:
         start = LeaderChoice(population.Y[i].copy(), float(population.F[i]), float(population.ul_cv[i]),
                              float(population.f[i]), population.G[i].copy())
         if confirm:
-            choice = choose_confirmed(ctx, x, start, self.tol, self.local_solver)
+            choice = choose_confirmed(ctx, x, start, self.tol, self.local_solver, components=components)
         else:
             if leader.G_moves_with_y is None:
                 leader.G_moves_with_y = np.zeros(ctx.problem.n_ul_constraints, bool)
