@@ -426,6 +426,44 @@ def test_confirmed_choice_along_the_free_components_only():
     assert along.n_ul_evals < every.n_ul_evals
 
 
+def test_choice_along_the_optima_reaches_the_leader_s_point_for_a_fraction_of_the_search_s_cost():
+    # SMD12 at x*, from a point on the follower's set of optima (the sphere of y's last r variables): descending in
+    # those variables, each step refined back onto the set, reaches the leader's preferred point (within the
+    # benchmark's target at (10, 10), 1e-3 at (5, 5)) with the others where they were and f at its optimum, for under
+    # half the upper-level evaluations of the SLSQP search over the same variables.
+    from evobilevel.algorithms.bleaq.algorithm import default_local_solver
+    from evobilevel.algorithms.optimistic import FLAT_TOL, choose_along_optima, choose_confirmed
+
+    for dim, r, accuracy in ((10, 5, 1e-2), (5, 2, 1e-3)):
+        p = eb.benchmarks.get("SMD12", ul_dim=dim, ll_dim=dim, variant="bleaq2")
+        x = p.optimum.x
+        v = np.array([0.229, 0.015, 0.855, 0.08, 0.458]) if r == 5 else np.array([np.cos(0.17), np.sin(0.17)])
+        v *= (1 + 1e-12) / np.linalg.norm(v)
+        start, f0 = _start(p, x, np.concatenate([p.optimum.y[:dim - r], np.arctan(x[dim - r:] - v)]))
+        free = np.arange(dim) >= dim - r
+        along, searched = _context(p), _context(p)
+        choice = choose_along_optima(along, x, start, default_local_solver(), free)
+        choose_confirmed(searched, x, start, 1e-6, default_local_solver(), components=free)
+        assert start.F - p.optimum.F_low > 0.3
+        assert choice.F == pytest.approx(p.optimum.F_low, abs=accuracy)
+        assert choice.ul_cv == 0 and choice.f <= f0 + FLAT_TOL * (1 + abs(f0))
+        assert np.allclose(choice.y[:dim - r], start.y[:dim - r], atol=1e-6)
+        assert 0 < 2 * along.n_ul_evals < searched.n_ul_evals
+
+
+def test_choice_along_the_optima_refuses_a_valley_of_a_unique_optimum():
+    # The ill-conditioned follower of the test below: its refinement stops along the valley (f 2e-7 above the
+    # optimum), where the leader would gain 0.04. Not on a set of optima: the start stays.
+    from evobilevel.algorithms.optimistic import choose_along_optima
+
+    p = eb.Problem(upper=lambda X, Y: -(Y[:, 0] + Y[:, 1]),
+                   lower=lambda X, Y: (Y[:, 0] - Y[:, 1]) ** 2 + 1e-4 * (Y[:, 0] + Y[:, 1] - X[:, 0]) ** 2,
+                   ul_bounds=([0.0], [2.0]), ll_bounds=([-3.0, -3.0], [3.0, 3.0]), vectorized=True, name="flat")
+    x = np.array([1.0])
+    start = _start(p, x, np.array([0.5, 0.5]))[0]
+    assert choose_along_optima(_context(p), x, start, LocalRefinement(), np.ones(2, bool)) is start
+
+
 def test_confirmed_choice_refuses_a_gain_bought_with_the_followers_tolerance():
     # A unique lower-level optimum y1 = y2 = x / 2, nearly flat along y1 + y2, which the leader wants large:
     # within 1e-6 of the optimal f, F drops by about 0.1, which the follower's refinement takes back.

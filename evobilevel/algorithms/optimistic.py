@@ -12,6 +12,8 @@ with SLSQP and forward differences; each gradient costs ``ll_dim + 1`` evaluatio
 batch per level. The answers within ``f_limit`` are a thin shell around the follower's optima, which SLSQP's
 iterates often miss by a hair: :func:`choose_feasible` (a member that violates the leader's constraints) and
 :func:`choose_confirmed` (a feasible one) then take its final point, refined by the follower's own solver.
+Where the follower's free variables are known, :func:`choose_along_optima` does without the shell: it descends on
+``F`` in those variables and lets the follower's refinement bring every step back to its optima.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..differences import PENALTY, forward_steps
 from ..integrality import integer_mask
 from ..space import widths
 
-__all__ = ["LeaderChoice", "choose_confirmed", "choose_feasible", "choose_for_leader"]
+__all__ = ["LeaderChoice", "choose_along_optima", "choose_confirmed", "choose_feasible", "choose_for_leader"]
 
 #: A confirmed choice keeps at least this share of the gain the loose search found: on a set of optima the
 #: follower's refinement stays where the leader chose, at a unique optimum it takes the gain back.
@@ -38,6 +40,19 @@ ROUNDING = 1e-9
 CHOICE_FTOL = 1e-12
 #: Points whose values and slopes the search remembers (SLSQP asks for each several times).
 CACHE_SIZE = 32
+#: :func:`choose_along_optima`'s first step, as a share of each variable's range; a step taken doubles the next, so
+#: that the steps find the scale of the follower's set of optima in a few refinements from either side.
+FIRST_STEP = 0.05
+#: ... and its smallest: psi's accuracy (``BLEAQ.psi_tol``), below which the run does not tell answers apart.
+MIN_STEP = 1e-3
+#: Refinements it may run: as many as the SLSQP iterations of the other choices.
+MAX_TRIALS = 30
+#: The share of the decrease the slope predicts for a move that the move must deliver (Armijo's usual value).
+ARMIJO = 1e-4
+#: How far above the start's value (relative to ``1 + |f|``) a refined answer's ``f`` may lie and still be on the
+#: follower's set of optima: a hundred times the refinement's own ``ftol`` (1e-10). Where the optimum is unique but
+#: ill-conditioned, the refinement stops along its valley with ``f`` above that, and the leader gains nothing there.
+FLAT_TOL = 1e-8
 
 @dataclass
 class LeaderChoice:
@@ -226,6 +241,84 @@ def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine
     kept = (refined.ul_cv == 0 and gain >= KEPT_GAIN_SHARE * (start.F - F_loose)
             and gain > ROUNDING * (1 + abs(start.F)))
     return refined if kept else start
+
+
+def choose_along_optima(ctx, x: np.ndarray, start: LeaderChoice, refine, components: np.ndarray,
+                        fd_step: float = 1e-8) -> LeaderChoice:
+    """The leader's choice for a member feasible at both levels whose follower is free in the variables
+    ``components``: a descent on ``F`` in those variables whose every step the follower's own local solver brings
+    back to its optima.
+
+    A step against the forward-difference gradient of ``F`` (one upper-level evaluation per free variable) leaves
+    the follower's optima; its refinement from the step's end returns to them, near the step, and the refined answer
+    is taken where it is feasible at both levels, its ``f`` within ``FLAT_TOL`` of the start's (on the set of optima,
+    not up a valley) and its ``F`` lower by the Armijo share of what the gradient predicts for the move the
+    refinement made. A step taken doubles the next one (up to a whole range); one refused is shortened to the
+    minimum of the parabola through ``F`` at the start, its slope and the refused value (between a tenth and a half
+    of it, a quarter where the refinement failed). The descent ends when the steps fall below ``MIN_STEP`` of the
+    ranges, after ``MAX_TRIALS`` refinements, or where the gradient is flat or not finite.
+
+    Parameters
+    ----------
+    ctx : RunContext
+    x : ndarray, shape (ul_dim,)
+    start : LeaderChoice
+        The member's pair (feasible at both levels) and its values.
+    refine : LowerSolver
+        The follower's local solver.
+    components : ndarray of bool, shape (ll_dim,)
+        The variables the descent moves (its integer ones never); the others keep their values, up to what the
+        refinement changes.
+    fd_step : float
+        Forward-difference step as a share of each variable's range.
+
+    Returns
+    -------
+    LeaderChoice
+        The last answer taken (``start`` if none).
+    """
+    lo, hi = ctx.problem.ll_bounds
+    w = widths((lo, hi))
+    movable = np.asarray(components, bool).copy()
+    mask = integer_mask(ctx.problem)
+    if mask is not None:
+        movable &= ~mask
+    free = np.flatnonzero(movable)
+    if not free.size:
+        return start
+    f_limit = start.f + FLAT_TOL * (1 + abs(start.f))
+    best, step, trials, slopes = start, FIRST_STEP, 0, None
+    while trials < MAX_TRIALS and step >= MIN_STEP:
+        if slopes is None:
+            slopes = _slopes(ctx, x, best, free, w, fd_step)  # dF per range of each free variable
+            norm = float(np.linalg.norm(slopes))
+            if not np.isfinite(norm) or norm == 0:
+                break
+        y = best.y.copy()
+        y[free] = np.clip(best.y[free] - step * slopes / norm * w[free], lo[free], hi[free])
+        trials += 1
+        candidate = _refined(ctx, x, y, refine, f_limit)
+        F_new = np.inf if candidate is None or candidate.ul_cv > 0 else candidate.F
+        # What the slopes predict for the move the refinement made (the step's part along the optima).
+        predicted = np.inf if candidate is None else float(slopes @ ((candidate.y[free] - best.y[free]) / w[free]))
+        if predicted < 0 and F_new < best.F - ROUNDING * (1 + abs(best.F)) and F_new <= best.F + ARMIJO * predicted:
+            best, step, slopes = candidate, min(1.0, 2 * step), None
+        else:
+            excess = F_new - best.F + norm * step
+            guess = norm * step**2 / (2 * excess) if np.isfinite(F_new) and excess > 0 else 0.25 * step
+            step = min(0.5 * step, max(0.1 * step, guess))
+    return best
+
+
+def _slopes(ctx, x: np.ndarray, at: LeaderChoice, free: np.ndarray, w: np.ndarray, fd_step: float) -> np.ndarray:
+    """Forward-difference slopes (len(free),) of F at the answer ``at`` in the variables ``free``, per range
+    ``w[free]`` of each (one upper-level evaluation per variable, in one batch)."""
+    hi = ctx.problem.ll_bounds[1]
+    h = forward_steps(at.y[free], fd_step * w[free], hi[free])
+    Y = np.repeat(at.y[None, :], free.size, axis=0)
+    Y[np.arange(free.size), free] += h
+    upper = ctx.evaluate_upper(np.repeat(x[None, :], free.size, axis=0), Y)
+    return (upper.values - at.F) / h * w[free]
 
 
 def _refined(ctx, x: np.ndarray, y: np.ndarray, refine, f_limit: float = np.inf) -> LeaderChoice | None:

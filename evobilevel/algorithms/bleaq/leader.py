@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...lower import LowerSolver
-from ..optimistic import LeaderChoice, choose_confirmed, choose_feasible
+from ..optimistic import LeaderChoice, choose_along_optima, choose_confirmed, choose_feasible
 from ..population import Population
 from .response import ResponseModel
 from .state import BLEAQState, LeaderState
@@ -143,7 +143,11 @@ class LeaderPolicy:
         start = LeaderChoice(population.Y[i].copy(), float(population.F[i]), float(population.ul_cv[i]),
                              float(population.f[i]), population.G[i].copy())
         if confirm:
-            choice = choose_confirmed(ctx, x, start, self.tol, self.local_solver, components=components)
+            if components is not None and not components.all():
+                # psi has told the free variables from the ones the follower's optimum fixes: descend along them.
+                choice = choose_along_optima(ctx, x, start, self.local_solver, components)
+            else:
+                choice = choose_confirmed(ctx, x, start, self.tol, self.local_solver, components=components)
         else:
             if leader.G_moves_with_y is None:
                 leader.G_moves_with_y = np.zeros(ctx.problem.n_ul_constraints, bool)
