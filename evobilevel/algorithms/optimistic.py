@@ -119,13 +119,7 @@ def _leader_search(ctx, x: np.ndarray, start: LeaderChoice, f_limit: float, maxi
     """The search of :func:`choose_for_leader` after SLSQP has run, moving the variables marked in ``components``
     (ll_dim,) bool (all by default): its best admissible point and SLSQP's final one (None where none of them is
     continuous)."""
-    # Integer variables of the follower keep their values: the leader chooses among its answers by moving the
-    # continuous ones (a follower whose variables are all integer leaves nothing to choose this way).
-    movable = np.ones(ctx.problem.ll_dim, bool) if components is None else np.asarray(components, bool).copy()
-    mask = integer_mask(ctx.problem)
-    if mask is not None:
-        movable &= ~mask
-    free = np.flatnonzero(movable)
+    free = _movable(ctx.problem, components)
     if not free.size:
         return None
     search = _Search(ctx, x, start, f_limit, fd_step, free)
@@ -279,11 +273,7 @@ def choose_along_optima(ctx, x: np.ndarray, start: LeaderChoice, refine, compone
     """
     lo, hi = ctx.problem.ll_bounds
     w = widths((lo, hi))
-    movable = np.asarray(components, bool).copy()
-    mask = integer_mask(ctx.problem)
-    if mask is not None:
-        movable &= ~mask
-    free = np.flatnonzero(movable)
+    free = _movable(ctx.problem, components)
     if not free.size:
         return start
     f_limit = start.f + FLAT_TOL * (1 + abs(start.f))
@@ -308,6 +298,18 @@ def choose_along_optima(ctx, x: np.ndarray, start: LeaderChoice, refine, compone
             guess = norm * step**2 / (2 * excess) if np.isfinite(F_new) and excess > 0 else 0.25 * step
             step = min(0.5 * step, max(0.1 * step, guess))
     return best
+
+
+def _movable(problem, components: np.ndarray | None) -> np.ndarray:
+    """The indices of the follower's variables a choice may move: those marked in ``components`` (ll_dim,) bool (all
+    by default) that are continuous. Integer variables keep their values: the leader chooses among the follower's
+    answers by moving the continuous ones (a follower whose variables are all integer leaves nothing to choose this
+    way)."""
+    movable = np.ones(problem.ll_dim, bool) if components is None else np.asarray(components, bool).copy()
+    mask = integer_mask(problem)
+    if mask is not None:
+        movable &= ~mask
+    return np.flatnonzero(movable)
 
 
 def _slopes(ctx, x: np.ndarray, at: LeaderChoice, free: np.ndarray, w: np.ndarray, fd_step: float) -> np.ndarray:

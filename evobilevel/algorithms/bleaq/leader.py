@@ -7,8 +7,9 @@ is arbitrary, yet the leader's value and feasibility may depend on it. The leade
 - for the best member when every upper-level constraint it violates may move with ``y`` (one that does not binds
   ``x``: no answer of the follower makes the member feasible);
 - for a best member feasible at both levels whose follower is known to be free, once it has held for a while or
-  the population has converged on it, moving the variables psi cannot place (where that is what showed the follower
-  free) and keeping the choice only where the follower's own refinement confirms it.
+  the population has converged on it. Where psi's error showed the follower free, the choice descends in the
+  variables psi cannot place, each step refined back onto the follower's optima; where a re-check did, it searches
+  all variables and keeps its answer only where the follower's own refinement confirms it.
 
 Each member is chosen for once; attempts that miss are spaced out exponentially. A choice that gains is recorded
 (:meth:`~.state.LeaderState.holds_choice`): while its member is the best, BLEAQ's children start their lower level
@@ -131,8 +132,9 @@ class LeaderPolicy:
         """Let the leader pick member i's answer among the follower's near-optimal ones, once per member.
 
         With ``confirm`` (a member already feasible), only a gain that does not come from the follower's
-        tolerance is taken (see :func:`~evobilevel.algorithms.optimistic.choose_confirmed`), moving the variables
-        marked in ``components`` (ll_dim,) bool only (all of them by default).
+        tolerance is taken: a descent along the follower's optima in the variables marked in ``components``
+        (ll_dim,) bool where they are some of them (:func:`~evobilevel.algorithms.optimistic.choose_along_optima`),
+        the confirmed search otherwise (:func:`~evobilevel.algorithms.optimistic.choose_confirmed`).
         """
         population, leader = state.population, state.leader
         x = population.X[i]
