@@ -388,6 +388,16 @@ def test_confirmed_choice_moves_along_a_set_of_optima():
     assert ctx.n_ll_evals > ctx.n_ul_evals > 0
 
 
+def _smd12_sphere_start(p):
+    """SMD12 at x*: a pair whose follower's answer lies on the sphere of its optima (y's last ``ul_dim // 2``
+    variables; at 0.17 rad on the circle at (5, 5); just outside, against rounding), and its lower-level value."""
+    x = p.optimum.x
+    r = p.ul_dim // 2  # SMD's split: the variables of the sphere
+    v = np.array([0.229, 0.015, 0.855, 0.08, 0.458]) if r == 5 else np.array([np.cos(0.17), np.sin(0.17)])
+    v *= (1 + 1e-12) / np.linalg.norm(v)
+    return _start(p, x, np.concatenate([p.optimum.y[:p.ll_dim - r], np.arctan(x[p.ll_dim - r:] - v)]))
+
+
 def test_confirmed_choice_takes_the_search_s_end_just_outside_the_followers_tolerance():
     # SMD12 (10, 10) at x*: the follower's optima form a sphere in five dimensions. From this point on it, SLSQP
     # ends a hair outside the thin shell f <= f0 + tol, and no point it visited inside is better than the start;
@@ -396,9 +406,7 @@ def test_confirmed_choice_takes_the_search_s_end_just_outside_the_followers_tole
 
     p = eb.benchmarks.get("SMD12", ul_dim=10, ll_dim=10, variant="bleaq2")
     x = p.optimum.x
-    v = np.array([0.229, 0.015, 0.855, 0.08, 0.458])
-    v *= (1 + 1e-12) / np.linalg.norm(v)
-    start, f0 = _start(p, x, np.concatenate([p.optimum.y[:5], np.arctan(x[5:] - v)]))
+    start, f0 = _smd12_sphere_start(p)
     assert start.ul_cv == 0 and start.F > p.optimum.F + 0.5
     assert choose_for_leader(_context(p), x, start, f0 + 1e-6 * (1 + abs(f0))) is start
     choice = choose_confirmed(_context(p), x, start, 1e-6, LocalRefinement())
@@ -414,9 +422,7 @@ def test_confirmed_choice_along_the_free_components_only():
 
     p = eb.benchmarks.get("SMD12", ul_dim=10, ll_dim=10, variant="bleaq2")
     x = p.optimum.x
-    v = np.array([0.229, 0.015, 0.855, 0.08, 0.458])
-    v *= (1 + 1e-12) / np.linalg.norm(v)
-    start, f0 = _start(p, x, np.concatenate([p.optimum.y[:5], np.arctan(x[5:] - v)]))
+    start, f0 = _smd12_sphere_start(p)
     every, along = _context(p), _context(p)
     choose_confirmed(every, x, start, 1e-6, LocalRefinement())
     choice = choose_confirmed(along, x, start, 1e-6, LocalRefinement(), components=np.arange(10) >= 5)
@@ -437,9 +443,7 @@ def test_choice_along_the_optima_reaches_the_leader_s_point_for_a_fraction_of_th
     for dim, r, accuracy in ((10, 5, 1e-2), (5, 2, 1e-3)):
         p = eb.benchmarks.get("SMD12", ul_dim=dim, ll_dim=dim, variant="bleaq2")
         x = p.optimum.x
-        v = np.array([0.229, 0.015, 0.855, 0.08, 0.458]) if r == 5 else np.array([np.cos(0.17), np.sin(0.17)])
-        v *= (1 + 1e-12) / np.linalg.norm(v)
-        start, f0 = _start(p, x, np.concatenate([p.optimum.y[:dim - r], np.arctan(x[dim - r:] - v)]))
+        start, f0 = _smd12_sphere_start(p)
         free = np.arange(dim) >= dim - r
         along, searched = _context(p), _context(p)
         choice = choose_along_optima(along, x, start, default_local_solver(), free)
