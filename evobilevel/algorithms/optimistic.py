@@ -43,7 +43,8 @@ CACHE_SIZE = 32
 #: :func:`choose_along_optima`'s first step, as a share of each variable's range; a step taken doubles the next, so
 #: that the steps find the scale of the follower's set of optima in a few refinements from either side.
 FIRST_STEP = 0.05
-#: ... and its smallest: psi's accuracy (``BLEAQ.psi_tol``), below which the run does not tell answers apart.
+#: ... and its smallest by default: psi's default accuracy (``BLEAQ.psi_tol``), below which the run does not tell
+#: answers apart (BLEAQ passes its own ``psi_tol``).
 MIN_STEP = 1e-3
 #: Refinements it may run: as many as the SLSQP iterations of the other choices.
 MAX_TRIALS = 30
@@ -238,7 +239,7 @@ def choose_confirmed(ctx, x: np.ndarray, start: LeaderChoice, tol: float, refine
 
 
 def choose_along_optima(ctx, x: np.ndarray, start: LeaderChoice, refine, components: np.ndarray,
-                        fd_step: float = 1e-8) -> LeaderChoice:
+                        min_step: float = MIN_STEP, fd_step: float = 1e-8) -> LeaderChoice:
     """The leader's choice for a member feasible at both levels whose follower is free in the variables
     ``components``: a descent on ``F`` in those variables whose every step the follower's own local solver brings
     back to its optima.
@@ -249,7 +250,7 @@ def choose_along_optima(ctx, x: np.ndarray, start: LeaderChoice, refine, compone
     not up a valley) and its ``F`` lower by the Armijo share of what the gradient predicts for the move the
     refinement made. A step taken doubles the next one (up to a whole range); one refused is shortened to the
     minimum of the parabola through ``F`` at the start, its slope and the refused value (between a tenth and a half
-    of it, a quarter where the refinement failed). The descent ends when the steps fall below ``MIN_STEP`` of the
+    of it, a quarter where the refinement failed). The descent ends when the steps fall below ``min_step`` of the
     ranges, after ``MAX_TRIALS`` refinements, or where the gradient is flat or not finite.
 
     Parameters
@@ -263,6 +264,8 @@ def choose_along_optima(ctx, x: np.ndarray, start: LeaderChoice, refine, compone
     components : ndarray of bool, shape (ll_dim,)
         The variables the descent moves (its integer ones never); the others keep their values, up to what the
         refinement changes.
+    min_step : float
+        The smallest step, as a share of each variable's range: the accuracy to which the run places answers.
     fd_step : float
         Forward-difference step as a share of each variable's range.
 
@@ -278,7 +281,7 @@ def choose_along_optima(ctx, x: np.ndarray, start: LeaderChoice, refine, compone
         return start
     f_limit = start.f + FLAT_TOL * (1 + abs(start.f))
     best, step, trials, slopes = start, FIRST_STEP, 0, None
-    while trials < MAX_TRIALS and step >= MIN_STEP:
+    while trials < MAX_TRIALS and step >= min_step:
         if slopes is None:
             slopes = _slopes(ctx, x, best, free, w, fd_step)  # dF per range of each free variable
             norm = float(np.linalg.norm(slopes))

@@ -147,9 +147,10 @@ class LeaderPolicy:
         if confirm:
             if components is not None and not components.all():
                 # psi has told the free variables from the ones the follower's optimum fixes: descend along them.
-                choice = choose_along_optima(ctx, x, start, self.local_solver, components)
+                choice = choose_along_optima(ctx, x, start, self.local_solver, components,
+                                             min_step=self.response.psi_tol)
             else:
-                choice = choose_confirmed(ctx, x, start, self.tol, self.local_solver, components=components)
+                choice = choose_confirmed(ctx, x, start, self.tol, self.local_solver)
         else:
             if leader.G_moves_with_y is None:
                 leader.G_moves_with_y = np.zeros(ctx.problem.n_ul_constraints, bool)
