@@ -12,7 +12,7 @@ from evobilevel.algorithms.bleaq.response import ResponseModel
 from evobilevel.algorithms.bleaq.settlement import LowerSettlement, capped_evals
 from evobilevel.algorithms.bleaq.state import BLEAQState
 from evobilevel.algorithms.bleaq.upper import ModelProposal
-from evobilevel.algorithms.population import Population
+from evobilevel.algorithms.population import Population, stalled_infeasible
 from evobilevel.algorithms.restarts import RestartRule
 from evobilevel.lower import LocalRefinement
 from evobilevel.surrogates import fit_local, fit_quadratic, n_coefficients
@@ -189,6 +189,65 @@ def test_a_restart_in_a_basin_that_cannot_beat_the_kept_answer_ends_before_conve
     for r in ended:
         assert r.message.endswith("5 attempts in a row found nothing better")
         assert r.ul_error < 1e-3 and r.ll_gap < 1e-6
+
+
+def _leader_infeasible_everywhere() -> eb.Problem:
+    """A leader whose constraint no point meets: its violation is least, 1, at x = (2, 2)."""
+    def upper(X, Y):
+        return np.sum((X - 1) ** 2, axis=1) + np.sum(Y**2, axis=1)
+
+    def constraint(X, Y):
+        return (1.0 + 0.01 * np.sum((X - 2) ** 2, axis=1))[:, None]
+
+    def lower(X, Y):
+        return np.sum((Y - X) ** 2, axis=1)
+
+    return eb.Problem(upper=upper, lower=lower, upper_constraints=constraint, ul_bounds=([-5, -5], [5, 5]),
+                      ll_bounds=([-5, -5], [5, 5]), vectorized=True, name="leader infeasible everywhere")
+
+
+def test_an_attempt_that_stops_closing_in_on_the_leader_s_feasible_set_ends():
+    # Its least violation falls ever more slowly towards 1: an attempt ends once it falls by less than 2.5 % of
+    # itself (25 of 1,000 generations) in 25 generations, instead of crawling on to the generation limit, and the
+    # restarts, which end at the same least violation, run out of patience (measured: the first attempt ends at
+    # generation 42, the run after 252 generations, 3,654 UL and 9,145 LL evaluations; without the rule it ran
+    # 1,000 generations, 6,543 UL and 8,601 LL evaluations, in one attempt).
+    r = eb.solve(_leader_infeasible_everywhere(), algorithm="bleaq", seed=0)
+    assert not r.success
+    assert r.message.startswith("no member is feasible, and the least violation fell by less than 2.5% of itself")
+    first_restart = next(record["generation"] for record in r.history if record["restarts"] == 1)
+    assert first_restart < 100
+    assert r.history[-1]["generation"] < 400 and r.n_ul_evals < 5000
+
+
+def test_a_restart_closing_in_on_the_kept_answer_from_outside_the_feasible_set_takes_it_back(monkeypatch):
+    # TP1's optimum lies on the leader's constraint. On seed 5 the half-size probe comes towards it from outside the
+    # feasible set and stops closing in: it is coming back to the kept answer's place, and takes the kept answer
+    # back, as a gathered population does, which confirms it (measured: 486 UL and 3,262 LL evaluations; ending the
+    # probe there instead, as an attempt without a feasible member, costs 1,459 and 6,833, two more restarts; before
+    # the stall test for such populations the probe crept on until it had gathered there, at generation 103, and
+    # the run took 849 UL evaluations).
+    p = eb.benchmarks.get("TP1")
+    came_back = []
+    coming_back = RestartRule.coming_back
+    monkeypatch.setattr(RestartRule, "coming_back",
+                        lambda self, state, best: came_back.append(coming_back(self, state, best)) or came_back[-1])
+    r = eb.solve(p, algorithm="bleaq", seed=5)
+    assert came_back == [True]
+    assert r.ul_error < 1e-3 and r.ll_gap < 1e-6 and r.n_ul_evals < 600
+    assert r.message.endswith("found again by restart 1, whose population had gathered around it")
+    monkeypatch.setattr(RestartRule, "coming_back", lambda self, state, best: False)
+    ended = eb.solve(p, algorithm="bleaq", seed=5)
+    assert ended.ul_error < 1e-3 and ended.n_ul_evals > 1000
+
+
+def test_the_stall_test_of_a_population_without_a_feasible_member():
+    window, limit = 25, 1000
+    slow = [1.0 * (1 - 0.02) ** (i / window) for i in range(window + 1)]  # 2 % in a window: below 2.5 %
+    fast = [1.0 * (1 - 0.03) ** (i / window) for i in range(window + 1)]
+    assert stalled_infeasible(slow, window, limit) and not stalled_infeasible(fast, window, limit)
+    assert not stalled_infeasible(slow[:-1], window, limit)  # not a whole window yet
+    assert not stalled_infeasible(slow[:-1] + [0.0], window, limit)  # feasible now
 
 
 def test_bleaq_respects_budgets():
@@ -664,7 +723,7 @@ def _infeasible_population_and_grid():
     """Members whose upper-level constraint ``x1 + x2 - 1 <= 0`` is violated (followers feasible), and the pairs
     evaluated on a grid, for ``F = |x - (2, 2)|^2``: the models fit exactly."""
     from evobilevel.algorithms.archive import RingBuffer
-    from evobilevel.algorithms.population import Population
+    from evobilevel.algorithms.population import Population, stalled_infeasible
 
     def values(X):
         return ((X - 2.0) ** 2).sum(axis=1), X.sum(axis=1, keepdims=True) - 1.0

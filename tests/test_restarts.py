@@ -9,8 +9,8 @@ from evobilevel.algorithms.restarts import RestartRule, RestartState
 WIDTHS = np.array([15.0, 15.0])
 
 
-def answer(x, F, feasible=True):
-    return Candidate(np.array(x, dtype=float), np.zeros(1), F, 0.0, 0.0 if feasible else 1.0, 0.0)
+def answer(x, F, feasible=True, violation=1.0):
+    return Candidate(np.array(x, dtype=float), np.zeros(1), F, 0.0, 0.0 if feasible else violation, 0.0)
 
 
 def after_first(rule, first):
@@ -58,6 +58,41 @@ def test_an_infeasible_attempt_confirms_nothing():
     state = after_first(rule, answer([0.0, 0.0], 1.0))
     assert rule.after_attempt(state, answer([0.0, 0.0], 0.5, feasible=False))
     assert not state.confirmed and state.n_fruitless == 1
+
+
+def test_between_infeasible_answers_only_a_violation_lower_beyond_the_tolerance_is_progress():
+    # Attempts on a leader infeasible everywhere end at its least violation again and again, to rounding: that is
+    # no progress, and such attempts run out of patience; a violation lower beyond the tolerance is kept as progress.
+    rule = RestartRule(limit=12, patience=2, x_widths=WIDTHS)
+    state = after_first(rule, answer([2.0, 2.0], 5.0, feasible=False, violation=1.0))
+    assert rule.after_attempt(state, answer([2.0, 2.01], 5.0, feasible=False, violation=1.0 - 1e-6))
+    assert state.n_fruitless == 1
+    lower = answer([0.0, 0.0], 5.0, feasible=False, violation=0.5)
+    assert rule.after_attempt(state, lower) and state.kept is lower and state.n_fruitless == 0
+    assert rule.after_attempt(state, answer([0.0, 0.0], 5.0, feasible=False, violation=0.5 - 1e-6))
+    assert not rule.after_attempt(state, answer([0.0, 0.0], 5.0, feasible=False, violation=0.5 - 2e-6))
+    assert state.n_fruitless == 2 and "2 attempts in a row found nothing better" in rule.reason(state)
+
+
+def test_an_attempt_without_a_feasible_member_is_no_answer_found_once():
+    # Kept A, then B elsewhere, then an attempt that ended without a feasible member, then A again: A has been found
+    # twice and B once; the infeasible attempt found no answer, and does not put off the confirmation.
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    kept = answer([0.0, 0.0], 1.0)
+    state = after_first(rule, kept)
+    assert rule.after_attempt(state, answer([5.0, 5.0], 2.0))
+    assert rule.after_attempt(state, answer([9.0, 9.0], 0.5, feasible=False))
+    assert [count for _, count in state.found] == [1, 1]
+    assert not rule.after_attempt(state, answer([0.01, 0.0], 1.0)) and state.confirmed
+
+
+def test_a_population_without_a_feasible_member_comes_back_to_a_feasible_kept_answer_nearby():
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    state = after_first(rule, answer([20.0, 5.0], 225.0))
+    assert rule.coming_back(state, answer([21.0, 4.0], 180.0, feasible=False))
+    assert not rule.coming_back(state, answer([27.0, 1.4], 180.0, feasible=False))  # beyond a tenth of a range
+    infeasible_kept = after_first(rule, answer([2.0, 2.0], 5.0, feasible=False))
+    assert not rule.coming_back(infeasible_kept, answer([2.1, 2.0], 5.0, feasible=False))
 
 
 def test_a_run_to_its_target_never_takes_a_confirmation():

@@ -136,6 +136,28 @@ def stalled(best_history: list[float], population: Population, ftol: float, wind
     return bool(spread < tol or (len(best_history) > 2 * window and best_history[-1 - 2 * window] - now < tol))
 
 
+def stalled_infeasible(violation_history: list[float], window: int, max_generations: int) -> bool:
+    """Whether a search without a feasible member has stopped closing in on the feasible set: the least violation
+    fell by less than ``window / max_generations`` of itself over ``window`` generations. At that pace, kept up, it
+    would not reach zero within the generation limit (the lower-level DE's rule for an infeasible row, at the upper
+    level).
+
+    Parameters
+    ----------
+    violation_history : list of float
+        The best member's total violation after each generation (0 once it is feasible).
+    """
+    if len(violation_history) <= window or violation_history[-1] <= 0:
+        return False
+    return not violation_history[-1] < violation_history[-1 - window] * (1 - window / max_generations)
+
+
+def infeasible_stall_message(window: int, max_generations: int) -> str:
+    """Why an attempt ended by :func:`stalled_infeasible`, for the run's message."""
+    return (f"no member is feasible, and the least violation fell by less than {window / max_generations:.1%} of "
+            f"itself in {window} generations")
+
+
 def better_candidate(a: Candidate | None, b: Candidate) -> Candidate:
     """The better of two candidates, feasibility first (``a`` may be None; a tie keeps ``a``)."""
     if a is None:

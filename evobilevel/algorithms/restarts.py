@@ -47,7 +47,7 @@ class RestartState:
     confirmed : bool
         An attempt found the kept answer again.
     found : list of [Candidate, int]
-        Each answer the attempts ended with (the first of its finds) and how many attempts ended with it.
+        Each feasible answer the attempts ended with (the first of its finds) and how many attempts ended with it.
     """
 
     kept: Candidate | None = None
@@ -101,7 +101,9 @@ class RestartRule:
         the restarts, only the limit does; attempts then grow as if each had found a different answer.
         """
         kept = state.kept
-        finds = self._record(state, attempt_best)
+        # An attempt that ends without a feasible member has found no answer: it counts as no progress (below),
+        # not as one more answer found once, which would put off the confirmation of the kept one.
+        finds = self._record(state, attempt_best) if attempt_best.feasible else 0
         once = sum(count == 1 for _, count in state.found)
         if kept is None:
             state.kept, state.scale = attempt_best, self.probe
@@ -139,6 +141,23 @@ class RestartRule:
         kept = state.kept
         return kept is not None and kept.feasible and self._near(kept.x, X)
 
+    def coming_back(self, state: RestartState, best: Candidate) -> bool:
+        """Whether a restart whose population has no feasible member is coming back to a feasible kept answer: its
+        best member lies within ``x_tol`` of every variable's range of it. (The kept answer is the feasible point
+        of that place the population is closing in on; see :meth:`gathered`.)"""
+        kept = state.kept
+        return kept is not None and kept.feasible and self._near(kept.x, best.x)
+
+    def outclassed(self, state: RestartState, best: Candidate, floor) -> bool:
+        """Whether a restart's feasible best member ``best``, away from the kept answer (:meth:`apart`), cannot beat
+        it: ``floor()``, the lowest value the quadratic model around it promises within its reach less the model's
+        largest error on its own points, lies above the kept ``F`` by more than the tolerance. ``floor`` is called
+        only where the other conditions hold (it may cost a search of the model). (In the kept answer's own basin,
+        a restart takes the kept answer back instead.)"""
+        kept = state.kept
+        return (kept is not None and best.feasible and self.apart(kept, best)
+                and floor() > kept.F + self.tol * (1 + abs(kept.F)))
+
     def apart(self, kept: Candidate, other: Candidate) -> bool:
         """Whether two feasible answers lie at two places: apart by more than ``x_tol`` of some variable's
         range."""
@@ -152,8 +171,15 @@ class RestartRule:
 
     def _gain(self, kept: Candidate, other: Candidate) -> bool:
         """Whether ``other`` (ranked above ``kept``) is better by more than rounding: feasible where ``kept`` is not,
-        or lower ``F`` beyond the tolerance."""
-        return not kept.feasible or not other.feasible or kept.F - other.F > self.tol * (1 + abs(kept.F))
+        lower ``F`` beyond the tolerance, or, neither feasible, a total violation lower by more than the tolerance
+        (relative): attempts that end at the least violation of a leader infeasible everywhere find the same point
+        again, to rounding, and that is no progress."""
+        if kept.feasible and other.feasible:
+            return kept.F - other.F > self.tol * (1 + abs(kept.F))
+        if not (kept.feasible or other.feasible):
+            violation = kept.ul_cv + kept.ll_cv
+            return violation - (other.ul_cv + other.ll_cv) > self.tol * violation
+        return True
 
     def reason(self, state: RestartState) -> str:
         """Why the restarts ended, for the run's message."""

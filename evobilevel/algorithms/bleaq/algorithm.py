@@ -43,7 +43,7 @@ from ...lower.refinement import Refinement
 from ...space import latin_hypercube, widths
 from ..archive import RingBuffer, SolutionArchive
 from ..base import Algorithm, Candidate
-from ..population import Population, stalled, tolerance_cap
+from ..population import Population, infeasible_stall_message, stalled, stalled_infeasible, tolerance_cap
 from ..restarts import RestartRule
 from .followers import FollowerSettlement
 from .leader import LeaderPolicy
@@ -238,7 +238,7 @@ class BLEAQ(Algorithm):
         with self._phase(ctx, "initial"):
             answers = settle_initial(self._settlement, ctx, state, X, self.n_initial_global)
         state.population = self._upper.evaluate(ctx, state.evaluated, answers)
-        state.best_history, state.certified, state.outclassed, state.took_back = [], 0, 0, False
+        state.new_attempt()
         state.eps0 = self._epsilon.initial_level(state.population.ul_cv, state.population.ll_cv == 0)
         state.eps_start = state.generation
 
@@ -313,12 +313,12 @@ class BLEAQ(Algorithm):
                 and self._restart_rule.gathered(state.restarts, state.population.X)):
             self._take_back_kept()
         best = state.population.best()
-        before = state.best_history[-1] if state.best_history else np.inf
-        state.best_history.append(best.F if best.feasible else np.inf)
-        del state.best_history[: -(2 * self.stall_generations + 1)]  # all the convergence test looks at
+        before = state.note_best(best, self.stall_generations)
         certified = self._certified(best, before, proposal, tolerance_cap(ctx.target))
         state.certified = state.certified + 1 if certified else 0
-        outclassed = not ctx.until_target and self._outclassed(best, proposal)
+        # A restart's basin that cannot beat the kept answer: converging it would only say how much worse it is.
+        outclassed = (not ctx.until_target and proposal is not None and self._eps() == 0 and self._restart_rule
+                      .outclassed(state.restarts, best, lambda: best.F - proposal.gain - proposal.misfit))
         state.outclassed = state.outclassed + 1 if outclassed else 0
         if state.generation >= self.max_generations:
             self._finish(ctx, f"maximum of {self.max_generations} generations")
@@ -326,25 +326,19 @@ class BLEAQ(Algorithm):
                                           tolerance_cap(ctx.target)):
             self._finish(ctx, f"best F improved by less than {self.ftol:g} (relative) in "
                               f"{self.stall_generations} generations")
+        elif self._eps() == 0 and stalled_infeasible(state.violation_history, self.stall_generations,
+                                                     self.max_generations):
+            if (not ctx.until_target and state.kept_member is not None
+                    and self._restart_rule.coming_back(state.restarts, best)):
+                self._take_back_kept()  # (again, if the member taken back when it gathered there was lost since)
+            else:
+                self._finish(ctx, infeasible_stall_message(self.stall_generations, self.max_generations))
         elif state.certified >= CERTIFIED_GENERATIONS:
             self._finish(ctx, f"the best member is a local optimum of the leader's quadratic model (to {self.ftol:g}, "
                               f"relative) in {CERTIFIED_GENERATIONS} generations in a row")
         elif state.outclassed >= CERTIFIED_GENERATIONS:
             self._finish(ctx, f"the quadratic model around the restart's best member, away from the kept answer, "
                               f"promised nothing below it in {CERTIFIED_GENERATIONS} generations in a row")
-
-    def _outclassed(self, best: Candidate, proposal: ModelProposal | None) -> bool:
-        """Whether this generation shows that a restart's basin cannot beat the kept answer: the best member lies
-        away from the kept answer (see :meth:`~evobilevel.algorithms.restarts.RestartRule.apart`), and the lowest
-        value the quadratic model around it promises within its reach, less the model's largest error on its own
-        points, lies above the kept F by more than the tolerance. Converging such an attempt would only say how much
-        worse its answer is. (In the kept answer's own basin, a restart takes the kept answer back instead.)"""
-        kept = self.state.restarts.kept
-        if (kept is None or proposal is None or not best.feasible or self._eps() != 0
-                or not self._restart_rule.apart(kept, best)):
-            return False
-        floor = best.F - proposal.gain - proposal.misfit
-        return floor > kept.F + self.ftol * (1 + abs(kept.F))
 
     def _take_back_kept(self) -> None:
         """A restart whose population gathered around the kept answer has come back to it: the kept member

@@ -130,6 +130,9 @@ class BLEAQState(AlgorithmState):
         ``X, F, G`` of the settled pairs evaluated at the upper level, for the upper-level model.
     best_history : list of float
         Best feasible ``F`` after each generation of the current attempt (the stall test's window only).
+    violation_history : list of float
+        The best member's total violation after each generation of the current attempt, 0 once it is feasible (the
+        window of the stall test for a population without a feasible member).
     eps0, eps_start : float, int
         The current attempt's starting epsilon level and the generation it started at.
     restarts, recheck, leader : RestartState, RecheckState, LeaderState
@@ -156,6 +159,7 @@ class BLEAQState(AlgorithmState):
     evaluated: RingBuffer | None = None
     population: Population | None = None
     best_history: list = field(default_factory=list)
+    violation_history: list = field(default_factory=list)
     eps0: float = 0.0
     eps_start: int = 0
     restarts: RestartState = field(default_factory=RestartState)
@@ -171,3 +175,18 @@ class BLEAQState(AlgorithmState):
     kept_member: Population | None = None
     took_back: bool = False
     followers: list | None = None
+
+    def new_attempt(self) -> None:
+        """Forget the convergence tests' records: a new attempt's population starts."""
+        self.best_history, self.violation_history = [], []
+        self.certified, self.outclassed, self.took_back = 0, 0, False
+
+    def note_best(self, best, window: int) -> float:
+        """Add this generation's best member (a Candidate) to the convergence tests' records, kept to what their
+        ``window`` of generations looks at; returns the best feasible ``F`` before it (inf if none)."""
+        before = self.best_history[-1] if self.best_history else np.inf
+        self.best_history.append(best.F if best.feasible else np.inf)
+        del self.best_history[: -(2 * window + 1)]
+        self.violation_history.append(0.0 if best.feasible else best.ul_cv + best.ll_cv)
+        del self.violation_history[: -(window + 1)]
+        return before
