@@ -114,16 +114,21 @@ def child_wins(parents: Population, children: Population, ranks=Population.ranks
 
 
 def stalled(best_history: list[float], population: Population, ftol: float, window: int,
-            cap: float = np.inf) -> bool:
+            cap: float = np.inf, gathered: bool = False) -> bool:
     """Whether the search has converged: the best feasible ``F`` improved by less than ``ftol * (1 + |F|)`` (at
     most ``cap``) over ``window`` generations, and either the feasible members' ``F`` lie within that tolerance of
-    each other or the stall has lasted twice as long.
+    each other, or the population is known to have ``gathered`` around its best member, or the stall has lasted
+    twice as long.
 
     Parameters
     ----------
     best_history : list of float
         Best feasible ``F`` after each generation (``inf`` while there is none).
     population : Population
+    gathered : bool
+        The population has come back to an answer that an earlier attempt converged to (a restart that took the
+        kept answer back): its members, around that answer, need not agree on their values to show that a whole
+        window passed without a gain on it.
     """
     if len(best_history) <= window or not np.isfinite(best_history[-1]):
         return False
@@ -133,7 +138,8 @@ def stalled(best_history: list[float], population: Population, ftol: float, wind
         return False
     feasible = population.feasible
     spread = np.ptp(population.F[feasible]) if feasible.any() else np.inf
-    return bool(spread < tol or (len(best_history) > 2 * window and best_history[-1 - 2 * window] - now < tol))
+    return bool(gathered or spread < tol
+                or (len(best_history) > 2 * window and best_history[-1 - 2 * window] - now < tol))
 
 
 def stalled_infeasible(violation_history: list[float], window: int, max_generations: int) -> bool:

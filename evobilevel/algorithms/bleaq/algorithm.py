@@ -323,9 +323,9 @@ class BLEAQ(Algorithm):
         if state.generation >= self.max_generations:
             self._finish(ctx, f"maximum of {self.max_generations} generations")
         elif self._eps() == 0 and stalled(state.best_history, state.population, self.ftol, self.stall_generations,
-                                          tolerance_cap(ctx.target)):
+                                          tolerance_cap(ctx.target), gathered=state.holds_stalled_kept(best)):
             self._finish(ctx, f"best F improved by less than {self.ftol:g} (relative) in "
-                              f"{self.stall_generations} generations")
+                              f"{self.stall_generations} generations", stalled=True)
         elif self._eps() == 0 and stalled_infeasible(state.violation_history, self.stall_generations,
                                                      self.max_generations):
             if (not ctx.until_target and state.kept_member is not None
@@ -380,7 +380,7 @@ class BLEAQ(Algorithm):
         population = self.state.population
         return self._eps() == 0 or int(np.argmin(self._ranks(population))) == int(np.argmin(population.ranks()))
 
-    def _finish(self, ctx, message: str) -> None:
+    def _finish(self, ctx, message: str, stalled: bool = False) -> None:
         """Stop or restart, after a global check of the best member's lower level and the leader's choice for it
         (either may revive the run)."""
         state = self.state
@@ -403,6 +403,7 @@ class BLEAQ(Algorithm):
         elif self._restart_rule.after_attempt(state.restarts, after, persist=ctx.until_target):
             if state.restarts.kept is after:  # this attempt's answer is the one kept
                 state.kept_member = state.population.take(np.argmin(state.population.ranks(), keepdims=True))
+                state.kept_stalled = stalled
             self._start_population(ctx, self._restart_rule.population_size(state.restarts, self._initial_size,
                                                                            MIN_RESTART_SIZE))
         else:

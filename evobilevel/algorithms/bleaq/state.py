@@ -149,6 +149,8 @@ class BLEAQState(AlgorithmState):
         The first attempt's model certified its answer over most of the box (no restart needed).
     kept_member : Population or None
         The restarts' kept answer as a member (one row), to be taken back by a restart that comes back to it.
+    kept_stalled : bool
+        The kept answer's attempt ended by the stall rule (no model certificate).
     took_back : bool
         The current attempt's population gathered around the kept answer and took it back.
     followers : list of FollowerLowerState, optional
@@ -173,6 +175,7 @@ class BLEAQState(AlgorithmState):
     outclassed: int = 0
     single_basin: bool = False
     kept_member: Population | None = None
+    kept_stalled: bool = False
     took_back: bool = False
     followers: list | None = None
 
@@ -190,3 +193,9 @@ class BLEAQState(AlgorithmState):
         self.violation_history.append(0.0 if best.feasible else best.ul_cv + best.ll_cv)
         del self.violation_history[: -(window + 1)]
         return before
+
+    def holds_stalled_kept(self, best) -> bool:
+        """Whether the current attempt has taken back a kept answer whose attempt ended by the stall rule, and that
+        answer (a Candidate, ``best`` this generation's best member) is still its best member."""
+        kept = self.restarts.kept
+        return self.took_back and self.kept_stalled and np.array_equal(best.x, kept.x) and best.F == kept.F
