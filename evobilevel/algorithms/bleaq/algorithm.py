@@ -382,7 +382,8 @@ class BLEAQ(Algorithm):
 
     def _finish(self, ctx, message: str, stalled: bool = False) -> None:
         """Stop or restart, after a global check of the best member's lower level and the leader's choice for it
-        (either may revive the run)."""
+        (either may revive the run); ``stalled``: the attempt ends by the stall rule, its answer without a model
+        certificate."""
         state = self.state
         before = state.population.best()
         with self._phase(ctx, "recheck"):
