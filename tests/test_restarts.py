@@ -95,6 +95,19 @@ def test_a_population_without_a_feasible_member_comes_back_to_a_feasible_kept_an
     assert not rule.coming_back(infeasible_kept, answer([2.1, 2.0], 5.0, feasible=False))
 
 
+def test_a_better_answer_sends_the_next_restart_back_to_the_probe_s_size():
+    # Growth follows failure: an attempt that found nothing better doubles the next population (up to the limit);
+    # one that found a better answer shows that attempts of this size still find gains, and the next restart probes
+    # the new kept answer as the first restart probed the first one.
+    rule = RestartRule(limit=12, patience=5, x_widths=WIDTHS)
+    state = after_first(rule, answer([3.13, 4.4], 0.0734))
+    assert rule.after_attempt(state, answer([-3.13, 4.4], 0.0735)) and state.scale == 2 * rule.probe
+    assert rule.after_attempt(state, answer([6.2, 0.0], 0.0995)) and state.scale == 4 * rule.probe
+    better = answer([0.0, 0.0], 1e-6)
+    assert rule.after_attempt(state, better) and state.kept is better and state.scale == rule.probe
+    assert state.n_fruitless == 0
+
+
 def test_a_run_to_its_target_never_takes_a_confirmation():
     rule = RestartRule(limit=2, patience=5, x_widths=WIDTHS)
     state = after_first(rule, answer([0.0, 0.0], 1e-5))

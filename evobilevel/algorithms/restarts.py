@@ -6,10 +6,12 @@ the kept one again, as good (to the tolerance) and at the same place (within a t
 confirms it, and a run that keeps finding the same answer stops, once the kept answer has been found more often
 than there are answers found only once. That count is the Good-Turing estimate of how often the next attempt
 would find an answer not seen yet: where the attempts keep finding new answers, finding the kept one twice says
-little about what the next attempt would find. An attempt that finds another answer, better, worse, or as good
-elsewhere, shows that the upper level has several basins: the next attempt's population doubles (up to a limit),
-since a larger population sees more basins before it commits to one. Restarting stops once the kept answer is
-confirmed, after ``patience`` attempts in a row that found nothing better, or after ``limit`` restarts.
+little about what the next attempt would find. The restarts' size follows their success: an attempt that finds
+nothing better (another answer, worse or as good elsewhere, shows several basins) doubles the next population (up to
+a limit), since a larger population sees more basins before it commits to one; an attempt that finds a better answer
+shows that attempts of its size still find gains, and the next restart probes the new kept answer as the first
+restart probed the first one, with the probe's population. Restarting stops once the kept answer is confirmed, after
+``patience`` attempts in a row that found nothing better, or after ``limit`` restarts.
 
 A restart whose whole population has gathered around the kept answer (:meth:`RestartRule.gathered`) has committed
 to its basin; the algorithm may then hand it the kept answer, so that the attempt confirms it (or improves on it)
@@ -113,9 +115,10 @@ class RestartRule:
         else:
             if better_candidate(kept, attempt_best) is attempt_best and self._gain(kept, attempt_best):
                 state.kept, state.n_fruitless = attempt_best, 0
+                state.scale = self.probe
             else:
                 state.n_fruitless += 1
-            state.scale = min(2 * max(state.scale, self.probe), self.max_growth)
+                state.scale = min(2 * max(state.scale, self.probe), self.max_growth)
         if state.n_restarts < self.limit and (persist or state.n_fruitless < self.patience):
             state.n_restarts += 1
             return True
