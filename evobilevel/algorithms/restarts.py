@@ -100,7 +100,8 @@ class RestartRule:
         """Record a finished attempt's best in ``state``; whether to restart (counted when True).
 
         With ``persist`` (a run that ends at its target only), a confirmation or a lack of progress does not end
-        the restarts, only the limit does; attempts then grow as if each had found a different answer.
+        the restarts, only the limit does; a confirmation then counts as an attempt that found nothing better (the
+        next population doubles), and a better find sends the next restart back to the probe's size, as without it.
         """
         kept = state.kept
         # An attempt that ends without a feasible member has found no answer: it counts as no progress (below),
