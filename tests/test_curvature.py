@@ -118,10 +118,11 @@ def test_the_archive_gives_the_nearest_entrys_curvature():
 
 def test_carried_curvature_cuts_a_bleaq_runs_lower_level_evaluations(monkeypatch):
     """SMD8 (5, 5), whose follower is a Rosenbrock valley: the refinements of a BLEAQ run start from the curvature
-    learnt at the nearest archived optimum. Summed over four seeds, since one run's path is a draw (measured: 117k
-    against 165k LL evaluations; per seed 0.51-0.87 of the runs without it)."""
+    learnt at the nearest archived optimum. Summed over four seeds, since one run's path is a draw (measured: 116k
+    against 129k LL evaluations; per seed 0.85-0.99 of the runs without it. Before refinements took a short move's
+    secant where nothing else told a variable's curvature, the runs without it spent 165k)."""
     problem = eb.benchmarks.get("SMD8", ul_dim=5, ll_dim=5)
     carried = bleaq_ll_evals(problem, range(4))
     monkeypatch.setattr(SolutionArchive, "nearest_curvature", lambda self, X: None)
     alone = bleaq_ll_evals(problem, range(4))
-    assert carried < 0.9 * alone
+    assert carried < 0.95 * alone

@@ -253,3 +253,21 @@ def test_a_pole_at_the_bound_halves_the_sqp_step_instead_of_crawling():
     assert np.all(solution.success)
     np.testing.assert_allclose(solution.Y, np.arctan(X), atol=1e-6)
     assert np.all(solution.n_evals <= 100)
+
+
+def test_a_steep_variable_near_its_optimum_shows_its_curvature_in_a_short_move():
+    # SMD1 (3, 3)'s follower, f = |y1|^2 + (x3 - tan(y2))^2 + const (83), from a DE's best point: y2 already within
+    # 1.5e-6 of atan(x3), where f curves 5,700 times as much as along y1. Each step moves y2 by about 3e-6, under the
+    # 1,000 difference steps (3e-6) that used to be needed for a secant, so the model kept y2's curvature at 1: every
+    # full step overshot y2 by thousands of times its distance and the line search cut it to 1e-4, and the row ran
+    # to its 100 iterations (803 evaluations) unconverged. y2's slope changes by 1,000 times its rounding error over
+    # such a move, which tells its curvature: 19 evaluations now.
+    problem = eb.benchmarks.get("SMD1", ul_dim=3, ll_dim=3)
+    X = np.array([[6.562502454298725, 6.319868209186179, 7.228018924740427]])
+    start = np.array([[-0.0011247504958635038, -0.003684884308146011, 1.4333196476684784]])
+    values = Evaluator(problem).lower(X, start)
+    known = StartValues(np.ones(1, bool), values.values, values.constraints, values.cv)
+    budget = RowBudget(Evaluator(problem), X, np.full(1, np.inf))
+    Y, f, cv, converged, _ = LockstepRefinement().refine(budget, np.arange(1), start, known, verify=False)
+    assert converged[0] and budget.used[0] <= 40
+    np.testing.assert_allclose(Y[0], [0.0, 0.0, np.arctan(X[0, 2])], atol=1e-6)

@@ -60,8 +60,11 @@ _BOUND_SHARE = 1e-3
 # The merit function's penalties exceed the multipliers by this factor (at least), so that it sees the violation
 # of a constraint that the step corrects (with the multiplier itself the merit is flat along its normal).
 _PENALTY_FACTOR = 1.5
-# A pair tells a variable's curvature when it moved the variable by more than this many difference steps.
+# A pair tells a variable's curvature when it moved the variable by more than _SECANT_STEPS difference steps, or
+# when the variable's slope changed by more than _SECANT_NOISE times the rounding error of the two slopes: a steep
+# variable near its optimum (SMD's ``tan`` walls) shows its curvature to within a per cent in a move of a few steps.
 _SECANT_STEPS = 1e3
+_SECANT_NOISE = 1e2
 # A pair whose curvature along its step is this factor away from the model's diagonal is left out of the updates.
 _STALE = 10.0
 # The first trial step moves no variable of unknown curvature more than this share of its range.
@@ -658,7 +661,12 @@ class _Box(_Search):
         self.fail(idx[~descent])
 
     def update(self, idx) -> None:
-        self.model.add(idx, self.st.Y[idx] - self.prev_Y[idx], self.st.DF[idx] - self.prev_grad[idx])
+        st = self.st
+        # Each forward slope is off by up to 2 eps |f| / h from rounding f; their difference by the sum.
+        scale = np.abs(self.phi0[idx]) + np.abs(st.F[idx])
+        with np.errstate(divide="ignore"):
+            noise = 2.0 * np.finfo(float).eps * scale[:, None] / np.abs(st.H[idx])
+        self.model.add(idx, st.Y[idx] - self.prev_Y[idx], st.DF[idx] - self.prev_grad[idx], noise)
 
     def merit(self, idx, f, g, cv) -> np.ndarray:
         return f
@@ -761,6 +769,7 @@ class _LimitedMemory:
 
     def __init__(self, n: int, d: int, memory: int, steps: np.ndarray):
         self.S, self.R = np.zeros((n, memory, d)), np.zeros((n, memory, d))
+        self.resolved = np.zeros((n, memory, d), bool)  # slope changes well above their rounding error
         self.count = np.zeros(n, np.int64)
         self.base, self.scaled = np.ones((n, d)), np.zeros(n, bool)
         self.base_informed = np.zeros((n, d), bool)
@@ -803,27 +812,33 @@ class _LimitedMemory:
             self.scaled[used] = True
         self.count[idx] = 0
 
-    def add(self, idx, S, R) -> None:
-        """Add the pairs (k, d) with ``s'r > eps r'r`` (L-BFGS-B skips the others), dropping the oldest."""
+    def add(self, idx, S, R, noise) -> None:
+        """Add the pairs (k, d) with ``s'r > eps r'r`` (L-BFGS-B skips the others), dropping the oldest; ``noise``
+        (k, d) bounds the rounding error of each slope change in ``R``."""
         keep = (S * R).sum(axis=1) > np.finfo(float).eps * (R * R).sum(axis=1)
-        idx, S, R = idx[keep], S[keep], R[keep]
+        idx, S, R, noise = idx[keep], S[keep], R[keep], noise[keep]
         full = idx[self.count[idx] == self.S.shape[1]]
         self.S[full, :-1], self.R[full, :-1] = self.S[full, 1:], self.R[full, 1:]
+        self.resolved[full, :-1] = self.resolved[full, 1:]
         self.count[full] -= 1
         self.S[idx, self.count[idx]], self.R[idx, self.count[idx]] = S, R
+        self.resolved[idx, self.count[idx]] = np.abs(R) > _SECANT_NOISE * noise
         self.count[idx] += 1
 
     def _pairs(self, idx):
         """The valid pairs S, R (k, memory, d) (zeros elsewhere), their mask (k, memory), the initial diagonal (k, d)
         and where it is informed (k, d): each variable's secant curvature ``r_i / s_i`` in the newest pair that moved
         it by more than ``_SECANT_STEPS`` difference steps (a shorter move shows the rounding noise of the slopes, not
-        the curvature) and saw it positive; ``base`` for the others. The newest, because the curvature of SMD's
-        ``tan`` terms changes by orders of magnitude along a search: an older one would make the updates of the
-        newer pairs couple the variables."""
+        the curvature) and saw it positive; ``base`` for the others. Where ``base`` is the identity's guess (nothing
+        learnt or carried), a shorter move serves too if it changed the slope by more than ``_SECANT_NOISE`` times the
+        slopes' rounding error. The newest, because the curvature of SMD's ``tan`` terms changes by orders of
+        magnitude along a search: an older one would make the updates of the newer pairs couple the variables."""
         n = self.count[idx]
         valid = np.arange(self.S.shape[1]) < n[:, None]
         S, R = np.where(valid[:, :, None], self.S[idx], 0.0), np.where(valid[:, :, None], self.R[idx], 0.0)
-        usable = (np.abs(S) > _SECANT_STEPS * self.steps) & (S * R > 0)
+        # A short move's secant stands in for the identity's guess only, not for curvature learnt or carried.
+        resolved = valid[:, :, None] & self.resolved[idx] & ~self.base_informed[idx][:, None, :]
+        usable = ((np.abs(S) > _SECANT_STEPS * self.steps) | resolved) & (S * R > 0)
         newest = np.where(usable, np.arange(S.shape[1])[None, :, None], -1).max(axis=1)  # (k, d)
         secant = newest >= 0
         k, i = np.nonzero(secant)
