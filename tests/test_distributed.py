@@ -92,9 +92,9 @@ def test_evaluation_tasks_go_to_actors_on_the_workers_with_the_inline_results(cl
     methods = []
     call_actors = Spreader._call_actors
 
-    def counted(self, method, arguments):
+    def counted(self, method, arguments, timeout=None):
         methods.extend([method] * len(arguments))
-        return call_actors(self, method, arguments)
+        return call_actors(self, method, arguments, timeout)
 
     monkeypatch.setattr(Spreader, "_call_actors", counted)
     algo = BLEAQ(pop_size=8, max_generations=4)
@@ -115,7 +115,7 @@ def test_spreader_sends_tasks_once_an_actor_cannot_be_reached(cluster, monkeypat
         assert len(spreader.actors) == 2
         first = spread_values(spreader, X, Y)
 
-        def unreachable(self, method, arguments):
+        def unreachable(self, method, arguments, timeout=None):
             raise OSError("Unable to contact Actor's worker")
 
         monkeypatch.setattr(Spreader, "_call_actors", unreachable)
@@ -123,6 +123,44 @@ def test_spreader_sends_tasks_once_an_actor_cannot_be_reached(cluster, monkeypat
         assert spreader.actors is None
         spreader.close()
     assert_same_values([first, second], expected)
+
+
+def test_the_actors_are_called_directly_where_the_workers_can_be_reached(cluster):
+    # The run's client goes through the scheduler (dask's default); the spreader's own client calls the workers.
+    from evobilevel.parallel.spread import Spreader
+
+    X, Y, expected = lower_points(7, seed=2)
+    with cluster_backend(cluster.scheduler_address) as client:
+        assert not client.direct_to_workers
+        spreader = Spreader(-1)
+        assert spreader._direct is not None and spreader._direct.direct_to_workers
+        assert len(spreader.actors) == 2 and all(actor._client is spreader._direct for actor in spreader.actors)
+        values = spread_values(spreader, X, Y)
+        spreader.close()
+        assert spreader._direct is None
+    assert_same_values([values], expected)
+
+
+def test_the_actors_are_called_through_the_scheduler_where_the_workers_cannot_be_reached(cluster, monkeypatch):
+    # The workers do not answer the direct client's first round of calls (behind the scheduler, say).
+    from evobilevel.parallel.spread import Spreader
+
+    call_actors = Spreader._call_actors
+
+    def direct_unreachable(self, method, arguments, timeout=None):
+        if self._direct is not None:
+            raise TimeoutError("timed out after 5 s.")
+        return call_actors(self, method, arguments, timeout)
+
+    monkeypatch.setattr(Spreader, "_call_actors", direct_unreachable)
+    X, Y, expected = lower_points(7, seed=3)
+    with cluster_backend(cluster.scheduler_address) as client:
+        spreader = Spreader(-1)
+        assert spreader._direct is None and len(spreader.actors) == 2
+        assert all(actor._client is client for actor in spreader.actors)
+        values = spread_values(spreader, X, Y)
+        spreader.close()
+    assert_same_values([values], expected)
 
 
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the worker the nanny starts again

@@ -4,15 +4,15 @@ and 8 single-threaded workers against one process, with the results checked iden
 Not a test. Run from the repository root::
 
     python tests/perf/workers.py [--repeats 3] [--delay 0.002] [--workers 1,2,4,8] [--problems SMD1,SMD10]
-                                 [--algorithms bleaq,nested] [--write-readme]
+                                 [--algorithms bleaq,nested] [--tasks auto] [--write-readme]
 
 The problems are SMD1 and SMD10 (constraints at both levels) at (3, 3) as per-point Python functions whose lower
 level waits ``--delay`` seconds per point, as a simulator would: waiting leaves the cores free, so eight workers on a
 two-core machine stand for eight machines. BLEAQ runs to the target 1e-2; the nested algorithm runs a population of
 32 for one generation (64 lower-level solves) and both end with the final lower-level check, through the same
-workers. The engine chooses row tasks or evaluation tasks itself (``tasks="auto"``). Each configuration runs
-``--repeats`` times, alternating with the others, each on a cluster of its own started before the clock and closed
-after it; the table shows medians.
+workers. The engine chooses row tasks or evaluation tasks itself (``tasks="auto"``; ``--tasks`` forces either). Each
+configuration runs ``--repeats`` times, alternating with the others, each on a cluster of its own started before the
+clock and closed after it; the table shows medians.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from readme_table import markdown_table, write_section
 
 import evobilevel as eb
 from evobilevel.algorithms import Nested
+from evobilevel.parallel import TASK_KINDS
 
 
 class SlowFollower:
@@ -60,7 +61,8 @@ def slow_problem(name: str, delay: float) -> eb.Problem:
                       name=f"{name}(3, 3) + {delay * 1e3:g} ms", optimum=base.optimum)
 
 
-def run(problem, algorithm: str, workers: int, client, chunk_size: int = 4) -> tuple[float, eb.Result]:
+def run(problem, algorithm: str, workers: int, client, chunk_size: int = 4,
+        tasks: str = "auto") -> tuple[float, eb.Result]:
     settings = {"bleaq": dict(algorithm="bleaq", target=1e-2),
                 "nested": dict(algorithm=Nested(pop_size=32, max_generations=1))}[algorithm]
     settings["chunk_size"] = chunk_size
@@ -71,7 +73,7 @@ def run(problem, algorithm: str, workers: int, client, chunk_size: int = 4) -> t
         from joblib import parallel_config
 
         with parallel_config(backend="dask", client=client):
-            result = eb.solve(problem, seed=0, n_jobs=-1, **settings)
+            result = eb.solve(problem, seed=0, n_jobs=-1, tasks=tasks, **settings)
     return time.perf_counter() - start, result
 
 
@@ -79,7 +81,8 @@ def fingerprint(r: eb.Result) -> tuple:
     return (tuple(r.x), tuple(r.y), r.F, r.f, r.n_ul_evals, r.n_ll_evals, r.ll_gap, r.n_ll_evals_check)
 
 
-def measure(problems, algorithms, worker_counts, delay, repeats, chunk_size: int = 4) -> list[list]:
+def measure(problems, algorithms, worker_counts, delay, repeats, chunk_size: int = 4,
+            tasks: str = "auto") -> list[list]:
     rows = []
     for name in problems:
         problem = slow_problem(name, delay)
@@ -89,7 +92,7 @@ def measure(problems, algorithms, worker_counts, delay, repeats, chunk_size: int
             for repeat in range(repeats):
                 for w in times:
                     with cluster_client(w) as client:
-                        seconds, r = run(problem, algorithm, w, client, chunk_size)
+                        seconds, r = run(problem, algorithm, w, client, chunk_size, tasks)
                     times[w].append(seconds)
                     reference = reference or fingerprint(r)
                     same[w] &= fingerprint(r) == reference
@@ -127,17 +130,20 @@ def main() -> None:
     parser.add_argument("--problems", default="SMD1,SMD10")
     parser.add_argument("--algorithms", default="bleaq,nested")
     parser.add_argument("--chunk-size", type=int, default=4, help="rows per chunk (eb.solve's chunk_size)")
+    parser.add_argument("--tasks", default="auto", choices=TASK_KINDS,
+                        help="what a parallel task is (eb.solve's tasks)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     rows = measure(args.problems.split(","), args.algorithms.split(","),
-                   [int(w) for w in args.workers.split(",")], args.delay, args.repeats, args.chunk_size)
+                   [int(w) for w in args.workers.split(",")], args.delay, args.repeats, args.chunk_size, args.tasks)
     table = markdown_table(["problem", "algorithm", "workers", "median wall time (s)", "speed-up",
                             "same result as one process"], rows)
-    chunking = "" if args.chunk_size == 4 else f" --chunk-size {args.chunk_size}"
+    chunking = ("" if args.chunk_size == 4 else f" --chunk-size {args.chunk_size}") + (
+        "" if args.tasks == "auto" else f" --tasks {args.tasks}")
     note = (f"`python tests/perf/workers.py --repeats {args.repeats}{chunking} --write-readme`: per-point functions, "
             f"the lower level waiting {args.delay * 1e3:g} ms per point; a dask LocalCluster of single-threaded "
             f"workers per run, one cluster at a time, on a shared two-core machine; medians of {args.repeats} runs; "
-            f"`tasks=\"auto\"`.")
+            f"`tasks=\"{args.tasks}\"`.")
     print()
     print(table)
     if args.write_readme:
