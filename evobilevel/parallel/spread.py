@@ -106,8 +106,8 @@ class Spreader:
 
             self.n_workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
             self.executor = get_memmapping_executor(self.n_workers)
+            self.overhead = self._round_trip()
         self._shipped: dict[int, tuple[str, object, object]] = {}
-        self.overhead = self._round_trip()
 
     def close(self) -> None:
         """Release the actors (the process pool stays, for joblib to reuse)."""
@@ -124,28 +124,30 @@ class Spreader:
     def _start_actors(self, workers: list[str]) -> None:
         """One actor per worker, called directly from here where the workers can be reached (a call then makes one
         hop each way, not two through the scheduler: on a two-core machine a round of eight parts took about 3 ms
-        less), through the run's client otherwise, or none (parts are then sent as tasks)."""
+        less), through the run's client otherwise, or none (parts are then sent as tasks); ``overhead`` is the round
+        trip of the way taken, whose measurement is also the test that the workers answer."""
         if not self.client.direct_to_workers:
             self._direct = _direct_client(self.client)
         if self._direct is not None:
             self._actor_futures, self.actors = _start_actors(self._direct, workers, _DIRECT_TIMEOUT)
-            try:
-                if self.actors is not None:
-                    self._call_actors("ping", [(i,) for i in range(len(self.actors))], _DIRECT_TIMEOUT)
+            if self.actors is not None:
+                try:
+                    self.overhead = self._round_trip(_DIRECT_TIMEOUT)
                     return
-            except Exception:  # noqa: BLE001 - any failure: the workers cannot be reached from here
-                pass
+                except Exception:  # noqa: BLE001 - any failure: the workers cannot be reached from here
+                    pass
             self.close()
         self._actor_futures, self.actors = _start_actors(self.client, workers)
+        self.overhead = self._round_trip()
 
-    def _round_trip(self) -> float:
+    def _round_trip(self, timeout: float | None = None) -> float:
         """Median seconds of one round of trivial parts, one per worker: what a spread batch costs beyond its
-        evaluations."""
+        evaluations. An actor that does not answer within ``timeout`` seconds raises."""
         times = []
         for _ in range(_PINGS):
             start = time.perf_counter()
             if self.actors is not None:
-                self._call_actors("ping", [(i,) for i in range(self.n_workers)])
+                self._call_actors("ping", [(i,) for i in range(self.n_workers)], timeout)
             else:
                 self._map(_ping, range(self.n_workers))
             times.append(time.perf_counter() - start)
@@ -225,7 +227,7 @@ def _ping(_index: int) -> float:
     return time.perf_counter()
 
 
-def _start_actors(client, workers: list[str], timeout: float | None = None) -> tuple[list, list | None]:
+def _start_actors(client, workers: list[str], timeout: float = _ACTOR_START_TIMEOUT) -> tuple[list, list | None]:
     """One :class:`PartEvaluator` actor on each of ``workers``, bound to ``client``: their futures (which keep them
     alive) and the actors, or None where the cluster cannot host them (within ``timeout`` seconds)."""
     futures = []
@@ -234,8 +236,8 @@ def _start_actors(client, workers: list[str], timeout: float | None = None) -> t
         for worker in workers:
             futures.append(client.submit(PartEvaluator, actor=True, workers=[worker], allow_other_workers=True,
                                          pure=False))
-        with client.as_current():  # an actor binds to the current client, which must be the run's
-            return futures, [future.result(timeout=timeout or _ACTOR_START_TIMEOUT) for future in futures]
+        with client.as_current():  # an actor binds to the current client: the one its calls go through
+            return futures, [future.result(timeout=timeout) for future in futures]
     except Exception:  # noqa: BLE001 - any failure leaves the tasks, which work on every cluster
         for future in futures:
             future.release()
