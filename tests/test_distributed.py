@@ -85,50 +85,122 @@ def test_bleaq_through_cluster_backend_equals_inline(cluster):
     assert_same(inline, distributed)
 
 
-def test_evaluation_tasks_go_to_actors_on_the_workers_with_the_inline_results(cluster, monkeypatch):
-    """Every batch spread (``tasks="evaluations"``) through the actors, one per worker: same run as inline."""
+def no_channels(monkeypatch) -> None:
+    """Make the spreader fall back to the actors, as on a cluster whose workers it cannot reach over plain TCP."""
+    from evobilevel.parallel import spread
+
+    monkeypatch.setattr(spread, "open_channels", lambda client, workers, timeout: None)
+
+
+@pytest.mark.parametrize("route", ["channels", "actors"])
+def test_evaluation_tasks_go_to_every_worker_with_the_inline_results(cluster, monkeypatch, route):
+    """Every batch spread (``tasks="evaluations"``) through the channels or the actors, one per worker: same run as
+    inline."""
     from evobilevel.parallel.spread import Spreader
 
-    methods = []
-    call_actors = Spreader._call_actors
+    if route == "actors":
+        no_channels(monkeypatch)
+    methods, routes = [], set()
+    call = Spreader._call
 
     def counted(self, method, arguments, timeout=None):
         methods.extend([method] * len(arguments))
-        return call_actors(self, method, arguments, timeout)
+        routes.add("channels" if self.channels is not None else "actors" if self.actors is not None else "tasks")
+        return call(self, method, arguments, timeout)
 
-    monkeypatch.setattr(Spreader, "_call_actors", counted)
+    monkeypatch.setattr(Spreader, "_call", counted)
     algo = BLEAQ(pop_size=8, max_generations=4)
     inline = eb.solve(SMALL, algorithm=algo, seed=7)
     with cluster_backend(cluster.scheduler_address):
         spread = eb.solve(SMALL, algorithm=algo, seed=7, n_jobs=-1, tasks="evaluations")
     assert_same(inline, spread)
+    assert routes == {route}
     assert methods.count("keep") == 2  # the problem travels once to each of the two workers
     assert methods.count("evaluate") > 100
 
 
-def test_spreader_sends_tasks_once_an_actor_cannot_be_reached(cluster, monkeypatch):
+@pytest.mark.parametrize("route", ["channels", "actors"])
+def test_spreader_sends_tasks_once_a_worker_cannot_be_reached(cluster, monkeypatch, route):
     from evobilevel.parallel.spread import Spreader
 
+    if route == "actors":
+        no_channels(monkeypatch)
     X, Y, expected = lower_points(7, seed=0)
     with cluster_backend(cluster.scheduler_address):
         spreader = Spreader(-1)
-        assert len(spreader.actors) == 2
+        assert len(getattr(spreader, route)) == 2
         first = spread_values(spreader, X, Y)
 
         def unreachable(self, method, arguments, timeout=None):
-            raise OSError("Unable to contact Actor's worker")
+            raise OSError("Unable to contact the worker")
 
-        monkeypatch.setattr(Spreader, "_call_actors", unreachable)
+        monkeypatch.setattr(Spreader, "_call", unreachable)
         second = spread_values(spreader, X, Y)
-        assert spreader.actors is None
+        assert spreader.channels is None and spreader.actors is None
         spreader.close()
     assert_same_values([first, second], expected)
 
 
-def test_the_actors_are_called_directly_where_the_workers_can_be_reached(cluster):
+def test_the_workers_are_called_through_channels_where_they_can_be_reached(cluster):
+    from evobilevel.parallel.spread import Spreader
+
+    X, Y, expected = lower_points(7, seed=4)
+    with cluster_backend(cluster.scheduler_address):
+        spreader = Spreader(-1)
+        assert len(spreader.channels) == 2 and spreader.actors is None and spreader._direct is None
+        values = spread_values(spreader, X, Y)
+        spreader.close()
+        assert spreader.channels is None
+    assert_same_values([values], expected)
+
+
+def test_a_channel_serves_only_the_connection_that_presents_the_token(cluster):
+    import socket
+
+    from distributed import Client
+
+    from evobilevel.parallel.channel import Channel, ChannelError, _listen
+
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        worker = next(iter(client.scheduler_info()["workers"]))
+        address = client.run(_listen, b"k" * 32, workers=[worker])[worker]
+        with socket.create_connection(address, timeout=5) as stranger:
+            stranger.sendall(b"x" * 32 + b"anything a stranger sends")
+            try:
+                answer = stranger.recv(1)
+            except ConnectionResetError:  # closed with the stranger's bytes unread
+                answer = b""
+            assert answer == b""  # closed without an answer
+        with socket.create_connection(address, timeout=5) as sock:
+            sock.sendall(b"k" * 32)
+            channel = Channel(sock)
+            channel.send("ping", (7,))
+            assert channel.receive(5) == 7
+            channel.send("evaluate", ("no such problem", "lower", np.zeros((1, 2)), np.zeros((1, 3))))
+            with pytest.raises(ChannelError, match="KeyError"):
+                channel.receive(5)
+            channel.send("ping", (8,))  # a failed call leaves the channel working
+            assert channel.receive(5) == 8
+
+
+def test_channels_are_not_opened_where_the_cluster_encrypts_its_connections():
+    from types import SimpleNamespace
+
+    from evobilevel.parallel.channel import open_channels
+
+    def client(encrypted: bool):
+        return SimpleNamespace(security=SimpleNamespace(require_encryption=encrypted))
+
+    assert open_channels(client(True), ["tcp://10.0.0.1:4000"], 1.0) is None
+    assert open_channels(client(False), ["tls://10.0.0.1:4000"], 1.0) is None
+    assert open_channels(client(False), [], 1.0) is None
+
+
+def test_the_actors_are_called_directly_where_the_workers_can_be_reached(cluster, monkeypatch):
     # The run's client goes through the scheduler (dask's default); the spreader's own client calls the workers.
     from evobilevel.parallel.spread import Spreader
 
+    no_channels(monkeypatch)
     X, Y, expected = lower_points(7, seed=2)
     with cluster_backend(cluster.scheduler_address) as client:
         assert not client.direct_to_workers
@@ -145,14 +217,15 @@ def test_the_actors_are_called_through_the_scheduler_where_the_workers_cannot_be
     # The workers do not answer the direct client's first round of calls (behind the scheduler, say).
     from evobilevel.parallel.spread import Spreader
 
-    call_actors = Spreader._call_actors
+    no_channels(monkeypatch)
+    call = Spreader._call
 
     def direct_unreachable(self, method, arguments, timeout=None):
         if self._direct is not None:
             raise TimeoutError("timed out after 5 s.")
-        return call_actors(self, method, arguments, timeout)
+        return call(self, method, arguments, timeout)
 
-    monkeypatch.setattr(Spreader, "_call_actors", direct_unreachable)
+    monkeypatch.setattr(Spreader, "_call", direct_unreachable)
     X, Y, expected = lower_points(7, seed=3)
     with cluster_backend(cluster.scheduler_address) as client:
         spreader = Spreader(-1)
@@ -164,20 +237,26 @@ def test_the_actors_are_called_through_the_scheduler_where_the_workers_cannot_be
 
 
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the worker the nanny starts again
-def test_spreader_goes_on_with_tasks_when_a_worker_holding_an_actor_leaves():
+@pytest.mark.parametrize("route", ["channels", "actors"])
+def test_spreader_goes_on_with_tasks_when_a_worker_leaves(monkeypatch, route):
     distributed = pytest.importorskip("distributed")
     from evobilevel.parallel.spread import Spreader
 
+    if route == "actors":
+        no_channels(monkeypatch)
     X, Y, expected = lower_points(9, seed=1)
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
                                   dashboard_address=None) as local, cluster_backend(local.scheduler_address) as client:
         spreader = Spreader(-1)
         first = spread_values(spreader, X, Y)
-        holder = next(iter(client.who_has(spreader._actor_futures[0]).values()))[0]
+        if route == "actors":
+            holder = next(iter(client.who_has(spreader._actor_futures[0]).values()))[0]
+        else:  # every worker holds one end of a channel
+            holder = next(iter(client.scheduler_info()["workers"]))
         os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)  # its nanny starts another
         time.sleep(1.0)
         second = spread_values(spreader, X, Y)
-        assert spreader.actors is None
+        assert spreader.channels is None and spreader.actors is None
         spreader.close()
     assert_same_values([first, second], expected)
 

@@ -8,12 +8,13 @@ are workers, and each part is evaluated in one. A point's values do not depend o
 are those of an inline run.
 
 The workers are the dask cluster's when joblib's active backend is dask, and otherwise a loky process pool of
-``n_jobs`` workers, reused across calls. On dask each worker holds an actor (:class:`PartEvaluator`) that the run
-calls directly: a part then costs one message each way, where a task also costs the scheduler's bookkeeping (on a
-two-core machine, a round of eight trivial parts on eight workers takes about 12 ms as actor calls and 33 ms as
-tasks). The calls go straight to the workers through a client of the spreader's own where the workers can be reached
-from the run's process, and through the scheduler otherwise. Should an actor's worker go away, the parts are sent as
-tasks from then on, which dask reschedules. In every form a problem travels to a worker once, not with every part.
+``n_jobs`` workers, reused across calls. On dask each worker keeps a :class:`PartEvaluator` that the run calls: a
+part then costs one message each way, where a task also costs the scheduler's bookkeeping. The calls travel the
+quickest way that works (on a two-core machine, a round of eight trivial parts on eight workers): through a channel,
+a socket to a thread in each worker (:mod:`.channel`, about 0.3 ms), where the workers can be reached over plain TCP;
+else to an actor in each worker, straight from a client of the spreader's own (about 4 ms) or through the scheduler
+(about 12 ms); else as tasks (33 ms). Should a worker go away, the parts are sent as tasks from then on, which dask
+reschedules. In every form a problem travels to a worker once, not with every part.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import uuid
 import numpy as np
 
 from ..problem import FailureLog
+from .channel import open_channels
 
 __all__ = ["Spreader"]
 
@@ -38,12 +40,13 @@ _PINGS = 5
 _SAVING_MARGIN = 2.0
 #: Seconds to wait for the actors to start before sending tasks instead.
 _ACTOR_START_TIMEOUT = 60.0
-#: Seconds the actors of a direct client may take to start and answer a round of calls; beyond, the workers are
-#: taken to be out of reach from here (behind the scheduler), and the run's client calls them.
+#: Seconds the channels or a direct client's actors may take to open and answer a round of calls; beyond, the
+#: workers are taken to be out of reach from here (behind the scheduler), and the next way is tried.
 _DIRECT_TIMEOUT = 5.0
-#: What a call to an actor whose worker has gone raises: the connection's error, or dask's "Worker holding Actor was
-#: lost" once the scheduler knows. A black box's own errors do not travel this way (the parts log them as failures).
-_ACTOR_LOST = (OSError, RuntimeError)
+#: What a call to a worker that has gone raises: the connection's error, or dask's "Worker holding Actor was lost"
+#: once the scheduler knows (a worker's failure to carry out a call through a channel is a ``RuntimeError`` too). A
+#: black box's own errors do not travel this way (the parts log them as failures).
+_WORKER_LOST = (OSError, RuntimeError)
 
 
 def _evaluate_part(key: str, payload, level: str, X: np.ndarray, Y: np.ndarray):
@@ -64,7 +67,8 @@ def _evaluate(problem, level: str, X: np.ndarray, Y: np.ndarray):
 
 
 class PartEvaluator:
-    """A dask actor, one per worker: keeps the problems it is given and evaluates parts of batches of their points."""
+    """One per worker (a dask actor, or the object a channel's thread calls): keeps the problems it is given and
+    evaluates parts of batches of their points."""
 
     def __init__(self):
         self.problems: dict[str, object] = {}
@@ -93,6 +97,7 @@ class Spreader:
 
     def __init__(self, n_jobs: int):
         self.client = _dask_client()
+        self.channels: list | None = None  # sockets to a thread in each worker, where they can be opened
         self.actors: list | None = None
         self._actor_futures: list = []
         self._direct = None  # a client of the spreader's own that calls the actors' workers directly
@@ -100,7 +105,7 @@ class Spreader:
             workers = list(self.client.scheduler_info().get("workers", {}))
             self.n_workers = max(1, len(workers))
             self.executor = None
-            self._start_actors(workers)
+            self._connect(workers)
         else:
             from joblib.executor import get_memmapping_executor  # the pool joblib's own loky backend reuses
 
@@ -110,7 +115,10 @@ class Spreader:
         self._shipped: dict[int, tuple[str, object, object]] = {}
 
     def close(self) -> None:
-        """Release the actors (the process pool stays, for joblib to reuse)."""
+        """Close the channels and release the actors (the process pool stays, for joblib to reuse)."""
+        for channel in self.channels or ():
+            channel.close()
+        self.channels = None
         for future in self._actor_futures:
             try:
                 future.release()
@@ -121,11 +129,20 @@ class Spreader:
             self._direct.close()
             self._direct = None
 
-    def _start_actors(self, workers: list[str]) -> None:
-        """One actor per worker, called directly from here where the workers can be reached (a call then makes one
-        hop each way, not two through the scheduler: on a two-core machine a round of eight parts took about 3 ms
-        less), through the run's client otherwise, or none (parts are then sent as tasks); ``overhead`` is the round
-        trip of the way taken, whose measurement is also the test that the workers answer."""
+    def _connect(self, workers: list[str]) -> None:
+        """The way parts travel to the workers, the quickest that works: a channel to each worker where they can be
+        reached from here over plain TCP; else one actor per worker, called directly from here where the workers can
+        be reached (a call then makes one hop each way, not two through the scheduler: on a two-core machine a round
+        of eight parts took about 3 ms less), through the run's client otherwise; else none (parts are then sent as
+        tasks). ``overhead`` is the round trip of the way taken, whose measurement is also the test that the workers
+        answer."""
+        self.channels = open_channels(self.client, workers, _DIRECT_TIMEOUT)
+        if self.channels is not None:
+            try:
+                self.overhead = self._round_trip(_DIRECT_TIMEOUT)
+                return
+            except Exception:  # noqa: BLE001 - any failure: the actors serve
+                self.close()
         if not self.client.direct_to_workers:
             self._direct = _direct_client(self.client)
         if self._direct is not None:
@@ -146,8 +163,8 @@ class Spreader:
         times = []
         for _ in range(_PINGS):
             start = time.perf_counter()
-            if self.actors is not None:
-                self._call_actors("ping", [(i,) for i in range(self.n_workers)], timeout)
+            if self._calls:
+                self._call("ping", [(i,) for i in range(self.n_workers)], timeout)
             else:
                 self._map(_ping, range(self.n_workers))
             times.append(time.perf_counter() - start)
@@ -166,37 +183,38 @@ class Spreader:
         box took in all (the parts' sum)."""
         cuts = np.array_split(np.arange(X.shape[0]), min(self.n_workers, X.shape[0]))
         parts = self._evaluate_parts(problem, level, [X[c] for c in cuts], [Y[c] for c in cuts])
-        values = np.concatenate([p[0] for p in parts])
-        widths = {p[1].shape[1] for p in parts if p[1].ndim == 2}
-        m = max(widths) if widths else 0
-        constraints = np.concatenate([p[1] if p[1].shape[1:] == (m,) else np.full((len(p[0]), m), np.nan)
-                                      for p in parts])
-        for cut, (_, _, failed, first_error, _) in zip(cuts, parts):
-            log.failed[cut] |= failed
-            if log.first_error is None and first_error is not None:
-                log.first_error = first_error
-        return values, constraints, sum(p[4] for p in parts)
+        return _join(parts, cuts, log)
 
     def _evaluate_parts(self, problem, level: str, Xs: list, Ys: list) -> list:
         """The parts ``(Xs[i], Ys[i])`` evaluated on the workers, one each; returns what ``_evaluate_part`` does."""
-        if self.actors is not None:
+        if self._calls:
             try:
                 key, _ = self._ship(problem)
-                return self._call_actors("evaluate", [(key, level, X, Y) for X, Y in zip(Xs, Ys)])
-            except _ACTOR_LOST:
+                return self._call("evaluate", [(key, level, X, Y) for X, Y in zip(Xs, Ys)])
+            except _WORKER_LOST:
                 self._send_tasks_from_now_on()
         key, payload = self._ship(problem)
         n = len(Xs)
         return self._map(_evaluate_part, [key] * n, [payload] * n, [level] * n, Xs, Ys)
 
+    @property
+    def _calls(self) -> bool:
+        """Whether parts go as calls (through channels or to actors) rather than as tasks."""
+        return self.channels is not None or self.actors is not None
+
     def _send_tasks_from_now_on(self) -> None:
-        """Give up the actors after one was lost with its worker (dask reschedules tasks, not actors)."""
+        """Give up the channels or actors after one was lost with its worker (dask reschedules tasks, not actors)."""
         self.close()
         self._shipped.clear()  # the problems go to the cluster again, scattered
         self.overhead = self._round_trip()  # a task's, which is what a part costs from now on
 
-    def _call_actors(self, method: str, arguments: list[tuple], timeout: float | None = None) -> list:
-        """Call ``method`` on the actors, the i-th arguments on actor i, all at once; returns the results in order."""
+    def _call(self, method: str, arguments: list[tuple], timeout: float | None = None) -> list:
+        """Call ``method`` of the workers' :class:`PartEvaluator`, through the channels or on the actors, the i-th
+        arguments on worker i, all at once; returns the results in order."""
+        if self.channels is not None:
+            for channel, args in zip(self.channels, arguments):
+                channel.send(method, args)
+            return [channel.receive(timeout) for channel in self.channels[:len(arguments)]]
         calls = [getattr(actor, method)(*args) for actor, args in zip(self.actors, arguments)]
         return [call.result(timeout) for call in calls]
 
@@ -211,16 +229,32 @@ class Spreader:
         entry = self._shipped.get(id(problem))
         if entry is None:
             key = uuid.uuid4().hex
-            if self.client is not None and self.actors is None:
+            if self.client is not None and not self._calls:
                 payload = self.client.scatter(problem, broadcast=True, hash=False)
             else:
                 import cloudpickle
 
                 payload = cloudpickle.dumps(problem)
-                if self.actors is not None:
-                    self._call_actors("keep", [(key, payload)] * len(self.actors))
+                if self._calls:
+                    self._call("keep", [(key, payload)] * self.n_workers)
             entry = self._shipped[id(problem)] = (key, payload, problem)  # keep the problem: its id stays its own
         return entry[0], entry[1]
+
+
+def _join(parts: list, cuts: list, log: FailureLog):
+    """One batch's values (n,), constraints (n, m) and seconds from its parts (as ``_evaluate`` returns them) at the
+    rows ``cuts``, in order; the parts' failures go to ``log``. A part whose constraints lack their columns (all its
+    points failed) gets NaN there."""
+    values = np.concatenate([p[0] for p in parts])
+    widths = {p[1].shape[1] for p in parts if p[1].ndim == 2}
+    m = max(widths) if widths else 0
+    constraints = np.concatenate([p[1] if p[1].shape[1:] == (m,) else np.full((len(p[0]), m), np.nan)
+                                  for p in parts])
+    for cut, (_, _, failed, first_error, _) in zip(cuts, parts):
+        log.failed[cut] |= failed
+        if log.first_error is None and first_error is not None:
+            log.first_error = first_error
+    return values, constraints, sum(p[4] for p in parts)
 
 
 def _ping(_index: int) -> float:
