@@ -259,9 +259,10 @@ def test_row_tasks_and_evaluation_tasks_give_the_inline_result(tasks):
         spread.F, spread.f, spread.n_ul_evals, spread.n_ll_evals, spread.ll_gap, spread.n_ll_evals_check)
 
 
-def test_a_single_costly_solve_spreads_its_batches_from_the_first_measured_one(monkeypatch):
+def test_a_single_costly_solve_spreads_its_batches_from_the_first_timed_point(monkeypatch):
     # One lower-level problem (as the final check, or the first chunk of a run) is solved here either way; with a
-    # black box costing milliseconds its batches after the first (timed here) go to the workers.
+    # black box costing milliseconds, its first batch's first point is timed here and the rest of that batch, and
+    # every batch after it, goes to the workers.
     import time
 
     from evobilevel.lower import check_solver
@@ -275,23 +276,30 @@ def test_a_single_costly_solve_spreads_its_batches_from_the_first_measured_one(m
         return base.lower(x, y)[0]
 
     problem = eb.Problem(lambda x, y: base.upper(x, y)[0], slow_lower, base.ul_bounds, base.ll_bounds)
-    spread_sizes = []
-    evaluate = Spreader.evaluate
+    batch_sizes, spread_sizes = [], []
+    evaluate_batch, evaluate_parts = problem.evaluate_batch, Spreader._evaluate_parts
 
-    def counted(self, problem, level, X, Y, log):
-        spread_sizes.append(X.shape[0])
-        return evaluate(self, problem, level, X, Y, log)
+    def counted_batch(level, X, Y, log=None):
+        batch_sizes.append(X.shape[0])
+        return evaluate_batch(level, X, Y, log)
 
-    monkeypatch.setattr(Spreader, "evaluate", counted)
+    def counted_parts(self, problem, level, Xs, Ys):
+        spread_sizes.append(sum(X.shape[0] for X in Xs))
+        return evaluate_parts(self, problem, level, Xs, Ys)
+
+    monkeypatch.setattr(problem, "evaluate_batch", counted_batch)
+    monkeypatch.setattr(Spreader, "_evaluate_parts", counted_parts)
     x = np.full((1, 2), 0.5)
     caps = np.array([300])
     with LowerEngine(n_jobs=1) as engine:
         inline, inline_counts = engine.solve(problem, check_solver(), x, np.random.SeedSequence(11), max_evals=caps)
-    assert spread_sizes == []
+    assert spread_sizes == [] and batch_sizes[0] > 2
+    first_batch, batch_sizes[:] = batch_sizes[0], []
     with LowerEngine(n_jobs=2) as engine:
         spread, spread_counts = engine.solve(problem, check_solver(), x, np.random.SeedSequence(11), max_evals=caps)
         assert engine.seconds_per_point["lower"] >= 0.004
-    assert len(spread_sizes) > 0 and min(spread_sizes) >= 2
+    assert batch_sizes[0] == 1 and spread_sizes[0] == first_batch - 1  # one point timed here, the rest spread
+    assert sum(spread_sizes) + sum(batch_sizes) == spread_counts["ll"].n_evals and min(spread_sizes) >= 2
     assert np.array_equal(inline.Y, spread.Y) and np.array_equal(inline.f, spread.f)
     assert inline_counts["ll"].n_evals == spread_counts["ll"].n_evals <= 300
 

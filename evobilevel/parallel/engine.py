@@ -21,7 +21,8 @@ chunks one by one, with the rounds (generations) of the longest search instead o
 With ``tasks="auto"`` the engine chooses per batch, from the cost per lower-level point it has measured so far and
 the round trip it measured once. A batch of one chunk (the final check, the first chunk of a run, a single global
 search) is solved here as evaluation tasks: each of its batches of points is spread or evaluated here by its own
-size, the cost being learnt batch by batch.
+size, the cost being learnt batch by batch (a level's first batch times its first point here, which decides where
+the others go).
 """
 
 from __future__ import annotations
@@ -276,6 +277,9 @@ class LowerEngine:
         if self.task_kind == "evaluations" or (cost is not None
                                                and self._spreader_ready().worthwhile(X.shape[0], cost)):
             return self._spreader_ready().evaluate(problem, level, X, Y, log)
+        if cost is None and X.shape[0] > 1:
+            # The level's first batch: its first point, timed, tells whether the others are worth spreading.
+            return self._spreader_ready().evaluate_timing_first(problem, level, X, Y, log)
         start = time.perf_counter()
         values, constraints = problem.evaluate_batch(level, X, Y, log)
         return values, constraints, time.perf_counter() - start

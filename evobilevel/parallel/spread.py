@@ -185,6 +185,19 @@ class Spreader:
         parts = self._evaluate_parts(problem, level, [X[c] for c in cuts], [Y[c] for c in cuts])
         return _join(parts, cuts, log)
 
+    def evaluate_timing_first(self, problem, level: str, X: np.ndarray, Y: np.ndarray, log: FailureLog):
+        """As :meth:`evaluate` for a black box whose cost is not known yet: the first point is evaluated here and
+        timed, and the other ``n - 1`` are spread where that time says it pays, else evaluated here too. A black box
+        of a second a point would otherwise spend a whole first batch (a DE population) in this process."""
+        n = X.shape[0]
+        first = _evaluate(problem, level, X[:1], Y[:1])
+        if self.worthwhile(n - 1, first[4]):
+            cuts = np.array_split(np.arange(1, n), min(self.n_workers, n - 1))
+            parts = self._evaluate_parts(problem, level, [X[c] for c in cuts], [Y[c] for c in cuts])
+        else:
+            cuts, parts = [np.arange(1, n)], [_evaluate(problem, level, X[1:], Y[1:])]
+        return _join([first, *parts], [np.arange(1), *cuts], log)
+
     def _evaluate_parts(self, problem, level: str, Xs: list, Ys: list) -> list:
         """The parts ``(Xs[i], Ys[i])`` evaluated on the workers, one each; returns what ``_evaluate_part`` does."""
         if self._calls:
