@@ -103,7 +103,7 @@ def _listen(token: bytes, dask_worker=None) -> tuple[str, int] | None:
 
     try:
         host = get_address_host(dask_worker.address)
-        listener = socket.create_server((host, 0))
+        listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     except Exception:  # noqa: BLE001 - no port here: the run falls back to the actors
         return None
     threading.Thread(target=_accept, args=(listener, token), daemon=True, name="evobilevel-channel").start()
