@@ -304,6 +304,33 @@ def test_a_single_costly_solve_spreads_its_batches_from_the_first_timed_point(mo
     assert inline_counts["ll"].n_evals == spread_counts["ll"].n_evals <= 300
 
 
+def _worker_pid(_index: int) -> int:
+    import os
+    import time
+
+    time.sleep(0.01)  # long enough that every worker of the pool takes some of a round
+    return os.getpid()
+
+
+def test_spread_batches_and_row_tasks_share_one_process_pool():
+    # Were the spreader to ask joblib for a pool of its own arguments, joblib would shut down the row tasks' pool
+    # and start another, and the row tasks' next call would start a third: the workers' processes would change.
+    from joblib import delayed
+
+    from evobilevel.parallel.engine import LowerEngine
+    from evobilevel.problem import FailureLog
+
+    problem = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
+    X, Y = np.random.default_rng(3).uniform(-1, 1, (8, 2)), np.zeros((8, 3))
+    with LowerEngine(n_jobs=2) as engine:
+        pids = set(engine._parallel(delayed(_worker_pid)(i) for i in range(8)))  # the row tasks' workers
+        spreader = engine._spreader_ready()
+        spreader.evaluate(problem, "lower", X, Y, FailureLog(np.zeros(8, bool)))
+        assert set(spreader._map(_worker_pid, range(8))) == pids
+        assert set(engine._parallel(delayed(_worker_pid)(i) for i in range(8))) == pids
+    assert len(pids) == 2
+
+
 def test_bad_n_jobs_and_tasks_are_named():
     p = eb.benchmarks.get("SMD1", ul_dim=2, ll_dim=3)
     for bad in ("two", 0, -2, 1.5, True):

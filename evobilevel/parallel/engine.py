@@ -288,7 +288,7 @@ class LowerEngine:
         if self._spreader is None:
             from .spread import Spreader
 
-            self._spreader = Spreader(self.n_jobs)
+            self._spreader = Spreader(self.n_jobs, _process_pool(self._parallel))
         return self._spreader
 
     def _learn(self, counts: dict[str, LevelCounts]) -> None:
@@ -330,6 +330,15 @@ class LowerEngine:
         if len(tasks) <= n_workers or (cost is not None and cost >= BUNDLE_BELOW):
             return [[task] for task in tasks]
         return [[tasks[i] for i in cut] for cut in np.array_split(np.arange(len(tasks)), n_workers)]
+
+
+def _process_pool(parallel):
+    """The process pool (a ``concurrent.futures.Executor``) of an entered joblib ``Parallel``, or None where it has
+    none of that kind (other backends, or a joblib whose internals differ)."""
+    from concurrent.futures import Executor
+
+    pool = getattr(getattr(parallel, "_backend", None), "_workers", None)
+    return pool if isinstance(pool, Executor) else None
 
 
 def _chunk_parallel(n_jobs: int):
