@@ -141,16 +141,28 @@ def test_spreader_sends_tasks_once_a_worker_cannot_be_reached(cluster, monkeypat
     assert_same_values([first, second], expected)
 
 
+def _channel_threads() -> int:
+    import threading
+
+    return sum(thread.name == "evobilevel-channel" for thread in threading.enumerate())
+
+
 def test_the_workers_are_called_through_channels_where_they_can_be_reached(cluster):
     from evobilevel.parallel.spread import Spreader
 
     X, Y, expected = lower_points(7, seed=4)
-    with cluster_backend(cluster.scheduler_address):
+    with cluster_backend(cluster.scheduler_address) as client:
         spreader = Spreader(-1)
         assert len(spreader.channels) == 2 and spreader.actors is None and spreader._direct is None
+        assert all(n >= 1 for n in client.run(_channel_threads).values())
         values = spread_values(spreader, X, Y)
         spreader.close()
         assert spreader.channels is None
+        for _ in range(50):  # each worker's thread ends once it sees the connection closed
+            if set(client.run(_channel_threads).values()) == {0}:
+                break
+            time.sleep(0.1)
+        assert set(client.run(_channel_threads).values()) == {0}
     assert_same_values([values], expected)
 
 
