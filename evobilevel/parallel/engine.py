@@ -277,8 +277,10 @@ class LowerEngine:
         if self.task_kind == "evaluations" or (cost is not None
                                                and self._spreader_ready().worthwhile(X.shape[0], cost)):
             return self._spreader_ready().evaluate(problem, level, X, Y, log)
-        if cost is None and X.shape[0] > 1:
-            # The level's first batch: its first point, timed, tells whether the others are worth spreading.
+        if cost is None and X.shape[0] > 1 and not getattr(problem, "vectorized", True):
+            # The level's first batch: its first point, timed, tells whether the others are worth spreading. Only
+            # for per-point functions: a vectorised one's single call costs what a call costs, not a point, and
+            # fails or succeeds for its whole batch.
             return self._spreader_ready().evaluate_timing_first(problem, level, X, Y, log)
         start = time.perf_counter()
         values, constraints = problem.evaluate_batch(level, X, Y, log)
