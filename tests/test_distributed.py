@@ -89,7 +89,7 @@ def no_channels(monkeypatch) -> None:
     """Make the spreader fall back to the actors, as on a cluster whose workers it cannot reach over plain TCP."""
     from evobilevel.parallel import spread
 
-    monkeypatch.setattr(spread, "open_channels", lambda client, workers, timeout: None)
+    monkeypatch.setattr(spread, "open_channels", lambda client, threads, timeout: None)
 
 
 @pytest.mark.parametrize("route", ["channels", "actors"])
@@ -175,7 +175,7 @@ def test_a_channel_serves_only_the_connection_that_presents_the_token(cluster):
 
     with Client(cluster.scheduler_address, set_as_default=False) as client:
         worker = next(iter(client.scheduler_info()["workers"]))
-        address = client.run(_listen, b"k" * 32, workers=[worker])[worker]
+        address = client.run(_listen, b"k" * 32, {worker: 1}, workers=[worker])[worker]
         with socket.create_connection(address, timeout=5) as stranger:
             stranger.sendall(b"x" * 32 + b"anything a stranger sends")
             try:
@@ -203,9 +203,27 @@ def test_channels_are_not_opened_where_the_cluster_encrypts_its_connections():
     def client(encrypted: bool):
         return SimpleNamespace(security=SimpleNamespace(require_encryption=encrypted))
 
-    assert open_channels(client(True), ["tcp://10.0.0.1:4000"], 1.0) is None
-    assert open_channels(client(False), ["tls://10.0.0.1:4000"], 1.0) is None
-    assert open_channels(client(False), [], 1.0) is None
+    assert open_channels(client(True), {"tcp://10.0.0.1:4000": 1}, 1.0) is None
+    assert open_channels(client(False), {"tls://10.0.0.1:4000": 1}, 1.0) is None
+    assert open_channels(client(False), {}, 1.0) is None
+
+
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the worker's own dashboard
+def test_a_worker_of_several_threads_gets_a_channel_for_each():
+    # As dask runs a task on each thread of a worker, the spreader evaluates a part on each; the actors (one per
+    # worker) cut a batch into as many parts as there are workers.
+    distributed = pytest.importorskip("distributed")
+    from evobilevel.parallel.spread import Spreader
+
+    X, Y, expected = lower_points(9, seed=5)
+    with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=3, host="127.0.0.1",
+                                  dashboard_address=None) as local, cluster_backend(local.scheduler_address) as client:
+        spreader = Spreader(-1)
+        assert len(spreader.channels) == spreader.n_workers == 3
+        assert set(client.run(_channel_threads).values()) == {3}
+        values = spread_values(spreader, X, Y)
+        spreader.close()
+    assert_same_values([values], expected)
 
 
 def test_the_actors_are_called_directly_where_the_workers_can_be_reached(cluster, monkeypatch):

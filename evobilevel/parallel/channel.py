@@ -5,7 +5,8 @@ hosting eight workers, a round of eight trivial calls took about 4 ms, against 0
 pickled messages over plain sockets. Where a batch of a costly black box is spread over the workers every few
 milliseconds (BLEAQ's refinements and final check send a few hundred such rounds a run), that difference is a large
 part of the run. So the spreader asks each worker (through dask, ``Client.run``) to listen on a port of its own
-host; a thread there accepts one connection, serves it and ends when it closes.
+host for as many connections as the worker has threads (a dask worker runs a task on each of its threads; so does
+it evaluate a part on each); a thread there serves each connection and ends when it closes.
 
 Each message is a length (8 bytes) and a pickle. The worker unpickles nothing before the connection has presented
 the token the run sent it through dask, so the port gives no one else a way in; the messages themselves are not
@@ -70,24 +71,26 @@ class Channel:
             pass
 
 
-def open_channels(client, workers: list[str], timeout: float) -> list[Channel] | None:
-    """A channel to each of ``workers`` (addresses as the scheduler knows them), in their order, or None where a
-    worker cannot listen or be reached from here within ``timeout`` seconds, or the cluster's connections are not
-    plain TCP."""
+def open_channels(client, threads: dict[str, int], timeout: float) -> list[Channel] | None:
+    """``threads[worker]`` channels to each worker (addresses as the scheduler knows them), in their order, or None
+    where a worker cannot listen or be reached from here within ``timeout`` seconds, or the cluster's connections
+    are not plain TCP."""
+    workers = list(threads)
     if not workers or not all(w.startswith("tcp://") for w in workers) or client.security.require_encryption:
         return None
     token = secrets.token_bytes(_TOKEN_BYTES)
     channels: list[Channel] = []
     try:
-        addresses = client.run(_listen, token, workers=workers)
+        addresses = client.run(_listen, token, threads, workers=workers)
         for worker in workers:
             address = addresses.get(worker)
             if address is None:
                 raise OSError(f"worker {worker} cannot listen")
-            sock = socket.create_connection(address, timeout=timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a part is one small message each way
-            sock.sendall(token)
-            channels.append(Channel(sock))
+            for _ in range(max(1, threads[worker])):
+                sock = socket.create_connection(address, timeout=timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a part is one small message each way
+                sock.sendall(token)
+                channels.append(Channel(sock))
         return channels
     except Exception:  # noqa: BLE001 - any failure: the actors serve
         for channel in channels:
@@ -95,10 +98,11 @@ def open_channels(client, workers: list[str], timeout: float) -> list[Channel] |
         return None
 
 
-def _listen(token: bytes, dask_worker=None) -> tuple[str, int] | None:
+def _listen(token: bytes, threads: dict[str, int], dask_worker=None) -> tuple[str, int] | None:
     """In a worker (through ``Client.run``, which passes the worker as ``dask_worker``): listen on a free port of
-    the worker's host and serve, in a thread, the first connection that presents ``token``. Returns the address, or
-    None where the worker cannot listen."""
+    the worker's host and serve, each in a thread, the first ``threads[address]`` connections (one where the
+    worker's address is not there) that present ``token``. Returns the address, or None where the worker cannot
+    listen."""
     from distributed.comm import get_address_host
 
     try:
@@ -106,32 +110,42 @@ def _listen(token: bytes, dask_worker=None) -> tuple[str, int] | None:
         listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     except Exception:  # noqa: BLE001 - no port here: the run falls back to the actors
         return None
-    threading.Thread(target=_accept, args=(listener, token), daemon=True, name="evobilevel-channel").start()
+    count = max(1, threads.get(dask_worker.address, 1))
+    threading.Thread(target=_accept, args=(listener, token, count), daemon=True, name="evobilevel-channel").start()
     return host, listener.getsockname()[1]
 
 
-def _accept(listener: socket.socket, token: bytes) -> None:
-    """Accept connections until one presents ``token`` (or the time to listen runs out), then serve it."""
+def _accept(listener: socket.socket, token: bytes, count: int) -> None:
+    """Accept connections until ``count`` have presented ``token`` (or the time to listen runs out); serve the last
+    of them here and the others each in a thread of its own."""
     deadline = time.monotonic() + _LISTEN_SECONDS
+    accepted: list[socket.socket] = []
     with listener:
-        while (left := deadline - time.monotonic()) > 0:
+        while len(accepted) < count and (left := deadline - time.monotonic()) > 0:
             listener.settimeout(left)
             try:
                 sock, _ = listener.accept()
             except OSError:
-                return
+                break
             sock.settimeout(min(left, 5.0))  # a stranger that sends nothing does not hold the port
             try:
                 presented = _receive_exactly(sock, _TOKEN_BYTES)
             except OSError:
                 presented = b""
-            if hmac.compare_digest(presented, token):
-                break
-            sock.close()
-        else:
-            return
-    sock.settimeout(None)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if not hmac.compare_digest(presented, token):
+                sock.close()
+                continue
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            accepted.append(sock)
+            if len(accepted) < count:
+                threading.Thread(target=_serve_and_close, args=(sock,), daemon=True,
+                                 name="evobilevel-channel").start()
+    if len(accepted) == count:
+        _serve_and_close(accepted[-1])
+
+
+def _serve_and_close(sock: socket.socket) -> None:
     with sock:
         _serve(sock)
 

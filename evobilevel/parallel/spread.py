@@ -106,10 +106,9 @@ class Spreader:
         self._actor_futures: list = []
         self._direct = None  # a client of the spreader's own that calls the actors' workers directly
         if self.client is not None:
-            workers = list(self.client.scheduler_info().get("workers", {}))
-            self.n_workers = max(1, len(workers))
+            info = self.client.scheduler_info().get("workers", {})
             self.executor = None
-            self._connect(workers)
+            self._connect({worker: int(info[worker].get("nthreads", 1) or 1) for worker in info})
         else:
             from joblib.executor import get_memmapping_executor  # the pool joblib's own loky backend reuses
 
@@ -133,20 +132,24 @@ class Spreader:
             self._direct.close()
             self._direct = None
 
-    def _connect(self, workers: list[str]) -> None:
-        """The way parts travel to the workers, the quickest that works: a channel to each worker where they can be
-        reached from here over plain TCP; else one actor per worker, called directly from here where the workers can
-        be reached (a call then makes one hop each way, not two through the scheduler: on a two-core machine a round
-        of eight parts took about 3 ms less), through the run's client otherwise; else none (parts are then sent as
-        tasks). ``overhead`` is the round trip of the way taken, whose measurement is also the test that the workers
-        answer."""
-        self.channels = open_channels(self.client, workers, _DIRECT_TIMEOUT)
+    def _connect(self, threads: dict[str, int]) -> None:
+        """The way parts travel to the workers (``threads``: each worker's threads, by address), the quickest that
+        works: a channel to each thread of each worker where they can be reached from here over plain TCP; else one
+        actor per worker, called directly from here where the workers can be reached (a call then makes one hop each
+        way, not two through the scheduler: on a two-core machine a round of eight parts took about 3 ms less),
+        through the run's client otherwise; else none (parts are then sent as tasks). A batch is cut into as many
+        parts as there are channels or actors (``n_workers``). ``overhead`` is the round trip of the way taken, whose
+        measurement is also the test that the workers answer."""
+        workers = list(threads)
+        self.n_workers = max(1, sum(threads.values()))
+        self.channels = open_channels(self.client, threads, _DIRECT_TIMEOUT)
         if self.channels is not None:
             try:
                 self.overhead = self._round_trip(_DIRECT_TIMEOUT)
                 return
             except Exception:  # noqa: BLE001 - any failure: the actors serve
                 self.close()
+        self.n_workers = max(1, len(workers))  # one actor per worker
         if not self.client.direct_to_workers:
             self._direct = _direct_client(self.client)
         if self._direct is not None:
