@@ -87,9 +87,9 @@ def test_bleaq_through_cluster_backend_equals_inline(cluster):
 
 def no_channels(monkeypatch) -> None:
     """Make the spreader fall back to the actors, as on a cluster whose workers it cannot reach over plain TCP."""
-    from evobilevel.parallel import spread
+    from evobilevel.parallel import channel
 
-    monkeypatch.setattr(spread, "open_channels", lambda client, threads, timeout: None)
+    monkeypatch.setattr(channel, "open_channels", lambda client, threads, timeout: None)
 
 
 @pytest.mark.parametrize("route", ["channels", "actors"])
@@ -222,8 +222,21 @@ def test_a_worker_of_several_threads_gets_a_channel_for_each():
         assert len(spreader.channels) == spreader.n_workers == 3
         assert set(client.run(_channel_threads).values()) == {3}
         values = spread_values(spreader, X, Y)
+        assert set(client.run(_kept_problems).values()) == {(1, 3)}  # one copy, held by the three channels
         spreader.close()
+        for _ in range(50):
+            if set(client.run(_kept_problems).values()) == {(0, 0)}:
+                break
+            time.sleep(0.1)
+        assert set(client.run(_kept_problems).values()) == {(0, 0)}
     assert_same_values([values], expected)
+
+
+def _kept_problems() -> tuple[int, int]:
+    """In a worker: the problems its channels keep, and how many channels hold them in all."""
+    from evobilevel.parallel.channel import _KEPT
+
+    return len(_KEPT), sum(entry[1] for entry in _KEPT.values())
 
 
 def test_the_actors_are_called_directly_where_the_workers_can_be_reached(cluster, monkeypatch):

@@ -24,6 +24,8 @@ import struct
 import threading
 import time
 
+from .spread import PartEvaluator
+
 __all__ = ["Channel", "open_channels"]
 
 #: Bytes of the token a connection presents before the worker reads anything else from it.
@@ -31,6 +33,10 @@ _TOKEN_BYTES = 32
 #: Seconds a worker listens for the run's connection before it gives up and closes the port.
 _LISTEN_SECONDS = 60.0
 _HEADER = struct.Struct("!Q")
+#: The problems this worker process keeps for its channels, by key, each with the number of channels holding it: the
+#: channels of one worker (one per thread) share one copy, dropped when the last of them closes.
+_KEPT: dict[str, list] = {}
+_KEPT_LOCK = threading.Lock()
 
 
 class ChannelError(RuntimeError):
@@ -64,11 +70,34 @@ class Channel:
         return result
 
     def close(self) -> None:
-        """Close the socket: the worker's thread ends and forgets the problems it kept."""
+        """Close the socket: the worker's thread ends and lets go of the problems it held."""
         try:
             self.sock.close()
         except OSError:  # pragma: no cover - already closed
             pass
+
+
+class _SharedEvaluator(PartEvaluator):
+    """A channel's :class:`PartEvaluator`, whose problems are kept once per worker process (in ``_KEPT``)."""
+
+    def keep(self, key: str, payload: bytes) -> None:
+        with _KEPT_LOCK:
+            entry = _KEPT.get(key)
+            if entry is None:
+                entry = _KEPT[key] = [pickle.loads(payload), 0]
+            if key not in self.problems:
+                entry[1] += 1
+            self.problems[key] = entry[0]
+
+    def release(self) -> None:
+        """Let go of the problems this channel holds (the last channel holding one drops it)."""
+        with _KEPT_LOCK:
+            for key in self.problems:
+                entry = _KEPT[key]
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del _KEPT[key]
+        self.problems.clear()
 
 
 def open_channels(client, threads: dict[str, int], timeout: float) -> list[Channel] | None:
@@ -152,9 +181,15 @@ def _serve_and_close(sock: socket.socket) -> None:
 
 def _serve(sock: socket.socket) -> None:
     """Answer calls until the run closes the connection."""
-    from .spread import PartEvaluator
+    evaluator = _SharedEvaluator()
+    try:
+        _answer_calls(sock, evaluator)
+    finally:
+        evaluator.release()
 
-    evaluator = PartEvaluator()
+
+def _answer_calls(sock: socket.socket, evaluator: _SharedEvaluator) -> None:
+    """Read each call, carry it out and send its answer, until the connection closes."""
     while True:
         try:
             method, arguments = pickle.loads(_receive(sock))

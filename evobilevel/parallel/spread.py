@@ -27,7 +27,6 @@ import uuid
 import numpy as np
 
 from ..problem import FailureLog
-from .channel import open_channels
 
 __all__ = ["Spreader"]
 
@@ -140,6 +139,8 @@ class Spreader:
         through the run's client otherwise; else none (parts are then sent as tasks). A batch is cut into as many
         parts as there are channels or actors (``n_workers``). ``overhead`` is the round trip of the way taken, whose
         measurement is also the test that the workers answer."""
+        from .channel import open_channels  # which imports this module's PartEvaluator
+
         workers = list(threads)
         self.n_workers = max(1, sum(threads.values()))
         self.channels = open_channels(self.client, threads, _DIRECT_TIMEOUT)
