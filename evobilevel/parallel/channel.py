@@ -1,4 +1,4 @@
-"""Channels: a socket from the run's process to a thread in each dask worker, for parts of batches.
+"""Channels: sockets from the run's process to threads of the dask workers, for parts of batches.
 
 An actor's call passes through both sides' event loops and dask's bookkeeping of futures: on a two-core machine
 hosting eight workers, a round of eight trivial calls took about 4 ms, against 0.1-0.4 ms for the same round of
@@ -30,7 +30,7 @@ __all__ = ["Channel", "open_channels"]
 
 #: Bytes of the token a connection presents before the worker reads anything else from it.
 _TOKEN_BYTES = 32
-#: Seconds a worker listens for the run's connection before it gives up and closes the port.
+#: Seconds a worker listens for the run's connections before it gives up and closes the port.
 _LISTEN_SECONDS = 60.0
 _HEADER = struct.Struct("!Q")
 #: The problems this worker process keeps for its channels, by key, each with the number of channels holding it: the
