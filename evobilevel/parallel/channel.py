@@ -32,6 +32,8 @@ __all__ = ["Channel", "open_channels"]
 _TOKEN_BYTES = 32
 #: Seconds a worker listens for the run's connections before it gives up and closes the port.
 _LISTEN_SECONDS = 60.0
+#: Seconds a connection may take to present its token: a stranger that sends nothing does not hold the port longer.
+_TOKEN_SECONDS = 5.0
 _HEADER = struct.Struct("!Q")
 #: The problems this worker process keeps for its channels, by key, each with the number of channels holding it: the
 #: channels of one worker (one per thread) share one copy, dropped when the last of them closes.
@@ -156,7 +158,7 @@ def _accept(listener: socket.socket, token: bytes, count: int) -> None:
                 sock, _ = listener.accept()
             except OSError:
                 break
-            sock.settimeout(min(left, 5.0))  # a stranger that sends nothing does not hold the port
+            sock.settimeout(min(left, _TOKEN_SECONDS))
             try:
                 presented = _receive_exactly(sock, _TOKEN_BYTES)
             except OSError:

@@ -66,8 +66,8 @@ def _evaluate(problem, level: str, X: np.ndarray, Y: np.ndarray):
 
 
 class PartEvaluator:
-    """One per worker (a dask actor, or the object a channel's thread calls): keeps the problems it is given and
-    evaluates parts of batches of their points."""
+    """A worker's evaluator of parts (a dask actor, one per worker; or one per channel, the object its thread
+    calls): keeps the problems it is given and evaluates parts of batches of their points."""
 
     def __init__(self):
         self.problems: dict[str, object] = {}
@@ -139,31 +139,39 @@ class Spreader:
         through the run's client otherwise; else none (parts are then sent as tasks). A batch is cut into as many
         parts as there are channels or actors (``n_workers``). ``overhead`` is the round trip of the way taken, whose
         measurement is also the test that the workers answer."""
-        from .channel import open_channels  # which imports this module's PartEvaluator
-
-        workers = list(threads)
-        self.n_workers = max(1, sum(threads.values()))
-        self.channels = open_channels(self.client, threads, _DIRECT_TIMEOUT)
-        if self.channels is not None:
-            try:
-                self.overhead = self._round_trip(_DIRECT_TIMEOUT)
-                return
-            except Exception:  # noqa: BLE001 - any failure: the actors serve
-                self.close()
-        self.n_workers = max(1, len(workers))  # one actor per worker
-        if not self.client.direct_to_workers:
-            self._direct = _direct_client(self.client)
-        if self._direct is not None:
-            self._actor_futures, self.actors = _start_actors(self._direct, workers, _DIRECT_TIMEOUT)
-            if self.actors is not None:
+        for open_way in (self._open_channels, self._open_direct_actors):
+            if open_way(threads):
                 try:
                     self.overhead = self._round_trip(_DIRECT_TIMEOUT)
                     return
-                except Exception:  # noqa: BLE001 - any failure: the workers cannot be reached from here
+                except Exception:  # noqa: BLE001 - any failure: the workers cannot be reached this way from here
                     pass
             self.close()
+        workers = list(threads)
+        self.n_workers = max(1, len(workers))
         self._actor_futures, self.actors = _start_actors(self.client, workers)
         self.overhead = self._round_trip()
+
+    def _open_channels(self, threads: dict[str, int]) -> bool:
+        """Open a channel to each thread of each worker; whether they opened."""
+        from .channel import open_channels  # which imports this module's PartEvaluator
+
+        self.n_workers = max(1, sum(threads.values()))
+        self.channels = open_channels(self.client, threads, _DIRECT_TIMEOUT)
+        return self.channels is not None
+
+    def _open_direct_actors(self, threads: dict[str, int]) -> bool:
+        """Start one actor per worker through a client of the spreader's own that calls the workers directly (where
+        the run's client does not already); whether they started."""
+        workers = list(threads)
+        self.n_workers = max(1, len(workers))  # one actor per worker
+        if self.client.direct_to_workers:
+            return False
+        self._direct = _direct_client(self.client)
+        if self._direct is None:
+            return False
+        self._actor_futures, self.actors = _start_actors(self._direct, workers, _DIRECT_TIMEOUT)
+        return self.actors is not None
 
     def _round_trip(self, timeout: float | None = None) -> float:
         """Median seconds of one round of trivial parts, one per worker: what a spread batch costs beyond its
@@ -189,8 +197,7 @@ class Spreader:
     def evaluate(self, problem, level: str, X: np.ndarray, Y: np.ndarray, log: FailureLog):
         """``problem.evaluate_batch(level, X, Y, log)``, in parts on the workers; also returns the seconds the black
         box took in all (the parts' sum)."""
-        cuts = np.array_split(np.arange(X.shape[0]), min(self.n_workers, X.shape[0]))
-        parts = self._evaluate_parts(problem, level, [X[c] for c in cuts], [Y[c] for c in cuts])
+        cuts, parts = self._spread_rows(problem, level, X, Y, np.arange(X.shape[0]))
         return _join(parts, cuts, log)
 
     def evaluate_timing_first(self, problem, level: str, X: np.ndarray, Y: np.ndarray, log: FailureLog):
@@ -200,11 +207,16 @@ class Spreader:
         n = X.shape[0]
         first = _evaluate(problem, level, X[:1], Y[:1])
         if self.worthwhile(n - 1, first[4]):
-            cuts = np.array_split(np.arange(1, n), min(self.n_workers, n - 1))
-            parts = self._evaluate_parts(problem, level, [X[c] for c in cuts], [Y[c] for c in cuts])
+            cuts, parts = self._spread_rows(problem, level, X, Y, np.arange(1, n))
         else:
             cuts, parts = [np.arange(1, n)], [_evaluate(problem, level, X[1:], Y[1:])]
         return _join([first, *parts], [np.arange(1), *cuts], log)
+
+    def _spread_rows(self, problem, level: str, X: np.ndarray, Y: np.ndarray, rows: np.ndarray):
+        """The points ``rows`` of X, Y cut into a part per worker (fewer for fewer points) and evaluated there: the
+        cuts (rows of each part) and what :meth:`_evaluate_parts` returns."""
+        cuts = np.array_split(rows, min(self.n_workers, rows.size))
+        return cuts, self._evaluate_parts(problem, level, [X[c] for c in cuts], [Y[c] for c in cuts])
 
     def _evaluate_parts(self, problem, level: str, Xs: list, Ys: list) -> list:
         """The parts ``(Xs[i], Ys[i])`` evaluated on the workers, one each; returns what ``_evaluate_part`` does."""

@@ -138,9 +138,9 @@ def main() -> None:
                    [int(w) for w in args.workers.split(",")], args.delay, args.repeats, args.chunk_size, args.tasks)
     table = markdown_table(["problem", "algorithm", "workers", "median wall time (s)", "speed-up",
                             "same result as one process"], rows)
-    chunking = ("" if args.chunk_size == 4 else f" --chunk-size {args.chunk_size}") + (
+    options = ("" if args.chunk_size == 4 else f" --chunk-size {args.chunk_size}") + (
         "" if args.tasks == "auto" else f" --tasks {args.tasks}")
-    note = (f"`python tests/perf/workers.py --repeats {args.repeats}{chunking} --write-readme`: per-point functions, "
+    note = (f"`python tests/perf/workers.py --repeats {args.repeats}{options} --write-readme`: per-point functions, "
             f"the lower level waiting {args.delay * 1e3:g} ms per point; a dask LocalCluster of single-threaded "
             f"workers per run, one cluster at a time, on a shared two-core machine; medians of {args.repeats} runs; "
             f"`tasks=\"{args.tasks}\"`.")
