@@ -342,7 +342,9 @@ class _Rows:
         """The gradient at every start (or, where the budget cannot pay for it, the start's values alone), then
         the first-order test there with forward differences. Returns the rows whose central differences should be
         tried next (with ``verify``: the forward error ``h f''/2`` hides the optimum of steep lower levels, SMD's
-        ``tan`` near pi/2; the central one rarely does)."""
+        ``tan`` near pi/2; the central one rarely does), which are the feasible starts that no forward point beat:
+        a start with a better point among its neighbours is not a local optimum, whatever central differences
+        would make of its slopes."""
         idx = np.arange(self.rows.shape[0])
         want = self.d + ~self.known
         granted = self.budget.grant(self.rows, want)
@@ -353,7 +355,10 @@ class _Rows:
         self.stop(idx[~full | ~np.isfinite(self.F)])
         idx = np.flatnonzero(self.active & (self.CV <= 0))
         self.stop(idx[self.first_order_rows(idx)], True)
-        return np.flatnonzero(self.active & (self.CV <= 0)) if self.verify else _NONE
+        if not self.verify:
+            return _NONE
+        idx = np.flatnonzero(self.active & (self.CV <= 0))
+        return idx[~better(self.best_F[idx], self.best_CV[idx], self.F[idx], self.CV[idx])]
 
     def inside(self, idx) -> np.ndarray:
         """(k, d) bool: the variables of the iterates of rows ``idx`` whose backward point lies in the box."""
