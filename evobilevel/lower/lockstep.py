@@ -131,10 +131,11 @@ class LockstepRefinement(Refinement):
         with single_blas_thread():
             # Where the constraint count is not known yet, asking for it could cost an uncounted evaluation: all
             # variables at once then.
+            slopes = None
             if determined is not None and budget.known_n_constraints == 0:
-                starts, values, learnt = self._free_first(budget, rows, starts, values, np.asarray(determined, bool),
-                                                          learnt)
-            state = _Rows(self, budget, rows, starts, values, verify)
+                starts, values, learnt, slopes = self._free_first(budget, rows, starts, values,
+                                                                  np.asarray(determined, bool), learnt)
+            state = _Rows(self, budget, rows, starts, values, verify, slopes)
             central = state.start()
             if state.active.any():
                 # Asked after the first evaluation, so that the problem knows its constraint count by then.
@@ -150,11 +151,14 @@ class LockstepRefinement(Refinement):
 
     def _free_first(self, budget: RowBudget, rows: np.ndarray, starts: np.ndarray, values: StartValues | None,
                     determined: np.ndarray, curvature: np.ndarray
-                    ) -> tuple[np.ndarray, StartValues | None, np.ndarray]:
+                    ) -> tuple[np.ndarray, StartValues | None, np.ndarray, _Slopes | None]:
         """The box method's first stage for rows whose starts hold the optimal values of some variables but not
         all (``determined`` (r, d)): those variables are held and the others searched alone, all rows that hold
         the same variables in one lock-step search. Returns the starts (r, d) for the search over all variables
-        (each row's best point of this stage), their values, and the curvature (r, d) learnt with what was given.
+        (each row's best point of this stage), their values, the curvature (r, d) learnt with what was given, and
+        the forward slopes this stage measured at those starts (the free variables' of the rows whose stage ended
+        at its last iterate with its gradient known there; None where no stage ran): the search over all variables
+        measures only the others at its start.
 
         Where a response model predicts part of the follower's answer well (SMD's ``x_l1``, whose optimum does not
         depend on x) and the rest poorly (a cube root near zero, a ``tan`` near its pole), every gradient of a
@@ -166,8 +170,9 @@ class LockstepRefinement(Refinement):
         """
         partial = determined.any(axis=1) & ~determined.all(axis=1)
         if not partial.any():
-            return starts, values, curvature
+            return starts, values, curvature, None
         starts = np.array(starts, dtype=float)
+        slopes = _Slopes.none(*starts.shape)
         values = StartValues.unknown(rows.shape[0], 0) if values is None else StartValues(
             values.known.copy(), values.f.copy(), values.g.copy(), values.cv.copy())
         curvature = curvature.copy()
@@ -188,7 +193,25 @@ class LockstepRefinement(Refinement):
             starts[block] = state.best_Y
             values.known[idx] = state.seen & np.isfinite(state.best_F)
             values.f[idx], values.cv[idx] = state.best_F, state.best_CV
-        return starts, values, curvature
+            # Slopes at the stage's last iterate hold at the row's start where that iterate is its best point.
+            ended = state.sloped & values.known[idx] & (state.best_Y == state.Y).all(axis=1)
+            at = np.ix_(idx[ended], free)
+            slopes.known[at], slopes.DF[at], slopes.H[at] = True, state.DF[ended], state.H[ended]
+        return starts, values, curvature, slopes
+
+
+@dataclass
+class _Slopes:
+    """Forward slopes already measured at the starts of a search (``known`` (r, d)): ``DF`` (r, d) with their steps
+    ``H`` (r, d), for followers without constraints."""
+
+    known: np.ndarray
+    DF: np.ndarray
+    H: np.ndarray
+
+    @classmethod
+    def none(cls, n: int, d: int) -> _Slopes:
+        return cls(np.zeros((n, d), bool), np.zeros((n, d)), np.zeros((n, d)))
 
 
 class _FreeVariables:
@@ -228,7 +251,7 @@ class _Rows:
     """
 
     def __init__(self, settings: LockstepRefinement, budget: RowBudget, rows, starts, values: StartValues | None,
-                 verify: bool):
+                 verify: bool, slopes: _Slopes | None = None):
         self.s, self.budget, self.rows, self.verify = settings, budget, rows, verify
         self.lo, self.hi = budget.ll_bounds
         self.steps = settings.fd_step * (self.hi - self.lo)
@@ -242,6 +265,11 @@ class _Rows:
         self.known, self.sloped, self.seen = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
         self.DF, self.H = np.zeros((n, self.d)), np.zeros((n, self.d))
         self.DG = np.zeros((n, self.m, self.d))
+        # Slopes known at the starts (unconstrained followers only): the start's gradient measures the others.
+        self.reused = np.zeros((n, self.d), bool)
+        if slopes is not None and values is not None and self.m == 0:
+            self.reused = slopes.known & values.known[:, None]
+            self.DF[self.reused], self.H[self.reused] = slopes.DF[self.reused], slopes.H[self.reused]
         self.best_F, self.best_CV = np.full(n, np.inf), np.full(n, np.inf)
         self.active, self.converged = np.ones(n, bool), np.zeros(n, bool)
         if values is not None:
@@ -296,6 +324,7 @@ class _Rows:
         blocks = np.concatenate([Y[:, None, :], Y[:, None, :] + H[:, :, None] * self.eye], axis=1)  # (k, d + 1, d)
         take = np.ones(blocks.shape[:2], bool)
         take[:, 0] = ~self.known[idx]
+        take[:, 1:] = ~self.reused[idx]
         return blocks[take], np.repeat(idx, take.sum(axis=1)), take, H
 
     def _store_gradients(self, idx, take, H, f, g, cv) -> None:
@@ -307,10 +336,15 @@ class _Rows:
         new = take[:, 0]
         self.F[idx[new]], self.G[idx[new]], self.CV[idx[new]] = F[new, 0], G[new, 0], CV[new, 0]
         self.known[idx] = True
-        f_shift, g_shift, H = self._retry_failed(idx, H, F[:, 1:], G[:, 1:])
+        reused = self.reused[idx]
+        # A reused slope's neighbour was not evaluated here, and did not fail: it is not tried on the other side.
+        f_shift = np.where(reused, self.F[idx, None], F[:, 1:])
+        f_shift, g_shift, H = self._retry_failed(idx, H, f_shift, G[:, 1:])
         with np.errstate(invalid="ignore", divide="ignore"):
-            DF = (f_shift - self.F[idx, None]) / H
+            DF = np.where(reused, self.DF[idx], (f_shift - self.F[idx, None]) / H)
             DG = ((g_shift - self.G[idx, None, :]) / H[:, :, None]).transpose(0, 2, 1)
+        H = np.where(reused, self.H[idx], H)
+        self.reused[idx] = False
         # A failed neighbour (or a zero-width variable) gives no slope information in that direction.
         self.DF[idx] = np.where(np.isfinite(DF), DF, 0.0)
         self.DG[idx] = np.where(np.isfinite(DG), DG, 0.0)
@@ -346,7 +380,7 @@ class _Rows:
         a start with a better point among its neighbours is not a local optimum, whatever central differences
         would make of its slopes."""
         idx = np.arange(self.rows.shape[0])
-        want = self.d + ~self.known
+        want = (~self.reused).sum(axis=1) + ~self.known
         granted = self.budget.grant(self.rows, want)
         full = granted >= want
         alone = idx[~full & ~self.known & (granted >= 1)]
