@@ -247,7 +247,8 @@ class _Rows:
     Arrays are indexed by position in ``rows``: iterates ``Y`` (r, d) with values ``F``, ``CV`` (r,) and ``G``
     (r, m) where ``known``; forward slopes ``DF`` (r, d) and ``DG`` (r, m, d), with their steps ``H`` (r, d), where
     ``sloped``; the best point seen by Deb's rules ``best_Y``, ``best_F``, ``best_CV`` where ``seen`` (else the
-    start). A row is ``active`` until it stops; ``converged`` says whether it converged or passed the test.
+    start). A row is ``active`` until it stops; ``converged`` says whether it converged or passed the test. The
+    slopes ``reused`` (r, d) at a start came from an earlier stage (``slopes``) and are not measured there again.
     """
 
     def __init__(self, settings: LockstepRefinement, budget: RowBudget, rows, starts, values: StartValues | None,
