@@ -69,14 +69,16 @@ def bleaq_ll_evals(problem, seeds) -> int:
 
 
 class CallCounter(Evaluator):
-    """An evaluator that also counts its lower-level calls."""
+    """An evaluator that also counts its lower-level calls, and keeps the number of points of each (``sizes``)."""
 
     def __init__(self, problem):
         super().__init__(problem)
         self.ll_calls = 0
+        self.sizes: list[int] = []
 
     def lower(self, X, Y):
         self.ll_calls += 1
+        self.sizes.append(len(Y))
         return super().lower(X, Y)
 
 

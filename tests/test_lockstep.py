@@ -94,18 +94,6 @@ def test_a_start_at_the_optimum_is_verified_with_one_gradient_as_today(name, siz
     assert lock.calls == (1 if np.all(lock.n_evals == d + 1) else 2)
 
 
-class PointCounter(Evaluator):
-    """An evaluator that keeps the number of points of each lower-level call."""
-
-    def __init__(self, problem):
-        super().__init__(problem)
-        self.sizes = []
-
-    def lower(self, X, Y):
-        self.sizes.append(len(Y))
-        return super().lower(X, Y)
-
-
 @pytest.mark.parametrize("solver", [LockstepRefinement(), LocalRefinement()])
 def test_a_start_beaten_by_a_forward_neighbour_searches_without_central_differences(solver):
     # SMD1's follower is convex: a start below the optimum in one variable has a better point one forward step away.
@@ -117,7 +105,7 @@ def test_a_start_beaten_by_a_forward_neighbour_searches_without_central_differen
     lo, hi = problem.ll_bounds
     Y0 = Y_star.copy()
     Y0[0, 0] -= 0.01 * (hi[0] - lo[0])
-    ev = PointCounter(problem)
+    ev = CallCounter(problem)
     solution = solver.solve(ev, X, np.random.default_rng(0), Y0=Y0)
     d = problem.ll_dim
     expected = [d + 1, 1] if isinstance(solver, LockstepRefinement) else [d + 1, d + 1, d + 1]

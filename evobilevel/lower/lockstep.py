@@ -194,7 +194,7 @@ class LockstepRefinement(Refinement):
             values.known[idx] = state.seen & np.isfinite(state.best_F)
             values.f[idx], values.cv[idx] = state.best_F, state.best_CV
             # Slopes at the stage's last iterate hold at the row's start where that iterate is its best point.
-            ended = state.sloped & values.known[idx] & (state.best_Y == state.Y).all(axis=1)
+            ended = state.sloped & (state.best_Y == state.Y).all(axis=1)
             at = np.ix_(idx[ended], free)
             slopes.known[at], slopes.DF[at], slopes.H[at] = True, state.DF[ended], state.H[ended]
         return starts, values, curvature, slopes
