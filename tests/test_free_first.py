@@ -130,8 +130,8 @@ def test_a_bleaq_run_refines_the_variables_psi_does_not_determine_first(monkeypa
     first = bleaq_ll_evals(problem, range(2))
     original = LockstepRefinement._free_first
     monkeypatch.setattr(LockstepRefinement, "_free_first",
-                        lambda self, budget, rows, starts, values, determined, curvature:
-                        original(self, budget, rows, starts, values, np.zeros_like(determined), curvature))
+                        lambda self, budget, rows, starts, values, determined, curvature, accept:
+                        original(self, budget, rows, starts, values, np.zeros_like(determined), curvature, accept))
     together = bleaq_ll_evals(problem, range(2))
     assert first < 0.8 * together
 

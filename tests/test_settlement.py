@@ -93,3 +93,32 @@ def test_suspects_whose_searches_never_pay_keep_their_refined_answers_and_save_e
     assert kept > 0 and all(r.history[-1]["suspects_kept"] == 0 for r in runs["all"])
     assert all(a.n_ll_evals <= b.n_ll_evals for a, b in zip(runs["share"], runs["all"]))
     assert sum(r.n_ll_evals for r in runs["share"]) < sum(r.n_ll_evals for r in runs["all"])
+
+
+def test_the_refinement_of_a_row_with_an_accurate_phi_ends_where_it_meets_phi():
+    # Rows 0 and 2 have a trusted phi, row 1 not: the refinement is told the largest values that meet phi where it is
+    # trusted (there a point that meets phi is accepted, converged or not), and nothing elsewhere.
+    from evobilevel.algorithms.bleaq.response import Predictions, ResponseModel
+    from evobilevel.lower import LowerSolution
+
+    bounds = (np.zeros(1), np.ones(1))
+    response = ResponseModel(bounds, bounds, accept_tol=1e-6, psi_tol=1e-3, refine_tol=1e-3)
+    phi = np.array([2.0, 3.0, -4.0])
+    predictions = Predictions(Y=np.zeros((3, 1)), phi=phi, trusted=np.array([True, False, True]),
+                              determined=np.zeros((3, 1), bool), f_bound=phi + 1.0, psi_error=np.zeros((3, 1)))
+    told = {}
+
+    def solve_lower(X, solver, **kwargs):
+        told.update(kwargs)
+        return LowerSolution(Y=np.zeros((3, 1)), f=phi, cv=np.zeros(3), success=np.zeros(3, bool),
+                             n_evals=np.zeros(3, np.int64))
+
+    settlement = LowerSettlement(response, None, None, infeasible_evals=10)
+    state = SimpleNamespace(archive=SimpleNamespace(nearest_curvature=lambda X: None),
+                            counts={"refined": 0, "suspects_kept": 0}, suspects=SearchRecord())
+    out = Answers.none(np.zeros((3, 1)), 1)
+    todo = np.ones(3, bool)
+    settlement._refine(SimpleNamespace(solve_lower=solve_lower), state, predictions, np.zeros((3, 1, 1)), out, todo)
+    np.testing.assert_array_equal(told["f_accept"], [2.0 + 3e-6, -np.inf, -4.0 + 5e-6])
+    # Rows that end at phi without converging are settled where phi is trusted.
+    np.testing.assert_array_equal(todo, [False, True, False])

@@ -42,10 +42,12 @@ class LocalRefinement(Refinement):
         verify: bool = True,
         curvature: np.ndarray | None = None,
         determined: np.ndarray | None = None,
+        f_accept: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One scipy search per row; see :meth:`Refinement.refine`. scipy's searches start from their own
         models, so ``curvature`` is not used, and none is returned (NaN); each searches all variables from the
-        start, so ``determined`` is not used either."""
+        start, so ``determined`` is not used either; scipy ends a search by its own rules, so ``f_accept`` is not
+        used."""
         lo, hi = budget.ev.problem.ll_bounds
         steps = self.fd_step * (hi - lo)
         out_Y = np.array(starts, dtype=float)

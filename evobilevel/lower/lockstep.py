@@ -4,10 +4,10 @@
 scipy search per row, here the searches of all rows advance in rounds, and every round is one evaluator call: the d
 forward-difference points of each row that needs a gradient (with the point itself where its value is unknown), one
 line-search trial for each row that is searching along a direction, and the backward points of the rows that try
-central differences for the first-order test. A row stops on its own: when it converges, when its line search fails
-with a fresh quasi-Newton model, or when its budget cannot pay for its next round. Each row's arithmetic is its own
-(elementwise operations, reductions along a row, one factorisation per row), so that a row follows the same path
-alone as in any batch.
+central differences for the first-order test. A row stops on its own: when it converges, when it reaches a feasible
+point at or below the value its caller accepts, when its line search fails with a fresh quasi-Newton model, or when
+its budget cannot pay for its next round. Each row's arithmetic is its own (elementwise operations, reductions along
+a row, one factorisation per row), so that a row follows the same path alone as in any batch.
 
 Without lower-level constraints each row runs a projected limited-memory BFGS method for the box (Bertsekas'
 two-metric projection): variables at a bound that the slope pushes outwards take diagonally scaled steepest-descent
@@ -91,7 +91,9 @@ class LockstepRefinement(Refinement):
     With constraints (SLSQP's rules): the subproblem predicts a change of at most ``ftol`` (objective plus
     complementarity) at a point violating ``g + margin <= 0`` by at most ``ftol``, or an accepted step changed f (or
     moved y) by less than ``ftol`` and ends that close to feasible. A row whose line search fails otherwise gets the
-    first-order test, with central differences where ``verify`` asks for them.
+    first-order test, with central differences where ``verify`` asks for them. Given ``f_accept``, a row also ends,
+    converged, at its first feasible point at or below its value (a start, or a step as soon as its line search
+    finds it), without the gradient that would test it.
 
     Parameters
     ----------
@@ -117,6 +119,7 @@ class LockstepRefinement(Refinement):
         verify: bool = True,
         curvature: np.ndarray | None = None,
         determined: np.ndarray | None = None,
+        f_accept: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """All rows' searches in lock step; see :meth:`Refinement.refine`. The box method's model starts from
         ``curvature`` where it is known and returns what it learnt; the SQP method's Lagrangian also curves with
@@ -128,14 +131,15 @@ class LockstepRefinement(Refinement):
         """
         learnt = np.full(np.shape(starts), np.nan) if curvature is None else np.array(curvature, dtype=float)
         rows = np.asarray(rows)
+        accept = np.full(rows.shape[0], -np.inf) if f_accept is None else np.asarray(f_accept, dtype=float)
         with single_blas_thread():
             # Where the constraint count is not known yet, asking for it could cost an uncounted evaluation: all
             # variables at once then.
             slopes = None
             if determined is not None and budget.known_n_constraints == 0:
                 starts, values, learnt, slopes = self._free_first(budget, rows, starts, values,
-                                                                  np.asarray(determined, bool), learnt)
-            state = _Rows(self, budget, rows, starts, values, verify, slopes)
+                                                                  np.asarray(determined, bool), learnt, accept)
+            state = _Rows(self, budget, rows, starts, values, verify, slopes, accept)
             central = state.start()
             if state.active.any():
                 # Asked after the first evaluation, so that the problem knows its constraint count by then.
@@ -150,7 +154,7 @@ class LockstepRefinement(Refinement):
         return state.best_Y, state.best_F, state.best_CV, state.converged, learnt
 
     def _free_first(self, budget: RowBudget, rows: np.ndarray, starts: np.ndarray, values: StartValues | None,
-                    determined: np.ndarray, curvature: np.ndarray
+                    determined: np.ndarray, curvature: np.ndarray, accept: np.ndarray
                     ) -> tuple[np.ndarray, StartValues | None, np.ndarray, _Slopes | None]:
         """The box method's first stage for rows whose starts hold the optimal values of some variables but not
         all (``determined`` (r, d)): those variables are held and the others searched alone, all rows that hold
@@ -166,7 +170,8 @@ class LockstepRefinement(Refinement):
         new; held, a gradient costs the free variables' points alone. The search over all variables that follows
         tests the answer in every direction (a determined value a little off is corrected there), and its model
         starts from the curvature this stage learnt. Its rows are not verified with central differences here: the
-        second stage does that with all variables.
+        second stage does that with all variables. A row that reaches its accepted value ``accept`` (r,) here ends
+        at the second stage's start.
         """
         partial = determined.any(axis=1) & ~determined.all(axis=1)
         if not partial.any():
@@ -184,7 +189,7 @@ class LockstepRefinement(Refinement):
             block = np.ix_(idx, free)
             known = StartValues(values.known[idx], values.f[idx], values.g[idx], values.cv[idx])
             state = _Rows(self, _FreeVariables(budget, free, rows[idx], starts[idx]), rows[idx], starts[block], known,
-                          verify=False)
+                          verify=False, accept=accept[idx])
             state.start()
             if state.active.any():
                 search = _Box(state, curvature[block])
@@ -247,12 +252,13 @@ class _Rows:
     Arrays are indexed by position in ``rows``: iterates ``Y`` (r, d) with values ``F``, ``CV`` (r,) and ``G``
     (r, m) where ``known``; forward slopes ``DF`` (r, d) and ``DG`` (r, m, d), with their steps ``H`` (r, d), where
     ``sloped``; the best point seen by Deb's rules ``best_Y``, ``best_F``, ``best_CV`` where ``seen`` (else the
-    start). A row is ``active`` until it stops; ``converged`` says whether it converged or passed the test. The
-    slopes ``reused`` (r, d) at a start came from an earlier stage (``slopes``) and are not measured there again.
+    start). A row is ``active`` until it stops; ``converged`` says whether it converged, passed the test or reached
+    the value its caller accepts (``accept`` (r,), -inf for none). The slopes ``reused`` (r, d) at a start came from
+    an earlier stage (``slopes``) and are not measured there again.
     """
 
     def __init__(self, settings: LockstepRefinement, budget: RowBudget, rows, starts, values: StartValues | None,
-                 verify: bool, slopes: _Slopes | None = None):
+                 verify: bool, slopes: _Slopes | None = None, accept: np.ndarray | None = None):
         self.s, self.budget, self.rows, self.verify = settings, budget, rows, verify
         self.lo, self.hi = budget.ll_bounds
         self.steps = settings.fd_step * (self.hi - self.lo)
@@ -273,6 +279,7 @@ class _Rows:
             self.DF[self.reused], self.H[self.reused] = slopes.DF[self.reused], slopes.H[self.reused]
         self.best_F, self.best_CV = np.full(n, np.inf), np.full(n, np.inf)
         self.active, self.converged = np.ones(n, bool), np.zeros(n, bool)
+        self.accept = np.full(n, -np.inf) if accept is None else accept
         if values is not None:
             k = np.flatnonzero(values.known)
             self.known[k] = self.seen[k] = True
@@ -379,15 +386,17 @@ class _Rows:
         tried next (with ``verify``: the forward error ``h f''/2`` hides the optimum of steep lower levels, SMD's
         ``tan`` near pi/2; the central one rarely does), which are the feasible starts that no forward point beat:
         a start with a better point among its neighbours is not a local optimum, whatever central differences
-        would make of its slopes."""
+        would make of its slopes. A start already known to meet its accepted value ends its row first."""
         idx = np.arange(self.rows.shape[0])
-        want = (~self.reused).sum(axis=1) + ~self.known
-        granted = self.budget.grant(self.rows, want)
+        self.stop(idx[self.known & self.acceptable(idx)], True)
+        idx = idx[self.active]
+        want = (~self.reused[idx]).sum(axis=1) + ~self.known[idx]
+        granted = self.budget.grant(self.rows[idx], want)
         full = granted >= want
-        alone = idx[~full & ~self.known & (granted >= 1)]
+        alone = idx[~full & ~self.known[idx] & (granted >= 1)]
         f, g, cv, _ = self.round(idx[full], alone, self.Y[alone])
         self.F[alone], self.G[alone], self.CV[alone], self.known[alone] = f, g, cv, True
-        self.stop(idx[~full | ~np.isfinite(self.F)])
+        self.stop(idx[~full | ~np.isfinite(self.F[idx])])
         idx = np.flatnonzero(self.active & (self.CV <= 0))
         self.stop(idx[self.first_order_rows(idx)], True)
         if not self.verify:
@@ -411,6 +420,10 @@ class _Rows:
                                     np.flatnonzero(inside[k]), f[part], g[part])
             passed[k] = first_order(self.Y[i], self.G[i], df, dg, self.lo, self.hi, self.s.gtol)
         return passed
+
+    def acceptable(self, idx) -> np.ndarray:
+        """(k,) bool: whether the iterates of rows ``idx`` are feasible and at or below their accepted values."""
+        return (self.CV[idx] <= 0) & (self.F[idx] <= self.accept[idx])
 
     def first_order_rows(self, idx) -> np.ndarray:
         """(k,) bool: :meth:`first_order_at` for the rows ``idx``."""
@@ -519,7 +532,8 @@ class _Search(ABC):
         # more than 90 % of the linear prediction counts as too short (Goldstein's test), as after a first step
         # from a steep start or with a model whose curvature is too high.
         grow = gain & (self.phi0[idx] + 0.9 * pred > phi) & (self.trials[idx] < self.st.s.max_backtracks)
-        grow &= self.extrapolate
+        # A step to a point the caller accepts is taken at once.
+        grow &= self.extrapolate & ~((cv <= 0) & (f <= self.st.accept[idx]))
         self._extrapolate(idx[grow], phi[grow], pred[grow])
         self._accept(idx[(held | gain) & ~grow])
         # A rejected step whose predicted gain is below ftol: no shorter one can gain more, so the row has converged
@@ -544,7 +558,7 @@ class _Search(ABC):
         st.Y[idx], st.F[idx], st.G[idx], st.CV[idx] = self.held_S[idx], self.held_f[idx], self.held_g[idx], \
             self.held_cv[idx]
         st.sloped[idx], self.held[idx], self.phase[idx], self.doubt[idx] = False, False, _GRADIENT, False
-        st.stop(idx[self.step_converged(idx, F_old)], True)
+        st.stop(idx[self.step_converged(idx, F_old) | st.acceptable(idx)], True)
 
     def _extrapolate(self, idx, phi, pred) -> None:
         """Longer steps, two to eight times the last by quadratic interpolation (eight where f curves down), up to

@@ -54,9 +54,11 @@ class Refinement(LowerSolver):
     """A gradient-based local search per row, from the best warm start.
 
     ``success`` means that the returned point is feasible and that the search converged by its own rule or the
-    point passes a first-order (KKT) test (:func:`first_order`). The test is tried at the start first, so a warm
-    start at the optimum is verified by one gradient (ll_dim + 1 evaluations in one call; 2 * ll_dim + 1 in two
-    calls when only central differences show it, as on steep lower levels).
+    point passes a first-order (KKT) test (:func:`first_order`), or, where the caller gave a value it accepts
+    (``f_accept`` of :meth:`solve`) and the method can use it, that the point is feasible and at or below it. The
+    test is tried at the start first, so a warm start at the optimum is verified by one gradient (ll_dim + 1
+    evaluations in one call; 2 * ll_dim + 1 in two calls when only central differences show it, as on steep lower
+    levels).
 
     Parameters
     ----------
@@ -92,6 +94,7 @@ class Refinement(LowerSolver):
         max_evals: np.ndarray | int | None = None,
         curvature: np.ndarray | None = None,
         determined: np.ndarray | None = None,
+        f_accept: np.ndarray | None = None,
     ) -> LowerSolution:
         """Refine from the warm starts (a uniform random point for rows without); see :class:`LowerSolver`.
 
@@ -102,8 +105,12 @@ class Refinement(LowerSolver):
         ``determined`` (n, ll_dim) bool, optional: the variables whose optimal values each row's warm starts
         already hold (to a response model's accuracy); where the method can use it, the search moves the others
         alone first, then all of them (see :meth:`refine`).
+
+        ``f_accept`` (n,), optional: a value of f per row that the caller accepts as optimal (a response model's
+        prediction of the optimal value, with its tolerance); where the method can use it, a row's search ends at
+        its first feasible point with f at or below it, without a convergence test (-inf or NaN: none).
         """
-        return self.solve_parts(ev, [(X, rng, Y0, max_evals, curvature, determined)])[0]
+        return self.solve_parts(ev, [(X, rng, Y0, max_evals, curvature, determined, f_accept)])[0]
 
     def solve_parts(self, ev: Evaluator, parts: list[tuple]) -> list[LowerSolution]:
         """Solve several batches of rows in one search, each part as :meth:`solve` would solve it alone.
@@ -116,15 +123,15 @@ class Refinement(LowerSolver):
         ----------
         ev : Evaluator
         parts : list of tuple
-            ``(X, rng, Y0, max_evals)``, optionally followed by ``curvature`` and ``determined``, per part, as the
-            arguments of :meth:`solve`.
+            ``(X, rng, Y0, max_evals)``, optionally followed by ``curvature``, ``determined`` and ``f_accept``, per
+            part, as the arguments of :meth:`solve`.
 
         Returns
         -------
         list of LowerSolution
             One per part, its rows in order.
         """
-        parts = [tuple(part) + (None,) * (6 - len(part)) for part in parts]
+        parts = [tuple(part) + (None,) * (7 - len(part)) for part in parts]
         X, Y0, caps, sizes = join_parts(ev, parts)
         budget = RowBudget(ev, X, caps)
         lo, hi = ev.problem.ll_bounds
@@ -132,13 +139,17 @@ class Refinement(LowerSolver):
                                   for n, (_, rng, *_) in zip(sizes, parts)])
         starts, values = self._starts(budget, Y0, uniform)
         known = np.concatenate([np.full((n, lo.shape[0]), np.nan) if C is None else _checked_curvature(ev, C, n)
-                                for n, (*_, C, _) in zip(sizes, parts)])
+                                for n, (*_, C, _, _) in zip(sizes, parts)])
         held = None
         if any(part[5] is not None for part in parts):
             held = np.concatenate([np.zeros((n, lo.shape[0]), bool) if D is None else _checked_determined(ev, D, n)
-                                   for n, (*_, D) in zip(sizes, parts)])
+                                   for n, (*_, D, _) in zip(sizes, parts)])
+        accepted = None
+        if any(part[6] is not None for part in parts):
+            accepted = np.concatenate([np.full(n, -np.inf) if A is None else _checked_accept(ev, A, n)
+                                       for n, (*_, A) in zip(sizes, parts)])
         Y, f, cv, converged, curvature = self.refine(budget, np.arange(X.shape[0]), starts, values, curvature=known,
-                                                     determined=held)
+                                                     determined=held, f_accept=accepted)
         solution = LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy(),
                                  curvature=curvature)
         return solution.split(sizes)
@@ -152,6 +163,7 @@ class Refinement(LowerSolver):
         verify: bool = True,
         curvature: np.ndarray | None = None,
         determined: np.ndarray | None = None,
+        f_accept: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Run the local search on ``rows`` of ``budget`` from ``starts`` (len(rows), ll_dim).
 
@@ -178,6 +190,9 @@ class Refinement(LowerSolver):
             alone first, so that their slopes cost no evaluations along the determined ones, and then all of them
             from where it got, so that the answer is tested (and, where a determined value was not quite right,
             searched) in every variable. Integer lower levels ignore it.
+        f_accept : ndarray, shape (r,), optional
+            The value of f each row's caller accepts as optimal (-inf: none): a search that can use it ends a row at
+            its first feasible point at or below it, counted as converged. Integer lower levels ignore it.
 
         Returns
         -------
@@ -192,11 +207,12 @@ class Refinement(LowerSolver):
         if mask is not None:
             Y, f, cv, converged = refine_integer(self, budget, rows, starts, values, mask, verify)
             return Y, f, cv, converged, np.full(Y.shape, np.nan)
-        return self._refine(budget, rows, starts, values, verify, curvature, determined)
+        return self._refine(budget, rows, starts, values, verify, curvature, determined, f_accept)
 
     @abstractmethod
     def _refine(self, budget: RowBudget, rows: np.ndarray, starts: np.ndarray, values: StartValues | None,
-                verify: bool, curvature: np.ndarray | None = None, determined: np.ndarray | None = None
+                verify: bool, curvature: np.ndarray | None = None, determined: np.ndarray | None = None,
+                f_accept: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The search itself, over continuous variables; arguments and results as in :meth:`refine`."""
 
@@ -249,6 +265,14 @@ def _checked_determined(ev: Evaluator, determined, n: int) -> np.ndarray:
     if D.shape != (n, d):
         raise ValueError(f"{ev.problem.name}: determined must have shape ({n}, {d}), got {D.shape}")
     return D
+
+
+def _checked_accept(ev: Evaluator, f_accept, n: int) -> np.ndarray:
+    """``f_accept`` as an (n,) float array, NaN read as -inf (none); a ValueError names a wrong shape."""
+    A = np.asarray(f_accept, dtype=float)
+    if A.shape != (n,):
+        raise ValueError(f"{ev.problem.name}: f_accept must have shape ({n},), got {A.shape}")
+    return np.where(np.isnan(A), -np.inf, A)
 
 
 def first_order(y, g, df, dg, lo, hi, tol: float) -> bool:

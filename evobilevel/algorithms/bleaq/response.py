@@ -78,7 +78,11 @@ class ResponseModel:
     def meets_phi(self, f: np.ndarray, phi: np.ndarray) -> np.ndarray:
         """Whether lower-level values f (n,) are optimal by phi's predictions phi (n,), to ``accept_tol``: since
         ``f(x, y) >= f*(x)`` for every feasible y, meeting an accurate phi proves y near-optimal."""
-        return f <= phi + self.accept_tol * (1 + np.abs(phi))
+        return f <= self.phi_bound(phi)
+
+    def phi_bound(self, phi: np.ndarray) -> np.ndarray:
+        """The largest lower-level values (n,) that meet phi's predictions phi (n,) (see :meth:`meets_phi`)."""
+        return phi + self.accept_tol * (1 + np.abs(phi))
 
     def predict(self, archive: SolutionArchive, X: np.ndarray, rng: np.random.Generator) -> Predictions | None:
         """Predictions for the rows of X (n, ul_dim), or None while the archive is too small to fit a model."""

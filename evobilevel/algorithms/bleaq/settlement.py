@@ -6,7 +6,7 @@ be trusted.
 2. *Local refinement* from the prediction, the candidate's own recombined lower-level vector and the nearest
    archived optimum. An answer clearly above phi is a local optimum and goes on to step 3; one that meets an
    accurate phi is accepted even if the search did not report convergence (on a sphere of lower-level optima
-   a local search circles at the optimal value).
+   a local search circles at the optimal value), so the search ends as soon as it meets phi.
 3. *Global search* (batched DE, warm-started). Where the follower's problem keeps turning out infeasible after a
    refinement ended infeasible, such searches are capped, and only a share of such rows is searched, the smaller
    the fewer searches have found a feasible answer. Rows whose refinement ended feasible but clearly above phi
@@ -178,10 +178,15 @@ class LowerSettlement:
         # problem changes little between nearby leader's points, and a model that knows each variable's scale
         # saves the iterations of learning it again. Where psi determines some of the answer's variables (its
         # prediction, the first start, holds them; the other starts are near), the refinement searches the others
-        # first.
+        # first. Where phi is accurate, a point that meets it is the answer (below), and the search ends there
+        # rather than pay for the gradient that would show it converged.
+        accept = None
+        if predictions is not None:
+            accept = np.where(predictions.trusted[rows], self.response.phi_bound(predictions.phi[rows]), -np.inf)
         sol = ctx.solve_lower(out.X[rows], self.local_solver, Y0=None if starts is None else starts[rows],
                               curvature=state.archive.nearest_curvature(out.X[rows]),
-                              determined=None if predictions is None else predictions.determined[rows])
+                              determined=None if predictions is None else predictions.determined[rows],
+                              f_accept=accept)
         good = sol.success & (sol.cv == 0)
         if predictions is not None:
             # A refinement ends at a local optimum; one clearly above phi is sent on to the global search ...
