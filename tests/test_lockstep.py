@@ -221,6 +221,18 @@ def test_known_start_values_are_not_evaluated_again():
     assert np.all(f <= f_star)
 
 
+@pytest.mark.parametrize("solver", [LockstepRefinement(), LocalRefinement()])
+def test_a_start_repeated_in_its_row_costs_nothing(solver):
+    # BLEAQ's prediction is the candidate's own vector where psi determines none of the variables: the same point
+    # twice among a row's starts is evaluated once, and the search is the one from the distinct starts.
+    problem, X, Y_star, _ = case("SMD10", (5, 5), n=4, seed=17)
+    a, b = perturbed(problem, Y_star, ARCHIVED, seed=18), perturbed(problem, Y_star, ARCHIVED, seed=19)
+    distinct = solver.solve(Evaluator(problem), X, np.random.default_rng(0), Y0=np.stack([a, b], axis=1))
+    repeated = solver.solve(Evaluator(problem), X, np.random.default_rng(0), Y0=np.stack([a, a, b, a], axis=1))
+    for field in ("Y", "f", "cv", "success", "n_evals"):
+        np.testing.assert_array_equal(getattr(repeated, field), getattr(distinct, field), err_msg=field)
+
+
 def test_the_de_polishes_with_the_lock_step_refinement():
     problem, X, _, f_star = case("SMD1", (5, 5), n=4, seed=12)
     ev = CallCounter(problem)

@@ -224,14 +224,20 @@ class Refinement(LowerSolver):
         starts = uniform.copy()
         if Y0 is None:
             return starts, values
-        valid = ~np.isnan(Y0[:, :, 0])  # (n, k)
-        has = valid.any(axis=1)
-        first = np.argmax(valid, axis=1)
+        present = ~np.isnan(Y0[:, :, 0])  # (n, k)
+        has = present.any(axis=1)
+        first = np.argmax(present, axis=1)
         starts[has] = Y0[has, first[has]]
         if not self.evaluate_starts or Y0.shape[1] == 1:
             return starts, values
-        # Several candidates: evaluate the first `granted` present ones of each row in one batch.
-        several = np.flatnonzero(valid.sum(axis=1) > 1)
+        # Several candidates: evaluate the first `granted` present ones of each row in one batch. A start equal to
+        # an earlier one of its row is the same point (BLEAQ's prediction where psi determines none of the
+        # variables is the candidate's own vector), evaluated once, as the earlier one.
+        several = np.flatnonzero(present.sum(axis=1) > 1)
+        valid = present.copy()
+        for j in range(1, Y0.shape[1]):
+            for i in range(j):
+                valid[:, j] &= ~(present[:, i] & (Y0[:, j] == Y0[:, i]).all(axis=1))
         granted = budget.grant(several, valid[several].sum(axis=1))
         rank_in_row = np.cumsum(valid[several], axis=1) - 1
         chosen = valid[several] & (rank_in_row < granted[:, None])  # (len(several), k)
