@@ -116,7 +116,8 @@ class RunContext:
 
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
                     max_evals_per_row: int | None = None, curvature: np.ndarray | None = None,
-                    determined: np.ndarray | None = None, f_accept: np.ndarray | None = None) -> LowerSolution:
+                    determined: np.ndarray | None = None, f_accept: np.ndarray | None = None,
+                    first_values=None) -> LowerSolution:
         """Solve the lower level at every row of X (n, ul_dim) with ``solver``, through the engine.
 
         Parameters
@@ -135,10 +136,14 @@ class RunContext:
         f_accept : ndarray, shape (n,), optional
             For a local refinement: the value of f each row's caller accepts as optimal; a feasible point at or
             below it ends the row's search (see :meth:`~evobilevel.lower.refinement.Refinement.solve`).
+        first_values : StartValues, optional
+            For a local refinement: f, g and cv already evaluated at each row's first warm start (where ``known``),
+            which is not evaluated again.
 
         With several followers, each follower's problem is solved on its own (:meth:`solve_followers`), and the
         answers are joined (:func:`~evobilevel.followers.join_solutions`); ``f_accept``, a bound on the sum of
-        their values, says nothing about each and is not used there.
+        their values, says nothing about each, and ``first_values`` do not tell each follower's part: neither is
+        used there.
 
         Raises
         ------
@@ -156,7 +161,8 @@ class RunContext:
                                                             determined_parts).values()))
         caps = self.budget.row_caps(X.shape[0], max_evals_per_row)
         tasks = self.engine.tasks(self.problem, solver, X, self.ll_stream(), Y0=Y0, max_evals=caps,
-                                  curvature=curvature, determined=determined, f_accept=f_accept)
+                                  curvature=curvature, determined=determined, f_accept=f_accept,
+                                  first_values=first_values)
         # Until the follower has shown one feasible answer, a large batch goes in two steps, so that a black box
         # that fails everywhere (or a follower infeasible everywhere) is caught after one chunk, not after all.
         groups = [tasks[:1], tasks[1:]] if self.evaluator.ll.n_feasible == 0 and len(tasks) > 1 else [tasks]
@@ -174,7 +180,7 @@ class RunContext:
 
     def solve_followers(self, X: np.ndarray, solver, starts: dict, max_evals_per_row: int | None = None,
                         curvatures: dict | None = None, determined: dict | None = None,
-                        f_accept: dict | None = None) -> dict:
+                        f_accept: dict | None = None, first_values: dict | None = None) -> dict:
         """Solve the problems of several followers at every row of X, each on its own, all in one engine call.
 
         Parameters
@@ -191,6 +197,8 @@ class RunContext:
             ``{follower index: determined variables (n, ll_dim_i) or None}``, the same way.
         f_accept : dict, optional
             ``{follower index: accepted values (n,) of f_i or None}``, the same way.
+        first_values : dict, optional
+            ``{follower index: values known at the first warm starts (StartValues) or None}``, the same way.
 
         Returns
         -------
@@ -200,11 +208,12 @@ class RunContext:
         followers, n = self.problem.follower_set, X.shape[0]
         caps = self.budget.row_caps(n * len(starts), max_evals_per_row)
         seeds = self.ll_stream().spawn(len(starts))
-        curvatures, determined, f_accept = curvatures or {}, determined or {}, f_accept or {}
+        curvatures, determined, f_accept, first_values = (curvatures or {}, determined or {}, f_accept or {},
+                                                          first_values or {})
         groups = [self.engine.tasks(followers.problems[i], solver, X, seed, Y0=Y0,
                                     max_evals=None if caps is None else caps[j * n:(j + 1) * n],
                                     curvature=curvatures.get(i), determined=determined.get(i),
-                                    f_accept=f_accept.get(i))
+                                    f_accept=f_accept.get(i), first_values=first_values.get(i))
                   for j, ((i, Y0), seed) in enumerate(zip(starts.items(), seeds))]
         solutions = {}
         for i, (solution, counts) in zip(starts, self.engine.run_groups(groups)):

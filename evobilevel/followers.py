@@ -255,11 +255,11 @@ class FollowerContext:
 
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
                     max_evals_per_row: int | None = None, curvature: np.ndarray | None = None,
-                    determined: np.ndarray | None = None, f_accept: np.ndarray | None = None):
+                    determined: np.ndarray | None = None, f_accept: np.ndarray | None = None, first_values=None):
         """Solve this follower's problem at every row of X (see :meth:`~evobilevel.context.RunContext.solve_lower`)."""
         return self.ctx.solve_followers(X, solver, {self.index: Y0}, max_evals_per_row,
                                         {self.index: curvature}, {self.index: determined},
-                                        {self.index: f_accept})[self.index]
+                                        {self.index: f_accept}, {self.index: first_values})[self.index]
 
 
 def join_solutions(parts: list):

@@ -233,6 +233,36 @@ def test_a_start_repeated_in_its_row_costs_nothing(solver):
         np.testing.assert_array_equal(getattr(repeated, field), getattr(distinct, field), err_msg=field)
 
 
+@pytest.mark.parametrize("solver", [LockstepRefinement(), LocalRefinement()])
+@pytest.mark.parametrize("k", [1, 3])
+def test_values_known_at_the_first_starts_are_not_evaluated_again(solver, k):
+    # BLEAQ evaluates a trusted prediction before it refines it (the first start): a refinement given those values
+    # follows the same path for one evaluation less per known row.
+    problem, X, Y_star, _ = case("SMD12", (5, 5), n=5, seed=21)
+    Y0 = np.stack([perturbed(problem, Y_star, ARCHIVED, seed=22 + j) for j in range(k)], axis=1)
+    at_first = Evaluator(problem).lower(X, Y0[:, 0])
+    known = np.array([True, False, True, True, False])
+    first = StartValues(known, at_first.values, at_first.constraints, at_first.cv)
+    plain = solver.solve(Evaluator(problem), X, np.random.default_rng(0), Y0=Y0)
+    given = solver.solve(Evaluator(problem), X, np.random.default_rng(0), Y0=Y0, first_values=first)
+    for field in ("Y", "f", "cv", "success"):
+        np.testing.assert_array_equal(getattr(given, field), getattr(plain, field), err_msg=field)
+    np.testing.assert_array_equal(given.n_evals, plain.n_evals - known)
+
+
+def test_known_first_values_must_fit_the_rows():
+    problem, X, Y_star, _ = case("SMD1", (5, 5), n=3, seed=23)
+    at = Evaluator(problem).lower(X, Y_star)
+    values = StartValues(np.ones(3, bool), at.values, at.constraints, at.cv)
+    with pytest.raises(ValueError, match="first_values must have 3 rows, got 2"):
+        LockstepRefinement().solve(Evaluator(problem), X, np.random.default_rng(0), Y0=Y_star[:, None, :],
+                                   first_values=values[:2])
+    Y0 = Y_star[:, None, :].copy()
+    Y0[1] = np.nan
+    with pytest.raises(ValueError, match="known for rows without a first warm start"):
+        LockstepRefinement().solve(Evaluator(problem), X, np.random.default_rng(0), Y0=Y0, first_values=values)
+
+
 def test_the_de_polishes_with_the_lock_step_refinement():
     problem, X, _, f_star = case("SMD1", (5, 5), n=4, seed=12)
     ev = CallCounter(problem)

@@ -100,6 +100,7 @@ def test_the_refinement_of_a_row_with_an_accurate_phi_ends_where_it_meets_phi():
     # trusted (there a point that meets phi is accepted, converged or not), and nothing elsewhere.
     from evobilevel.algorithms.bleaq.response import Predictions, ResponseModel
     from evobilevel.lower import LowerSolution
+    from evobilevel.lower.refinement import StartValues
 
     bounds = (np.zeros(1), np.ones(1))
     response = ResponseModel(bounds, bounds, accept_tol=1e-6, psi_tol=1e-3, refine_tol=1e-3)
@@ -118,7 +119,12 @@ def test_the_refinement_of_a_row_with_an_accurate_phi_ends_where_it_meets_phi():
                             counts={"refined": 0, "suspects_kept": 0}, suspects=SearchRecord())
     out = Answers.none(np.zeros((3, 1)), 1)
     todo = np.ones(3, bool)
-    settlement._refine(SimpleNamespace(solve_lower=solve_lower), state, predictions, np.zeros((3, 1, 1)), out, todo)
+    # The predictions evaluated (rows 0 and 2) go to the refinement with their values, not to be evaluated again.
+    known = StartValues(np.array([True, False, True]), np.array([2.5, np.inf, -3.0]), np.zeros((3, 0)), np.zeros(3))
+    settlement._refine(SimpleNamespace(solve_lower=solve_lower), state, predictions, np.zeros((3, 1, 1)), out, todo,
+                       known)
     np.testing.assert_array_equal(told["f_accept"], [2.0 + 3e-6, -np.inf, -4.0 + 5e-6])
+    np.testing.assert_array_equal(told["first_values"].known, known.known)
+    np.testing.assert_array_equal(told["first_values"].f, known.f)
     # Rows that end at phi without converging are settled where phi is trusted.
     np.testing.assert_array_equal(todo, [False, True, False])

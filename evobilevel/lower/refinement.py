@@ -48,6 +48,22 @@ class StartValues:
         inf = np.full(n, np.inf)
         return cls(np.zeros(n, bool), inf.copy(), np.full((n, n_constraints), np.inf), inf.copy())
 
+    def __getitem__(self, rows) -> StartValues:
+        """The values of some rows (an index, mask or slice)."""
+        return StartValues(self.known[rows], self.f[rows], self.g[rows], self.cv[rows])
+
+    def __len__(self) -> int:
+        return self.known.shape[0]
+
+    @classmethod
+    def concat(cls, parts: list[StartValues | None], sizes: list[int]) -> StartValues:
+        """The parts' rows in order, ``sizes`` rows each; a part given as None knows none of its rows."""
+        m = max((part.g.shape[1] for part in parts if part is not None), default=0)
+        parts = [cls.unknown(n, m) if part is None or not part.known.any() else part for part, n in zip(parts, sizes)]
+        if any(part.g.shape[1] != m for part in parts):
+            raise ValueError(f"start values with {m} constraint values and with others cannot be joined")
+        return cls(*(np.concatenate([getattr(part, name) for part in parts]) for name in ("known", "f", "g", "cv")))
+
 
 @dataclass
 class Refinement(LowerSolver):
@@ -95,6 +111,7 @@ class Refinement(LowerSolver):
         curvature: np.ndarray | None = None,
         determined: np.ndarray | None = None,
         f_accept: np.ndarray | None = None,
+        first_values: StartValues | None = None,
     ) -> LowerSolution:
         """Refine from the warm starts (a uniform random point for rows without); see :class:`LowerSolver`.
 
@@ -109,8 +126,12 @@ class Refinement(LowerSolver):
         ``f_accept`` (n,), optional: a value of f per row that the caller accepts as optimal (a response model's
         prediction of the optimal value, with its tolerance); where the method can use it, a row's search ends at
         its first feasible point with f at or below it, without a convergence test (-inf or NaN: none).
+
+        ``first_values`` (:class:`StartValues` of n rows), optional: f, g and cv already evaluated at each row's first
+        warm start ``Y0[:, 0]`` where ``known`` (BLEAQ's prediction, evaluated before it was refined), used instead
+        of evaluating that point again.
         """
-        return self.solve_parts(ev, [(X, rng, Y0, max_evals, curvature, determined, f_accept)])[0]
+        return self.solve_parts(ev, [(X, rng, Y0, max_evals, curvature, determined, f_accept, first_values)])[0]
 
     def solve_parts(self, ev: Evaluator, parts: list[tuple]) -> list[LowerSolution]:
         """Solve several batches of rows in one search, each part as :meth:`solve` would solve it alone.
@@ -123,31 +144,35 @@ class Refinement(LowerSolver):
         ----------
         ev : Evaluator
         parts : list of tuple
-            ``(X, rng, Y0, max_evals)``, optionally followed by ``curvature``, ``determined`` and ``f_accept``, per
-            part, as the arguments of :meth:`solve`.
+            ``(X, rng, Y0, max_evals)``, optionally followed by ``curvature``, ``determined``, ``f_accept`` and
+            ``first_values``, per part, as the arguments of :meth:`solve`.
 
         Returns
         -------
         list of LowerSolution
             One per part, its rows in order.
         """
-        parts = [tuple(part) + (None,) * (7 - len(part)) for part in parts]
+        parts = [tuple(part) + (None,) * (8 - len(part)) for part in parts]
         X, Y0, caps, sizes = join_parts(ev, parts)
         budget = RowBudget(ev, X, caps)
         lo, hi = ev.problem.ll_bounds
         uniform = np.concatenate([lo + rng.random((n, lo.shape[0])) * (hi - lo)
                                   for n, (_, rng, *_) in zip(sizes, parts)])
-        starts, values = self._starts(budget, Y0, uniform)
+        first = None
+        if any(part[7] is not None for part in parts):
+            first = StartValues.concat([None if V is None else _checked_values(ev, V, n, Y0P)
+                                        for n, (_, _, Y0P, *_, V) in zip(sizes, parts)], sizes)
+        starts, values = self._starts(budget, Y0, uniform, first)
         known = np.concatenate([np.full((n, lo.shape[0]), np.nan) if C is None else _checked_curvature(ev, C, n)
-                                for n, (*_, C, _, _) in zip(sizes, parts)])
+                                for n, (*_, C, _, _, _) in zip(sizes, parts)])
         held = None
         if any(part[5] is not None for part in parts):
             held = np.concatenate([np.zeros((n, lo.shape[0]), bool) if D is None else _checked_determined(ev, D, n)
-                                   for n, (*_, D, _) in zip(sizes, parts)])
+                                   for n, (*_, D, _, _) in zip(sizes, parts)])
         accepted = None
         if any(part[6] is not None for part in parts):
             accepted = np.concatenate([np.full(n, -np.inf) if A is None else _checked_accept(ev, A, n)
-                                       for n, (*_, A) in zip(sizes, parts)])
+                                       for n, (*_, A, _) in zip(sizes, parts)])
         Y, f, cv, converged, curvature = self.refine(budget, np.arange(X.shape[0]), starts, values, curvature=known,
                                                      determined=held, f_accept=accepted)
         solution = LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy(),
@@ -216,9 +241,11 @@ class Refinement(LowerSolver):
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The search itself, over continuous variables; arguments and results as in :meth:`refine`."""
 
-    def _starts(self, budget: RowBudget, Y0, uniform: np.ndarray) -> tuple[np.ndarray, StartValues]:
+    def _starts(self, budget: RowBudget, Y0, uniform: np.ndarray, known_first: StartValues | None = None
+                ) -> tuple[np.ndarray, StartValues]:
         """(n, ll_dim) start points and whatever is known about them: each row's best warm start, or its point of
-        ``uniform`` (n, ll_dim) where it has none."""
+        ``uniform`` (n, ll_dim) where it has none. ``known_first`` holds the values already known at the first warm
+        starts, which are not evaluated again."""
         n = budget.X.shape[0]
         values = StartValues.unknown(n, 0)
         starts = uniform.copy()
@@ -228,6 +255,13 @@ class Refinement(LowerSolver):
         has = present.any(axis=1)
         first = np.argmax(present, axis=1)
         starts[has] = Y0[has, first[has]]
+        known = np.zeros(n, bool)
+        if known_first is not None:
+            known = known_first.known & present[:, 0]
+            values = StartValues.unknown(n, known_first.g.shape[1])
+            values.known[known] = True
+            values.f[known], values.g[known], values.cv[known] = (known_first.f[known], known_first.g[known],
+                                                                   known_first.cv[known])
         if not self.evaluate_starts or Y0.shape[1] == 1:
             return starts, values
         # Several candidates: evaluate the first `granted` present ones of each row in one batch. A start equal to
@@ -238,13 +272,18 @@ class Refinement(LowerSolver):
         for j in range(1, Y0.shape[1]):
             for i in range(j):
                 valid[:, j] &= ~(present[:, i] & (Y0[:, j] == Y0[:, i]).all(axis=1))
+        valid[:, 0] &= ~known  # known already: compared with the others below, in its place
         granted = budget.grant(several, valid[several].sum(axis=1))
         rank_in_row = np.cumsum(valid[several], axis=1) - 1
         chosen = valid[several] & (rank_in_row < granted[:, None])  # (len(several), k)
         pick_rows, pick_k = np.nonzero(chosen)
         rows = several[pick_rows]
         f, g, cv = budget.evaluate(rows, Y0[rows, pick_k])
-        values = StartValues.unknown(n, g.shape[1])
+        if rows.size and values.g.shape[1] != g.shape[1]:
+            if known.any():
+                raise ValueError(f"{budget.ev.problem.name}: the first starts' known values have "
+                                 f"{values.g.shape[1]} constraint values, the problem {g.shape[1]}")
+            values = StartValues.unknown(n, g.shape[1])
         for j in range(rows.shape[0]):
             r = rows[j]
             if not values.known[r] or better(f[j], cv[j], values.f[r], values.cv[r]):
@@ -252,6 +291,16 @@ class Refinement(LowerSolver):
                 values.f[r], values.g[r], values.cv[r] = f[j], g[j], cv[j]
                 starts[r] = Y0[r, pick_k[j]]
         return starts, values
+
+
+def _checked_values(ev: Evaluator, values: StartValues, n: int, Y0) -> StartValues:
+    """``values`` of the first warm starts of n rows, as given; a ValueError names a wrong length or values known
+    where a row has no warm start."""
+    if len(values) != n:
+        raise ValueError(f"{ev.problem.name}: first_values must have {n} rows, got {len(values)}")
+    if values.known.any() and (Y0 is None or np.isnan(np.asarray(Y0)[values.known, 0, 0]).any()):
+        raise ValueError(f"{ev.problem.name}: first_values are known for rows without a first warm start")
+    return values
 
 
 def _checked_curvature(ev: Evaluator, curvature, n: int) -> np.ndarray:

@@ -55,16 +55,17 @@ class _ChunkResult:
 
 
 def _solve_chunk(problem, solver, X, Y0, max_evals, seed: np.random.SeedSequence, curvature=None, determined=None,
-                 f_accept=None, batch=None, observer=None) -> _ChunkResult:
+                 f_accept=None, first_values=None, batch=None, observer=None) -> _ChunkResult:
     """One chunk: solve the lower level for its rows ``X`` (k, ul_dim); ``batch`` spreads its evaluations and
-    ``observer`` is told of each batch's cost as it is evaluated. ``curvature``, ``determined`` and ``f_accept`` go
-    to a local refinement only (other solvers take none of them)."""
+    ``observer`` is told of each batch's cost as it is evaluated. ``curvature``, ``determined``, ``f_accept`` and
+    ``first_values`` go to a local refinement only (other solvers take none of them)."""
     evaluator = Evaluator(problem, batch=batch, observer=observer)
     rng = np.random.default_rng(seed)
     hints = {}
     if _takes_hints(solver):
         hints = {name: value for name, value in (("curvature", curvature), ("determined", determined),
-                                                 ("f_accept", f_accept)) if value is not None}
+                                                 ("f_accept", f_accept), ("first_values", first_values))
+                 if value is not None}
     solution = solver.solve(evaluator, X, rng, Y0=Y0, max_evals=max_evals, **hints)
     return _ChunkResult(solution, evaluator.counts())
 
@@ -82,16 +83,16 @@ def _solve_here(tasks: list[tuple], batch=None, observer=None) -> list[_ChunkRes
     problem, solver = tasks[0][0], tasks[0][1]
     evaluator = Evaluator(problem, batch=batch, observer=observer)
     takes = _takes_hints(solver)  # the parts of other solvers are (X, rng, Y0, max_evals)
-    parts = [(X, np.random.default_rng(seed), Y0, max_evals) + ((curvature, determined, f_accept) if takes else ())
-             for _, _, X, Y0, max_evals, seed, curvature, determined, f_accept in tasks]
+    parts = [(X, np.random.default_rng(seed), Y0, max_evals) + (tuple(hints) if takes else ())
+             for _, _, X, Y0, max_evals, seed, *hints in tasks]
     solutions = solver.solve_parts(evaluator, parts)
     return [_ChunkResult(LowerSolution.concat(solutions), evaluator.counts())]
 
 
 def _takes_hints(solver) -> bool:
     """Whether ``solver`` takes what is known near its rows' problems (the curvature learnt there, the variables
-    a response model determines, the values it accepts): local refinements do; the other solvers (and users' own)
-    are called with the arguments of :class:`~evobilevel.lower.base.LowerSolver` only."""
+    a response model determines, the values it accepts, those known at its starts): local refinements do; the other
+    solvers (and users' own) are called with the arguments of :class:`~evobilevel.lower.base.LowerSolver` only."""
     return isinstance(solver, Refinement)
 
 
@@ -160,7 +161,8 @@ class LowerEngine:
               max_evals: np.ndarray | None = None,
               curvature: np.ndarray | None = None,
               determined: np.ndarray | None = None,
-              f_accept: np.ndarray | None = None) -> tuple[LowerSolution, dict[str, LevelCounts]]:
+              f_accept: np.ndarray | None = None,
+              first_values=None) -> tuple[LowerSolution, dict[str, LevelCounts]]:
         """Solve the lower level at every row of ``X`` (n, ul_dim).
 
         Parameters
@@ -180,6 +182,8 @@ class LowerEngine:
             For a local refinement: the variables whose optimal values each row's warm starts already hold.
         f_accept : ndarray, shape (n,), optional
             For a local refinement: the value of f at or below which a feasible point ends each row's search.
+        first_values : StartValues, optional
+            For a local refinement: the values already known at each row's first warm start.
 
         Returns
         -------
@@ -188,11 +192,13 @@ class LowerEngine:
         counts : dict
             Evaluations spent, ``{"ul": LevelCounts, "ll": LevelCounts}``, summed over the chunks.
         """
-        return self.run(self.tasks(problem, solver, X, seed, Y0, max_evals, curvature, determined, f_accept))
+        return self.run(self.tasks(problem, solver, X, seed, Y0, max_evals, curvature, determined, f_accept,
+                                   first_values))
 
     def tasks(self, problem, solver, X: np.ndarray, seed: np.random.SeedSequence, Y0: np.ndarray | None = None,
               max_evals: np.ndarray | None = None, curvature: np.ndarray | None = None,
-              determined: np.ndarray | None = None, f_accept: np.ndarray | None = None) -> list[tuple]:
+              determined: np.ndarray | None = None, f_accept: np.ndarray | None = None,
+              first_values=None) -> list[tuple]:
         """The chunk tasks of :meth:`solve`, each with its own random stream: running them in any grouping (all at
         once, or some first) gives the same solutions."""
         n = X.shape[0]
@@ -204,7 +210,7 @@ class LowerEngine:
             return None if A is None else A[i:i + size]
 
         return [(problem, solver, X[i:i + size], rows(Y0, i), rows(max_evals, i), s, rows(curvature, i),
-                 rows(determined, i), rows(f_accept, i)) for i, s in zip(starts, seeds)]
+                 rows(determined, i), rows(f_accept, i), rows(first_values, i)) for i, s in zip(starts, seeds)]
 
     def run(self, tasks: list[tuple]) -> tuple[LowerSolution, dict[str, LevelCounts]]:
         """Run chunk tasks (see :meth:`tasks`); returns the solution of their rows in order and the summed counts."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from ...integrality import integer_mask, round_integral
 from ...lower import LowerSolver
+from ...lower.refinement import StartValues
 from .ledger import Ledger
 from .response import Predictions, ResponseModel
 from .state import BLEAQState, SearchRecord
@@ -133,11 +134,12 @@ class LowerSettlement:
         todo = np.ones(X.shape[0], bool)
         predictions = self.response.predict(state.archive, X, ctx.rng) if allow_prediction else None
         phase = self.ledger.phase
+        known = None
         if predictions is not None:
             with phase(ctx, state.ll_evals, "predicted"):
-                starts = self._predict(ctx, state, predictions, starts, out, todo)
+                starts, known = self._predict(ctx, state, predictions, starts, out, todo)
         with phase(ctx, state.ll_evals, "refined"):
-            suspects = self._refine(ctx, state, predictions, starts, out, todo)
+            suspects = self._refine(ctx, state, predictions, starts, out, todo, known)
         rows = np.flatnonzero(todo)
         if rows.size:
             refined = out.f[suspects].copy()
@@ -147,7 +149,9 @@ class LowerSettlement:
         return out
 
     def _predict(self, ctx, state, predictions: Predictions, starts, out: Answers, todo: np.ndarray):
-        """Accept the trusted predictions that meet phi; returns the refinement's starts, the prediction first."""
+        """Accept the trusted predictions that meet phi; returns the refinement's starts, the prediction first, and
+        the values evaluated at the predictions (:class:`~evobilevel.lower.refinement.StartValues`, known at the
+        trusted rows), so that the refinement of a rejected one does not evaluate it again."""
         Y_hat = predictions.Y
         if starts is not None:
             # Where psi does not determine y (the follower is indifferent along that direction, or the model is
@@ -156,21 +160,26 @@ class LowerSettlement:
             Y_hat = np.where(predictions.determined, Y_hat, starts[:, 0])
         Y_hat = round_integral(Y_hat, integer_mask(ctx.problem))  # the follower answers in whole numbers there
         rows = np.flatnonzero(predictions.trusted)
+        known = StartValues.unknown(Y_hat.shape[0], 0)
         if rows.size:
             ev = ctx.evaluate_lower(out.X[rows], Y_hat[rows])
             ok = (ev.cv == 0) & self.response.meets_phi(ev.values, predictions.phi[rows])
             out.Y[rows], out.f[rows], out.ll_cv[rows] = Y_hat[rows], ev.values, ev.cv
             todo[rows[ok]] = False
             state.counts["predicted"] += int(ok.sum())
+            known = StartValues.unknown(Y_hat.shape[0], ev.constraints.shape[1])
+            known.known[rows], known.f[rows], known.g[rows], known.cv[rows] = True, ev.values, ev.constraints, ev.cv
         has = np.isfinite(Y_hat).all(axis=1)
+        known.known &= has & np.isfinite(known.f)  # a failed evaluation is left to the refinement
         first = Y_hat[:, None, :].copy()
         first[~has] = np.nan
-        return first if starts is None else np.concatenate([first, starts], axis=1)
+        return (first if starts is None else np.concatenate([first, starts], axis=1)), known
 
     def _refine(self, ctx, state, predictions: Predictions | None, starts, out: Answers,
-                todo: np.ndarray) -> np.ndarray:
-        """Local refinement of the rows still to settle; the ones it settles are marked done. Returns the suspected
-        local optima (rows) left to the global search."""
+                todo: np.ndarray, known: StartValues | None = None) -> np.ndarray:
+        """Local refinement of the rows still to settle, from ``starts`` (with the values ``known`` at the first
+        ones); the ones it settles are marked done. Returns the suspected local optima (rows) left to the global
+        search."""
         rows = np.flatnonzero(todo)
         if not rows.size:
             return rows
@@ -186,7 +195,7 @@ class LowerSettlement:
         sol = ctx.solve_lower(out.X[rows], self.local_solver, Y0=None if starts is None else starts[rows],
                               curvature=state.archive.nearest_curvature(out.X[rows]),
                               determined=None if predictions is None else predictions.determined[rows],
-                              f_accept=accept)
+                              f_accept=accept, first_values=None if known is None else known[rows])
         good = sol.success & (sol.cv == 0)
         if predictions is not None:
             # A refinement ends at a local optimum; one clearly above phi is sent on to the global search ...
