@@ -9,6 +9,7 @@ from .evaluator import Evaluation, Evaluator, LevelCounts
 from .evidence import check_evidence
 from .followers import join_solutions
 from .lower.base import LowerSolution
+from .lower.refinement import StartValues
 from .parallel import LowerEngine
 
 __all__ = ["RunContext"]
@@ -117,7 +118,7 @@ class RunContext:
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
                     max_evals_per_row: int | None = None, curvature: np.ndarray | None = None,
                     determined: np.ndarray | None = None, f_accept: np.ndarray | None = None,
-                    first_values=None) -> LowerSolution:
+                    first_values: StartValues | None = None) -> LowerSolution:
         """Solve the lower level at every row of X (n, ul_dim) with ``solver``, through the engine.
 
         Parameters

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .lower.refinement import StartValues
 
 __all__ = ["Follower", "FollowerSet", "FollowerContext", "FollowerResult", "join_solutions"]
 
@@ -255,7 +259,8 @@ class FollowerContext:
 
     def solve_lower(self, X: np.ndarray, solver, Y0: np.ndarray | None = None,
                     max_evals_per_row: int | None = None, curvature: np.ndarray | None = None,
-                    determined: np.ndarray | None = None, f_accept: np.ndarray | None = None, first_values=None):
+                    determined: np.ndarray | None = None, f_accept: np.ndarray | None = None,
+                    first_values: StartValues | None = None):
         """Solve this follower's problem at every row of X (see :meth:`~evobilevel.context.RunContext.solve_lower`)."""
         return self.ctx.solve_followers(X, solver, {self.index: Y0}, max_evals_per_row,
                                         {self.index: curvature}, {self.index: determined},

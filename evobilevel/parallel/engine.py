@@ -34,7 +34,7 @@ import numpy as np
 
 from ..evaluator import Evaluator, LevelCounts
 from ..lower.base import LowerSolution
-from ..lower.refinement import Refinement
+from ..lower.refinement import Refinement, StartValues
 from .tasks import check_n_jobs, check_picklable
 
 __all__ = ["LowerEngine", "TASK_KINDS"]
@@ -162,7 +162,7 @@ class LowerEngine:
               curvature: np.ndarray | None = None,
               determined: np.ndarray | None = None,
               f_accept: np.ndarray | None = None,
-              first_values=None) -> tuple[LowerSolution, dict[str, LevelCounts]]:
+              first_values: StartValues | None = None) -> tuple[LowerSolution, dict[str, LevelCounts]]:
         """Solve the lower level at every row of ``X`` (n, ul_dim).
 
         Parameters
@@ -198,7 +198,7 @@ class LowerEngine:
     def tasks(self, problem, solver, X: np.ndarray, seed: np.random.SeedSequence, Y0: np.ndarray | None = None,
               max_evals: np.ndarray | None = None, curvature: np.ndarray | None = None,
               determined: np.ndarray | None = None, f_accept: np.ndarray | None = None,
-              first_values=None) -> list[tuple]:
+              first_values: StartValues | None = None) -> list[tuple]:
         """The chunk tasks of :meth:`solve`, each with its own random stream: running them in any grouping (all at
         once, or some first) gives the same solutions."""
         n = X.shape[0]
