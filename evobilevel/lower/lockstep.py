@@ -187,9 +187,8 @@ class LockstepRefinement(Refinement):
             idx = partial_rows[group.ravel() == k]
             free = ~held
             block = np.ix_(idx, free)
-            known = StartValues(values.known[idx], values.f[idx], values.g[idx], values.cv[idx])
-            state = _Rows(self, _FreeVariables(budget, free, rows[idx], starts[idx]), rows[idx], starts[block], known,
-                          verify=False, accept=accept[idx])
+            state = _Rows(self, _FreeVariables(budget, free, rows[idx], starts[idx]), rows[idx], starts[block],
+                          values[idx], verify=False, accept=accept[idx])
             state.start()
             if state.active.any():
                 search = _Box(state, curvature[block])
@@ -423,7 +422,11 @@ class _Rows:
 
     def acceptable(self, idx) -> np.ndarray:
         """(k,) bool: whether the iterates of rows ``idx`` are feasible and at or below their accepted values."""
-        return (self.CV[idx] <= 0) & (self.F[idx] <= self.accept[idx])
+        return self.accepts(idx, self.F[idx], self.CV[idx])
+
+    def accepts(self, idx, f, cv) -> np.ndarray:
+        """(k,) bool: whether points with values f, cv (k,) of rows ``idx`` meet the rows' accepted values."""
+        return (cv <= 0) & (f <= self.accept[idx])
 
     def first_order_rows(self, idx) -> np.ndarray:
         """(k,) bool: :meth:`first_order_at` for the rows ``idx``."""
@@ -533,7 +536,7 @@ class _Search(ABC):
         # from a steep start or with a model whose curvature is too high.
         grow = gain & (self.phi0[idx] + 0.9 * pred > phi) & (self.trials[idx] < self.st.s.max_backtracks)
         # A step to a point the caller accepts is taken at once.
-        grow &= self.extrapolate & ~((cv <= 0) & (f <= self.st.accept[idx]))
+        grow &= self.extrapolate & ~self.st.accepts(idx, f, cv)
         self._extrapolate(idx[grow], phi[grow], pred[grow])
         self._accept(idx[(held | gain) & ~grow])
         # A rejected step whose predicted gain is below ftol: no shorter one can gain more, so the row has converged

@@ -160,19 +160,15 @@ class Refinement(LowerSolver):
                                   for n, (_, rng, *_) in zip(sizes, parts)])
         first = None
         if any(part[7] is not None for part in parts):
-            first = StartValues.concat([None if V is None else _checked_values(ev, V, n, Y0P)
-                                        for n, (_, _, Y0P, *_, V) in zip(sizes, parts)], sizes)
+            first = StartValues.concat([None if part[7] is None else _checked_values(ev, part[7], n, part[2])
+                                        for n, part in zip(sizes, parts)], sizes)
         starts, values = self._starts(budget, Y0, uniform, first)
-        known = np.concatenate([np.full((n, lo.shape[0]), np.nan) if C is None else _checked_curvature(ev, C, n)
-                                for n, (*_, C, _, _, _) in zip(sizes, parts)])
-        held = None
-        if any(part[5] is not None for part in parts):
-            held = np.concatenate([np.zeros((n, lo.shape[0]), bool) if D is None else _checked_determined(ev, D, n)
-                                   for n, (*_, D, _, _) in zip(sizes, parts)])
-        accepted = None
-        if any(part[6] is not None for part in parts):
-            accepted = np.concatenate([np.full(n, -np.inf) if A is None else _checked_accept(ev, A, n)
-                                       for n, (*_, A, _) in zip(sizes, parts)])
+        d = lo.shape[0]
+        known = _joined(parts, sizes, 4, lambda n: np.full((n, d), np.nan), lambda C, n: _checked_curvature(ev, C, n))
+        if known is None:
+            known = np.full((X.shape[0], d), np.nan)
+        held = _joined(parts, sizes, 5, lambda n: np.zeros((n, d), bool), lambda D, n: _checked_determined(ev, D, n))
+        accepted = _joined(parts, sizes, 6, lambda n: np.full(n, -np.inf), lambda A, n: _checked_accept(ev, A, n))
         Y, f, cv, converged, curvature = self.refine(budget, np.arange(X.shape[0]), starts, values, curvature=known,
                                                      determined=held, f_accept=accepted)
         solution = LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy(),
@@ -291,6 +287,15 @@ class Refinement(LowerSolver):
                 values.f[r], values.g[r], values.cv[r] = f[j], g[j], cv[j]
                 starts[r] = Y0[r, pick_k[j]]
         return starts, values
+
+
+def _joined(parts: list[tuple], sizes: list[int], index: int, missing, checked) -> np.ndarray | None:
+    """The hint at position ``index`` of the parts' tuples, joined row by row: ``checked(value, n)`` for a part that
+    gives it, ``missing(n)`` for one that does not; None where no part gives it."""
+    if all(part[index] is None for part in parts):
+        return None
+    return np.concatenate([missing(n) if part[index] is None else checked(part[index], n)
+                           for n, part in zip(sizes, parts)])
 
 
 def _checked_values(ev: Evaluator, values: StartValues, n: int, Y0) -> StartValues:
