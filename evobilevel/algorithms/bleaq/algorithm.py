@@ -146,6 +146,11 @@ class BLEAQ(Algorithm):
         Evaluations of a global search for a candidate whose refinement ended infeasible at the lower level, once
         such searches have turned out hopeless in this run (see :mod:`.settlement`); by default 40 per lower-level
         variable (:func:`~.settlement.capped_evals`).
+    certify_infeasible : bool
+        Where a refinement ends infeasible and the follower's constraints test linear in y, solve the linear
+        programme of their least violation over the box, and where that is above zero keep the row infeasible
+        without a global search (:mod:`evobilevel.lower.linear`; ``ll_dim + 3`` evaluations a row, and none once
+        the constraints have failed the test in the run).
     global_solver, local_solver : LowerSolver
     archive_size : int
         Lower-level optima kept for the models, and members remembered by the leader's choice.
@@ -173,6 +178,7 @@ class BLEAQ(Algorithm):
     restarts: int = 12
     restart_patience: int = 5
     infeasible_evals: int | None = None
+    certify_infeasible: bool = True
     global_solver: DifferentialEvolution = field(default_factory=default_solver)
     local_solver: Refinement = field(default_factory=default_local_solver)
     archive_size: int = 2000
@@ -199,11 +205,11 @@ class BLEAQ(Algorithm):
             response = ResponseModel(problem.ul_bounds, problem.ll_bounds, self.accept_tol, self.psi_tol,
                                      self.refine_tol)
             self._settlement = LowerSettlement(response, self.local_solver, self.global_solver,
-                                               self.infeasible_evals, self._ledger)
+                                               self.infeasible_evals, self._ledger, self.certify_infeasible)
         else:
             self._settlement = FollowerSettlement(problem, self.accept_tol, self.psi_tol, self.refine_tol,
                                                   self.local_solver, self.global_solver, self.infeasible_evals,
-                                                  self._ledger)
+                                                  self._ledger, self.certify_infeasible)
             response = self._settlement.response
         self._leader = LeaderPolicy(self.leader_tol, self.free_tol, self.stall_generations // HELD_SHARE,
                                     self.archive_size, response, self.local_solver)

@@ -37,6 +37,8 @@ class FollowerLowerState:
         The run's counters, shared by all followers (a row settled for three followers counts three times).
     ll_evals : dict
         The run's lower-level evaluations by phase, shared by all followers.
+    lower_linear : bool or None
+        Whether the follower's constraints have passed every test of linearity in y so far.
     """
 
     archive: SolutionArchive
@@ -44,6 +46,7 @@ class FollowerLowerState:
     suspects: SearchRecord
     counts: dict
     ll_evals: dict
+    lower_linear: bool | None = None
 
 
 class FollowerArchives(SolutionArchive):
@@ -116,15 +119,17 @@ class FollowerSettlement:
         Evaluations of a capped search (each follower's default: 40 per variable of its own).
     ledger : Ledger, optional
         Counts the followers' lower-level evaluations by phase.
+    certify_infeasible : bool
+        See :class:`~.settlement.LowerSettlement` (each follower's constraints are tested on their own).
     """
 
     def __init__(self, problem, accept_tol: float, psi_tol: float, refine_tol: float, local_solver, global_solver,
-                 infeasible_evals: int | None, ledger: Ledger | None = None):
+                 infeasible_evals: int | None, ledger: Ledger | None = None, certify_infeasible: bool = True):
         followers = problem.follower_set
         self.blocks = followers.blocks
         self.parts = [
             LowerSettlement(ResponseModel(problem.ul_bounds, own.ll_bounds, accept_tol, psi_tol, refine_tol),
-                            local_solver, global_solver, infeasible_evals, ledger)
+                            local_solver, global_solver, infeasible_evals, ledger, certify_infeasible)
             for own in followers.problems
         ]
         self.response = FollowerResponse([part.response for part in self.parts], self.blocks)

@@ -7,9 +7,11 @@ be trusted.
    archived optimum. An answer clearly above phi is a local optimum and goes on to step 3; one that meets an
    accurate phi is accepted even if the search did not report convergence (on a sphere of lower-level optima
    a local search circles at the optimal value), so the search ends as soon as it meets phi.
-3. *Global search* (batched DE, warm-started). Where the follower's problem keeps turning out infeasible after a
-   refinement ended infeasible, such searches are capped, and only a share of such rows is searched, the smaller
-   the fewer searches have found a feasible answer. Rows whose refinement ended feasible but clearly above phi
+3. *Global search* (batched DE, warm-started). A row whose refinement ended infeasible is first tested: where the
+   follower's constraints are linear in y, the least violation over the box is a linear programme, and a row at
+   which it is above zero is infeasible for any search (:mod:`evobilevel.lower.linear`). Where the follower's
+   problem keeps turning out infeasible otherwise, such searches are capped, and only a share of such rows is
+   searched, the smaller the fewer searches have found a feasible answer. Rows whose refinement ended feasible but clearly above phi
    (suspected local optima) are all searched while such searches have found a lower value at least as often as not
    in this run, and a share of them, the smaller the more often they failed, once they have mostly failed.
 """
@@ -22,6 +24,7 @@ import numpy as np
 
 from ...integrality import integer_mask, round_integral
 from ...lower import LowerSolver
+from ...lower.linear import certify_infeasible, linearity_points
 from ...lower.refinement import StartValues
 from .ledger import Ledger
 from .response import Predictions, ResponseModel
@@ -105,15 +108,19 @@ class LowerSettlement:
     ledger : Ledger, optional
         Counts the lower-level evaluations by phase into the state's ``ll_evals`` (shared with the algorithm, whose
         phases enclose the settlement's).
+    certify_infeasible : bool
+        Keep a row whose refinement ended infeasible out of the global searches where the follower is certified
+        infeasible there (:meth:`_drop_infeasible`).
     """
 
     def __init__(self, response: ResponseModel, local_solver: LowerSolver, global_solver: LowerSolver,
-                 infeasible_evals: int | None = None, ledger: Ledger | None = None):
+                 infeasible_evals: int | None = None, ledger: Ledger | None = None, certify_infeasible: bool = True):
         self.response = response
         self.local_solver, self.global_solver = local_solver, global_solver
         self.infeasible_evals = (int(infeasible_evals) if infeasible_evals is not None
                                  else capped_evals(response.y_widths.shape[0]))
         self.ledger = Ledger() if ledger is None else ledger
+        self.certify_infeasible = certify_infeasible
 
     def settle(self, ctx, state: BLEAQState, X: np.ndarray, starts: np.ndarray | None,
                allow_prediction: bool = True) -> Answers:
@@ -141,6 +148,9 @@ class LowerSettlement:
         with phase(ctx, state.ll_evals, "refined"):
             suspects = self._refine(ctx, state, predictions, starts, out, todo, known)
         rows = np.flatnonzero(todo)
+        if rows.size and self.certify_infeasible:
+            with phase(ctx, state.ll_evals, "global"):
+                rows = self._drop_infeasible(ctx, state, rows, out)
         if rows.size:
             refined = out.f[suspects].copy()
             self._search(ctx, state, rows, starts, out)  # its evaluations are search()'s: phase "global"
@@ -217,6 +227,34 @@ class LowerSettlement:
         todo[rows[suspect[~searched]]] = False
         state.counts["suspects_kept"] += int((~searched).sum())
         return rows[suspect[searched]]
+
+    @staticmethod
+    def _drop_infeasible(ctx, state: BLEAQState, rows: np.ndarray, out: Answers) -> np.ndarray:
+        """``rows`` without the stuck ones (refined to an infeasible answer) at which the follower is certified
+        infeasible: its constraints linear in y there, and their least violation over the box above zero
+        (:mod:`evobilevel.lower.linear`, ``d + 3`` evaluations per row). Such a row keeps its refined answer,
+        as a row the search rule passes over does; no search could find a feasible one.
+
+        Once a row's constraints have failed the test of linearity, the follower is not linear, and the run stops
+        asking (``state.lower_linear``). Followers with integer variables are not asked: the test evaluates
+        points between their whole numbers.
+        """
+        stuck = rows[(out.ll_cv[rows] > 0) & np.isfinite(out.ll_cv[rows])]  # a failed evaluation tells nothing
+        if not stuck.size or state.lower_linear is False or integer_mask(ctx.problem) is not None:
+            return rows
+        lo, hi = ctx.problem.ll_bounds
+        P, H = linearity_points(out.Y[stuck], lo, hi)
+        n, k, d = P.shape
+        ev = ctx.evaluate_lower(np.repeat(out.X[stuck], k, axis=0), P.reshape(-1, d))
+        G = ev.constraints.reshape(n, k, -1)
+        linear, infeasible = certify_infeasible(out.Y[stuck], H, G, lo, hi)
+        measured = np.isfinite(G).all(axis=(1, 2))
+        if (measured & ~linear).any():
+            state.lower_linear = False
+        elif linear.any():
+            state.lower_linear = True
+        state.counts["certified_infeasible"] += int(infeasible.sum())
+        return np.setdiff1d(rows, stuck[infeasible])
 
     def _search(self, ctx, state, rows: np.ndarray, starts, out: Answers) -> None:
         """Global searches for ``rows``, from their refined answers and starts."""

@@ -15,11 +15,12 @@ from .ledger import LL_PHASES
 __all__ = ["BLEAQState", "LeaderState", "RecheckState", "SearchRecord", "COUNTERS"]
 
 #: Per-run counters reported in every history record: how the lower levels were settled (predicted by the models,
-#: refined locally, searched globally, capped, suspected local optima kept without a search), how often the
+#: refined locally, searched globally, capped, suspected local optima kept without a search, stuck rows certified
+#: infeasible), how often the
 #: upper-level model proposed a candidate, the re-checks of the best member and what they corrected, the leader's
 #: choices and those that gained.
 COUNTERS = ("predicted", "refined", "global", "model_candidates", "rechecks", "recheck_corrections",
-            "leader_choices", "leader_improvements", "capped_global", "suspects_kept")
+            "leader_choices", "leader_improvements", "capped_global", "suspects_kept", "certified_infeasible")
 
 
 @dataclass
@@ -155,6 +156,9 @@ class BLEAQState(AlgorithmState):
         The current attempt's population gathered around the kept answer and took it back.
     followers : list of FollowerLowerState, optional
         With several followers, what each one's settlement keeps (its archive is a part of ``archive``).
+    lower_linear : bool or None
+        Whether the follower's constraints have passed every test of linearity in y so far (None before the first;
+        see :meth:`~.settlement.LowerSettlement._drop_infeasible`).
     """
 
     archive: SolutionArchive | None = None
@@ -178,6 +182,7 @@ class BLEAQState(AlgorithmState):
     kept_stalled: bool = False
     took_back: bool = False
     followers: list | None = None
+    lower_linear: bool | None = None
 
     def new_attempt(self) -> None:
         """Forget the convergence tests' records: a new attempt's population starts."""
