@@ -180,9 +180,11 @@ def test_the_de_stagnation_window_is_a_number_of_evaluations_per_variable():
 def test_a_two_variable_follower_s_searches_cost_less_with_four_members_per_variable():
     # TP3's follower has two variables: its global searches with the default population of 8 (four per variable)
     # instead of the former floor of 16 cost less, with the windows the same in evaluations (measured on seeds 0-3:
-    # 0.61-0.78 times the LL evaluations of a run, 3,671 against 5,189 on seed 0).
+    # 0.61-0.78 times the LL evaluations of a run, 3,671 against 5,189 on seed 0). The follower is convex, and its
+    # solves from scratch are searched here as they were then, not refined.
     problem = eb.benchmarks.get("TP3")
-    runs = [eb.solve(problem, algorithm=eb.algorithms.BLEAQ(global_solver=DifferentialEvolution(pop_size=n)),
+    runs = [eb.solve(problem, algorithm=eb.algorithms.BLEAQ(global_solver=DifferentialEvolution(pop_size=n),
+                                                            certify_convex=False),
                      seed=0, target=1e-2, max_ul_evals=20000, max_ll_evals=1000000) for n in (None, 16)]
     assert all(r.success for r in runs)
     assert runs[0].n_ll_evals <= 0.8 * runs[1].n_ll_evals

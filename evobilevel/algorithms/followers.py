@@ -72,13 +72,18 @@ class Followers:
         A refined answer whose ``f`` exceeds phi by more than three held-out errors plus ``refine_tol * (1 + |phi|)``
         is a local optimum and goes on to the global search.
     n_initial_global : int
-        While the archive is empty, the first rows of a batch are searched globally from scratch; the others start
-        from their answers.
+        While the archive is empty, the first rows of a batch are solved from scratch (searched globally, or
+        refined where the follower is certified convex:
+        :meth:`~evobilevel.algorithms.bleaq.settlement.LowerSettlement.resolve`); the others start from their
+        answers.
     n_warm_starts : int
         Archived optima of the nearest solved ``x`` given to each refinement as starting points.
     infeasible_evals : int, optional
         Evaluations of a global search where the follower's problem has turned out infeasible in this run; by
         default 40 per lower-level variable (:func:`~evobilevel.algorithms.bleaq.settlement.capped_evals`).
+    certify_infeasible, certify_convex : bool
+        As for :class:`~evobilevel.algorithms.BLEAQ`: no global search where the follower is certified infeasible
+        (linear constraints) or convex.
     archive_size : int
         Lower-level optima kept for warm starts and the response models.
     local_solver, global_solver : LowerSolver
@@ -90,6 +95,8 @@ class Followers:
     n_initial_global: int = 3
     n_warm_starts: int = 2
     infeasible_evals: int | None = None
+    certify_infeasible: bool = True
+    certify_convex: bool = True
     archive_size: int = 2000
     local_solver: Refinement = field(default_factory=default_local_solver)  # BLEAQ's, for the same reasons
     global_solver: DifferentialEvolution = field(default_factory=default_solver)
@@ -109,13 +116,15 @@ class Followers:
         problem = ctx.problem
         response = PlausibleResponse(problem.ul_bounds, problem.ll_bounds, self.accept_tol, self.psi_tol,
                                  self.refine_tol)
-        settlement = LowerSettlement(response, self.local_solver, self.global_solver, self.infeasible_evals)
+        settlement = LowerSettlement(response, self.local_solver, self.global_solver, self.infeasible_evals,
+                                     certify_infeasible=self.certify_infeasible, certify_convex=self.certify_convex)
         n = X.shape[0]
         first = min(n, self.n_initial_global) if state.archive.size == 0 else 0
         parts = []
         if first:
-            # Nothing to start from yet: a few global searches give the others their warm starts.
-            head = settlement.search(ctx, state, X[:first], None)
+            # Nothing to start from yet: a few solves from scratch (global searches, or refinements where the
+            # follower is certified convex) give the others their warm starts.
+            head = settlement.resolve(ctx, state, X[:first])
             settlement.archive(state, head)
             parts.append(head)
         if first < n:

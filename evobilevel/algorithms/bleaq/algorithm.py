@@ -151,6 +151,11 @@ class BLEAQ(Algorithm):
         programme of their least violation over the box, and where that is above zero keep the row infeasible
         without a global search (:mod:`evobilevel.lower.linear`; ``ll_dim + 3`` evaluations a row, and none once
         the constraints have failed the test in the run).
+    certify_convex : bool
+        Where the follower's problem tests as a convex quadratic programme in y at a point whose lower level is to
+        be solved from scratch (the initial population's first members, a re-check), refine it from the best point
+        of the test instead of searching (:mod:`evobilevel.lower.convex`; ``(ll_dim + 1)(ll_dim + 2) / 2 + 2``
+        evaluations a row, and none once the test has failed in the run).
     global_solver, local_solver : LowerSolver
     archive_size : int
         Lower-level optima kept for the models, and members remembered by the leader's choice.
@@ -179,6 +184,7 @@ class BLEAQ(Algorithm):
     restart_patience: int = 5
     infeasible_evals: int | None = None
     certify_infeasible: bool = True
+    certify_convex: bool = True
     global_solver: DifferentialEvolution = field(default_factory=default_solver)
     local_solver: Refinement = field(default_factory=default_local_solver)
     archive_size: int = 2000
@@ -201,15 +207,14 @@ class BLEAQ(Algorithm):
         self._epsilon = EpsilonSchedule(eps_generations, self.eps_exponent, self.eps_quantile)
         self._restart_rule = RestartRule(self.restarts, self.restart_patience, widths(problem.ul_bounds), tol=self.ftol)
         self._ledger = Ledger()
+        # The settings both settlements take, in their parameters' order.
+        shared = (self.local_solver, self.global_solver, self.infeasible_evals, self._ledger, self.certify_infeasible)
         if problem.follower_set is None:
             response = ResponseModel(problem.ul_bounds, problem.ll_bounds, self.accept_tol, self.psi_tol,
                                      self.refine_tol)
-            self._settlement = LowerSettlement(response, self.local_solver, self.global_solver,
-                                               self.infeasible_evals, self._ledger, self.certify_infeasible)
+            self._settlement = LowerSettlement(response, *shared, self.certify_convex)
         else:
-            self._settlement = FollowerSettlement(problem, self.accept_tol, self.psi_tol, self.refine_tol,
-                                                  self.local_solver, self.global_solver, self.infeasible_evals,
-                                                  self._ledger, self.certify_infeasible)
+            self._settlement = FollowerSettlement(problem, self.accept_tol, self.psi_tol, self.refine_tol, *shared)
             response = self._settlement.response
         self._leader = LeaderPolicy(self.leader_tol, self.free_tol, self.stall_generations // HELD_SHARE,
                                     self.archive_size, response, self.local_solver)

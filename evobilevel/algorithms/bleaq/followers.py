@@ -152,6 +152,11 @@ class FollowerSettlement:
         LowerSettlement.archive(state, joined)
         return joined
 
+    def resolve(self, ctx, state, X: np.ndarray, away: np.ndarray | None = None) -> Answers:
+        """The global searches of every follower at the rows of X, joined; not archived (no follower is tested for
+        convexity: see :meth:`~.settlement.LowerSettlement.resolve`)."""
+        return self.search(ctx, state, X, None)
+
     def search(self, ctx, state, X: np.ndarray, Y0: np.ndarray | None, capped: np.ndarray | None = None) -> Answers:
         """Each follower's global search at the rows of X, joined; not archived."""
         return _join(X, [part.search(FollowerContext(ctx, i), state.followers[i], X, _block(Y0, block), capped)

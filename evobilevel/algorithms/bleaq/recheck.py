@@ -2,8 +2,9 @@
 
 Predictions and local refinements can settle a candidate on a lower-level answer that is only locally optimal.
 From time to time, and always before the run stops, the best member's lower level is solved again globally, from
-scratch (a search warm-started at the answer being checked tends to confirm it). A better answer replaces the
-member's; an equally good one far from it shows that the follower is free to choose there.
+scratch (a search warm-started at the answer being checked tends to confirm it; where the follower is certified
+convex there, by a refinement from elsewhere, :meth:`~.settlement.LowerSettlement.resolve`). A better answer
+replaces the member's; an equally good one far from it shows that the follower is free to choose there.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Recheck:
         if schedule.checked_x is not None and np.array_equal(x, schedule.checked_x):
             return False
         state.counts["rechecks"] += 1
-        found = self.settlement.search(ctx, state, x[None, :], None)
+        found = self.settlement.resolve(ctx, state, x[None, :], away=population.Y[best][None, :])
         schedule.checked_x = x.copy()
         f_old, cv_old = population.f[best], population.ll_cv[best]
         f_new, cv_new = found.f[0], found.ll_cv[0]

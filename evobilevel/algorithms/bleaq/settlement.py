@@ -11,9 +11,13 @@ be trusted.
    follower's constraints are linear in y, the least violation over the box is a linear programme, and a row at
    which it is above zero is infeasible for any search (:mod:`evobilevel.lower.linear`). Where the follower's
    problem keeps turning out infeasible otherwise, such searches are capped, and only a share of such rows is
-   searched, the smaller the fewer searches have found a feasible answer. Rows whose refinement ended feasible but clearly above phi
-   (suspected local optima) are all searched while such searches have found a lower value at least as often as not
-   in this run, and a share of them, the smaller the more often they failed, once they have mostly failed.
+   searched, the smaller the fewer searches have found a feasible answer. Rows whose refinement ended feasible but
+   clearly above phi (suspected local optima) are all searched while such searches have found a lower value at
+   least as often as not in this run, and a share of them, the smaller the more often they failed, once they have
+   mostly failed.
+
+A lower level solved from scratch (an initial population's first members, a re-check) is searched globally, or
+refined where the follower is certified convex there (:meth:`LowerSettlement.resolve`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 
 from ...integrality import integer_mask, round_integral
 from ...lower import LowerSolver
+from ...lower.convex import certify_convex, stencil
 from ...lower.linear import certify_infeasible, linearity_points
 from ...lower.refinement import StartValues
 from .ledger import Ledger
@@ -111,16 +116,20 @@ class LowerSettlement:
     certify_infeasible : bool
         Keep a row whose refinement ended infeasible out of the global searches where the follower is certified
         infeasible there (:meth:`_drop_infeasible`).
+    certify_convex : bool
+        Refine instead of searching from scratch where the follower is certified convex (:meth:`convex_rows`).
     """
 
     def __init__(self, response: ResponseModel, local_solver: LowerSolver, global_solver: LowerSolver,
-                 infeasible_evals: int | None = None, ledger: Ledger | None = None, certify_infeasible: bool = True):
+                 infeasible_evals: int | None = None, ledger: Ledger | None = None, certify_infeasible: bool = True,
+                 certify_convex: bool = True):
         self.response = response
         self.local_solver, self.global_solver = local_solver, global_solver
         self.infeasible_evals = (int(infeasible_evals) if infeasible_evals is not None
                                  else capped_evals(response.y_widths.shape[0]))
         self.ledger = Ledger() if ledger is None else ledger
         self.certify_infeasible = certify_infeasible
+        self.certify_convex = certify_convex
 
     def settle(self, ctx, state: BLEAQState, X: np.ndarray, starts: np.ndarray | None,
                allow_prediction: bool = True) -> Answers:
@@ -228,6 +237,36 @@ class LowerSettlement:
         state.counts["suspects_kept"] += int((~searched).sum())
         return rows[suspect[searched]]
 
+    def convex_rows(self, ctx, state: BLEAQState, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Which rows of X (n, ul_dim) have a follower whose problem is a convex quadratic programme in y
+        (:mod:`evobilevel.lower.convex`, ``(d + 1)(d + 2) / 2 + 2`` evaluations a row), and each row's best point
+        of the test (n, ll_dim) by Deb's rules, from which a refinement finds the follower's optimum. The first row
+        is tested first, and the others only if it passes: a follower that is not convex costs one test.
+
+        Once a row has failed the test, the follower is not convex, and the run stops asking
+        (``state.lower_convex``): all False and None then, as with integer variables (the follower's problem is
+        not a programme in real numbers) or without ``certify_convex``.
+        """
+        n = X.shape[0]
+        if not self.certify_convex or state.lower_convex is False or integer_mask(ctx.problem) is not None:
+            return np.zeros(n, bool), None
+        lo, hi = ctx.problem.ll_bounds
+        P = stencil(lo, hi)
+        convex, best = np.zeros(n, bool), np.zeros((n, lo.shape[0]))
+        for rows in (slice(0, 1), slice(1, n)):
+            m = X[rows].shape[0]
+            if m == 0 or state.lower_convex is False:
+                break
+            ev = ctx.evaluate_lower(np.repeat(X[rows], P.shape[0], axis=0), np.tile(P, (m, 1)))
+            F, cv = ev.values.reshape(m, -1), ev.cv.reshape(m, -1)
+            measured, convex[rows] = certify_convex(F, ev.constraints.reshape(m, P.shape[0], -1), lo, hi)
+            if (measured & ~convex[rows]).any():
+                state.lower_convex = False
+            elif convex[rows].any():
+                state.lower_convex = True
+            best[rows] = P[[np.lexsort((F[i], cv[i]))[0] for i in range(m)]]
+        return convex, best
+
     @staticmethod
     def _drop_infeasible(ctx, state: BLEAQState, rows: np.ndarray, out: Answers) -> np.ndarray:
         """``rows`` without the stuck ones (refined to an infeasible answer) at which the follower is certified
@@ -315,6 +354,32 @@ class LowerSettlement:
         """
         return suspects.owed(min(1.0, 2 * (suspects.paid + 1) / (suspects.tried + 2)), n)
 
+    def resolve(self, ctx, state: BLEAQState, X: np.ndarray, away: np.ndarray | None = None) -> Answers:
+        """The lower levels of X (n, ul_dim) solved from scratch, not archived: by the global search, or where the
+        follower is certified convex at a row (:meth:`convex_rows`), by a refinement, whose local optimum is then
+        the global one. It starts from the best point of the test, or, given answers ``away`` (n, ll_dim) to check,
+        from the test's point farthest from each (scaled to the box): where the follower has a set of optima, the
+        refinement then ends at another one than the answer checked, if there is one, as a search from scratch
+        would find it. Counted in the caller's phase.
+        """
+        convex, best = self.convex_rows(ctx, state, X)
+        if not convex.any():
+            return self.search(ctx, state, X, None)
+        if away is not None:
+            lo, hi = ctx.problem.ll_bounds
+            P = stencil(lo, hi)
+            far = (((P[None, :, :] - away[:, None, :]) / np.where(hi > lo, hi - lo, 1.0)) ** 2).sum(axis=2)
+            best = P[np.argmax(far, axis=1)]
+        out = Answers.none(X, ctx.problem.ll_dim)
+        if not convex.all():
+            found = self.search(ctx, state, X[~convex], None)
+            out.Y[~convex], out.f[~convex], out.ll_cv[~convex] = found.Y, found.f, found.ll_cv
+            out.curvature[~convex] = found.curvature
+        sol = ctx.solve_lower(X[convex], self.local_solver, Y0=best[convex][:, None, :])
+        out.Y[convex], out.f[convex], out.ll_cv[convex], out.curvature[convex] = sol.Y, sol.f, sol.cv, sol.curvature
+        state.counts["certified_convex"] += int(convex.sum())
+        return out
+
     def search(self, ctx, state: BLEAQState, X: np.ndarray, Y0: np.ndarray | None,
                capped: np.ndarray | None = None) -> Answers:
         """Global lower-level searches for the rows of X (n, ul_dim); those marked in ``capped`` (n,) bool get at
@@ -357,15 +422,15 @@ def capped_evals(ll_dim: int) -> int:
 
 def settle_initial(settlement, ctx, state: BLEAQState, X: np.ndarray, n_global: int) -> Answers:
     """The lower levels of an initial population X (n, ul_dim), added to the archive: while the archive is empty,
-    the first ``n_global`` rows are searched from scratch, and the others refined from the nearest archived optima
-    (two starts each), without the models (they are to be fitted on these answers).
+    the first ``n_global`` rows are solved from scratch (:meth:`LowerSettlement.resolve`), and the others refined
+    from the nearest archived optima (two starts each), without the models (they are to be fitted on these answers).
 
     ``settlement`` is a :class:`LowerSettlement` or anything with its interface (several followers).
     """
     first = min(X.shape[0], n_global) if state.archive.size == 0 else 0
     parts = []
     if first:
-        head = settlement.search(ctx, state, X[:first], None)
+        head = settlement.resolve(ctx, state, X[:first])
         settlement.archive(state, head)
         parts.append(head)
     if first < X.shape[0]:

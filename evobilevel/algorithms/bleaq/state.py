@@ -16,11 +16,12 @@ __all__ = ["BLEAQState", "LeaderState", "RecheckState", "SearchRecord", "COUNTER
 
 #: Per-run counters reported in every history record: how the lower levels were settled (predicted by the models,
 #: refined locally, searched globally, capped, suspected local optima kept without a search, stuck rows certified
-#: infeasible), how often the
+#: infeasible, solves from scratch replaced by a refinement where the follower is certified convex), how often the
 #: upper-level model proposed a candidate, the re-checks of the best member and what they corrected, the leader's
 #: choices and those that gained.
 COUNTERS = ("predicted", "refined", "global", "model_candidates", "rechecks", "recheck_corrections",
-            "leader_choices", "leader_improvements", "capped_global", "suspects_kept", "certified_infeasible")
+            "leader_choices", "leader_improvements", "capped_global", "suspects_kept", "certified_infeasible",
+            "certified_convex")
 
 
 @dataclass
@@ -159,6 +160,9 @@ class BLEAQState(AlgorithmState):
     lower_linear : bool or None
         Whether the follower's constraints have passed every test of linearity in y so far (None before the first;
         see :meth:`~.settlement.LowerSettlement._drop_infeasible`).
+    lower_convex : bool or None
+        Whether the follower's problem has passed every test of convexity so far (None before the first; see
+        :meth:`~.settlement.LowerSettlement.convex_rows`).
     """
 
     archive: SolutionArchive | None = None
@@ -183,6 +187,7 @@ class BLEAQState(AlgorithmState):
     took_back: bool = False
     followers: list | None = None
     lower_linear: bool | None = None
+    lower_convex: bool | None = None
 
     def new_attempt(self) -> None:
         """Forget the convergence tests' records: a new attempt's population starts."""
