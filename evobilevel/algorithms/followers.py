@@ -17,7 +17,7 @@ from ..lower.refinement import Refinement
 from .archive import SolutionArchive
 from .bleaq.algorithm import default_local_solver
 from .bleaq.response import Predictions, ResponseModel
-from .bleaq.settlement import Answers, LowerSettlement
+from .bleaq.settlement import Answers, LowerSettlement, settle_initial
 from .bleaq.state import BLEAQState
 
 __all__ = ["Followers", "Answers"]
@@ -118,21 +118,9 @@ class Followers:
                                  self.refine_tol)
         settlement = LowerSettlement(response, self.local_solver, self.global_solver, self.infeasible_evals,
                                      certify_infeasible=self.certify_infeasible, certify_convex=self.certify_convex)
-        n = X.shape[0]
-        first = min(n, self.n_initial_global) if state.archive.size == 0 else 0
-        parts = []
-        if first:
-            # Nothing to start from yet: a few solves from scratch (global searches, or refinements where the
-            # follower is certified convex) give the others their warm starts.
-            head = settlement.resolve(ctx, state, X[:first])
-            settlement.archive(state, head)
-            parts.append(head)
-        if first < n:
-            rest = X[first:]
-            starts = state.archive.warm_starts(rest, self.n_warm_starts)
-            # The models are fitted on the archive: not before it holds more than the first searches.
-            parts.append(settlement.settle(ctx, state, rest, starts, allow_prediction=not first))
-        return Answers.concat(parts)
+        # Until the archive holds answers, a few solves from scratch (global searches, or refinements where the
+        # follower is certified convex) give the others their warm starts.
+        return settle_initial(settlement, ctx, state, X, self.n_initial_global, self.n_warm_starts, predict=True)
 
     @staticmethod
     def counts(state: BLEAQState) -> dict:

@@ -96,6 +96,10 @@ class Answers:
             joined.update({name: np.concatenate([getattr(p, name) for p in parts]) for name in ("f_parts", "cv_parts")})
         return Answers(**joined)
 
+    def put(self, rows, part: Answers) -> None:
+        """Take the answers of ``part`` at ``rows`` (an index or mask), in place (one follower)."""
+        self.Y[rows], self.f[rows], self.ll_cv[rows], self.curvature[rows] = part.Y, part.f, part.ll_cv, part.curvature
+
     def f_parts_at(self, i: int) -> np.ndarray | None:
         """The followers' values (k,) of row i, or None with one follower."""
         return None if self.f_parts is None else self.f_parts[i]
@@ -237,11 +241,15 @@ class LowerSettlement:
         state.counts["suspects_kept"] += int((~searched).sum())
         return rows[suspect[searched]]
 
-    def convex_rows(self, ctx, state: BLEAQState, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def convex_rows(self, ctx, state: BLEAQState, X: np.ndarray, away: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Which rows of X (n, ul_dim) have a follower whose problem is a convex quadratic programme in y
-        (:mod:`evobilevel.lower.convex`, ``(d + 1)(d + 2) / 2 + 2`` evaluations a row), and each row's best point
-        of the test (n, ll_dim) by Deb's rules, from which a refinement finds the follower's optimum. The first row
-        is tested first, and the others only if it passes: a follower that is not convex costs one test.
+        (:mod:`evobilevel.lower.convex`, ``(d + 1)(d + 2) / 2 + 2`` evaluations a row), and a start (n, ll_dim) per
+        row for the refinement that then finds the follower's optimum: the test's best point by Deb's rules, or,
+        given answers ``away`` (n, ll_dim) to check, the test's point farthest from each (scaled to the box), so
+        that where the follower has a set of optima the refinement ends at another one than the answer checked, if
+        there is one, as a search from scratch would find it. The first row is tested first, and the others only if
+        it passes: a follower that is not convex costs one test.
 
         Once a row has failed the test, the follower is not convex, and the run stops asking
         (``state.lower_convex``): all False and None then, as with integer variables (the follower's problem is
@@ -260,11 +268,11 @@ class LowerSettlement:
             ev = ctx.evaluate_lower(np.repeat(X[rows], P.shape[0], axis=0), np.tile(P, (m, 1)))
             F, cv = ev.values.reshape(m, -1), ev.cv.reshape(m, -1)
             measured, convex[rows] = certify_convex(F, ev.constraints.reshape(m, P.shape[0], -1), lo, hi)
-            if (measured & ~convex[rows]).any():
-                state.lower_convex = False
-            elif convex[rows].any():
-                state.lower_convex = True
+            state.lower_convex = _verdict(state.lower_convex, measured, convex[rows])
             best[rows] = P[[np.lexsort((F[i], cv[i]))[0] for i in range(m)]]
+        if away is not None:
+            far = (((P[None, :, :] - away[:, None, :]) / np.where(hi > lo, hi - lo, 1.0)) ** 2).sum(axis=2)
+            best = P[np.argmax(far, axis=1)]
         return convex, best
 
     @staticmethod
@@ -287,11 +295,7 @@ class LowerSettlement:
         ev = ctx.evaluate_lower(np.repeat(out.X[stuck], k, axis=0), P.reshape(-1, d))
         G = ev.constraints.reshape(n, k, -1)
         linear, infeasible = certify_infeasible(out.Y[stuck], H, G, lo, hi)
-        measured = np.isfinite(G).all(axis=(1, 2))
-        if (measured & ~linear).any():
-            state.lower_linear = False
-        elif linear.any():
-            state.lower_linear = True
+        state.lower_linear = _verdict(state.lower_linear, np.isfinite(G).all(axis=(1, 2)), linear)
         state.counts["certified_infeasible"] += int(infeasible.sum())
         return np.setdiff1d(rows, stuck[infeasible])
 
@@ -318,7 +322,7 @@ class LowerSettlement:
         Y0 = np.concatenate([out.Y[rows, None, :], starts[rows]], axis=1) if starts is not None else None
         found = self.search(ctx, state, out.X[rows], Y0, capped=stuck if hopeless else None)
         state.stuck.count(found.ll_cv[stuck] == 0)
-        out.Y[rows], out.f[rows], out.ll_cv[rows], out.curvature[rows] = found.Y, found.f, found.ll_cv, found.curvature
+        out.put(rows, found)
 
     @staticmethod
     def _hopeless(state: BLEAQState) -> bool:
@@ -356,27 +360,18 @@ class LowerSettlement:
 
     def resolve(self, ctx, state: BLEAQState, X: np.ndarray, away: np.ndarray | None = None) -> Answers:
         """The lower levels of X (n, ul_dim) solved from scratch, not archived: by the global search, or where the
-        follower is certified convex at a row (:meth:`convex_rows`), by a refinement, whose local optimum is then
-        the global one. It starts from the best point of the test, or, given answers ``away`` (n, ll_dim) to check,
-        from the test's point farthest from each (scaled to the box): where the follower has a set of optima, the
-        refinement then ends at another one than the answer checked, if there is one, as a search from scratch
-        would find it. Counted in the caller's phase.
+        follower is certified convex at a row, by a refinement from the start :meth:`convex_rows` chooses (``away``:
+        the answers (n, ll_dim) being checked), whose local optimum is then the global one. Counted in the caller's
+        phase.
         """
-        convex, best = self.convex_rows(ctx, state, X)
+        convex, start = self.convex_rows(ctx, state, X, away)
         if not convex.any():
             return self.search(ctx, state, X, None)
-        if away is not None:
-            lo, hi = ctx.problem.ll_bounds
-            P = stencil(lo, hi)
-            far = (((P[None, :, :] - away[:, None, :]) / np.where(hi > lo, hi - lo, 1.0)) ** 2).sum(axis=2)
-            best = P[np.argmax(far, axis=1)]
         out = Answers.none(X, ctx.problem.ll_dim)
         if not convex.all():
-            found = self.search(ctx, state, X[~convex], None)
-            out.Y[~convex], out.f[~convex], out.ll_cv[~convex] = found.Y, found.f, found.ll_cv
-            out.curvature[~convex] = found.curvature
-        sol = ctx.solve_lower(X[convex], self.local_solver, Y0=best[convex][:, None, :])
-        out.Y[convex], out.f[convex], out.ll_cv[convex], out.curvature[convex] = sol.Y, sol.f, sol.cv, sol.curvature
+            out.put(~convex, self.search(ctx, state, X[~convex], None))
+        sol = ctx.solve_lower(X[convex], self.local_solver, Y0=start[convex][:, None, :])
+        out.put(convex, Answers(X[convex], sol.Y, sol.f, sol.cv, curvature=sol.curvature))
         state.counts["certified_convex"] += int(convex.sum())
         return out
 
@@ -420,10 +415,13 @@ def capped_evals(ll_dim: int) -> int:
     return CAPPED_EVALS_PER_VARIABLE * ll_dim
 
 
-def settle_initial(settlement, ctx, state: BLEAQState, X: np.ndarray, n_global: int) -> Answers:
-    """The lower levels of an initial population X (n, ul_dim), added to the archive: while the archive is empty,
-    the first ``n_global`` rows are solved from scratch (:meth:`LowerSettlement.resolve`), and the others refined
-    from the nearest archived optima (two starts each), without the models (they are to be fitted on these answers).
+def settle_initial(settlement, ctx, state: BLEAQState, X: np.ndarray, n_global: int, n_starts: int = 2,
+                   predict: bool = False) -> Answers:
+    """The lower levels of a batch X (n, ul_dim) that may come before any answer, added to the archive: while the
+    archive is empty, the first ``n_global`` rows are solved from scratch (:meth:`LowerSettlement.resolve`), and the
+    others refined from the nearest archived optima (``n_starts`` starts each), with the models only where
+    ``predict`` allows them and no row was solved from scratch (they are to be fitted on these answers). BLEAQ's
+    initial populations take the defaults; a pymoo leader's followers settle every batch so.
 
     ``settlement`` is a :class:`LowerSettlement` or anything with its interface (several followers).
     """
@@ -434,6 +432,14 @@ def settle_initial(settlement, ctx, state: BLEAQState, X: np.ndarray, n_global: 
         settlement.archive(state, head)
         parts.append(head)
     if first < X.shape[0]:
-        Y0 = state.archive.warm_starts(X[first:], 2)
-        parts.append(settlement.settle(ctx, state, X[first:], Y0, allow_prediction=False))
+        Y0 = state.archive.warm_starts(X[first:], n_starts)
+        parts.append(settlement.settle(ctx, state, X[first:], Y0, allow_prediction=predict and not first))
     return Answers.concat(parts)
+
+
+def _verdict(before: bool | None, measured: np.ndarray, passed: np.ndarray) -> bool | None:
+    """A run's verdict on a test of its follower after one more batch of rows (``measured`` and ``passed`` (k,)
+    bool): False for good once a measured row has failed, True once one has passed, else as ``before``."""
+    if before is False or (measured & ~passed).any():
+        return False
+    return True if passed.any() else before
