@@ -15,7 +15,7 @@ import numpy as np
 from .evaluator import Evaluator
 from .integrality import integer_mask, round_integral
 
-__all__ = ["BudgetExhausted", "Budget", "RowBudget", "check_budgets", "describe_budgets"]
+__all__ = ["BudgetExhausted", "Budget", "ObjectiveBudget", "RowBudget", "check_budgets", "describe_budgets"]
 
 
 class BudgetExhausted(Exception):
@@ -163,16 +163,21 @@ class RowBudget:
         cv : ndarray, shape (k,)
             ``inf`` for failed points, also when the problem has no constraints.
         """
-        k = rows.shape[0]
-        if k == 0:
+        if rows.shape[0] == 0:
             return np.empty(0), np.empty((0, self._n_constraints or 0)), np.empty(0)
+        result = self._lower(rows, Y)
+        return result.values, self._constraint_columns(result), result.cv
+
+    def _lower(self, rows: np.ndarray, Y: np.ndarray):
+        """The evaluator's :class:`~evobilevel.evaluator.Evaluation` of the points Y (k, ll_dim) of ``rows`` (k,),
+        counted against their caps."""
         counts = np.bincount(rows, minlength=self.used.shape[0])
         over = np.flatnonzero(self.used + counts > self.cap)
         if over.size:
             raise BudgetExhausted(f"rows {over.tolist()} asked for evaluations beyond their caps")
         result = self.ev.lower(self.X[rows], Y)
         self.used += counts
-        return result.values, self._constraint_columns(result), result.cv
+        return result
 
     def _constraint_columns(self, result) -> np.ndarray:
         """The constraint values (k, n_constraints) of an evaluation; learns the count from the first one."""
@@ -197,6 +202,42 @@ class RowBudget:
             first = np.argmax(valid, axis=1)
             Y[has] = Y0[has, first[has]]
         return Y
+
+
+class ObjectiveBudget(RowBudget):
+    """A :class:`RowBudget` whose evaluations show a search the follower's objective alone: no constraint values,
+    and a violation of 0 wherever f could be evaluated (``inf`` where it failed), so that the search minimises f over
+    the box. It keeps, per row, the real violation of the lowest f evaluated so far (the first of equals, the point
+    such a search reports as its best), for :meth:`violation_at_best`.
+    """
+
+    def __init__(self, ev: Evaluator, X: np.ndarray, caps: np.ndarray):
+        super().__init__(ev, X, caps)
+        self._n_constraints = 0
+        self.lowest_f = np.full(X.shape[0], np.inf)
+        self.cv_at_lowest = np.full(X.shape[0], np.inf)
+
+    @property
+    def known_n_constraints(self) -> int:
+        return 0
+
+    def evaluate_row(self, row: int, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.evaluate(np.full(Y.shape[0], row), Y)
+
+    def evaluate(self, rows: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = rows.shape[0]
+        if k == 0:
+            return np.empty(0), np.empty((0, 0)), np.empty(0)
+        result = self._lower(rows, Y)
+        f, cv = result.values, result.cv
+        for j in range(k):  # in order, so that the first of equal values is kept
+            if f[j] < self.lowest_f[rows[j]]:
+                self.lowest_f[rows[j]], self.cv_at_lowest[rows[j]] = f[j], cv[j]
+        return f, np.zeros((k, 0)), np.where(result.failed, np.inf, 0.0)
+
+    def violation_at_best(self) -> np.ndarray:
+        """(n,) the real violation at each row's lowest f evaluated (``inf`` where nothing was)."""
+        return self.cv_at_lowest.copy()
 
 
 def check_budgets(max_ul_evals, max_ll_evals, max_time=None) -> None:

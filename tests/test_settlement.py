@@ -119,7 +119,7 @@ def test_the_refinement_of_a_row_with_an_accurate_phi_ends_where_it_meets_phi():
 
     settlement = LowerSettlement(response, None, None, infeasible_evals=10)
     state = SimpleNamespace(archive=SimpleNamespace(nearest_curvature=lambda X: None),
-                            counts={"refined": 0, "suspects_kept": 0}, suspects=SearchRecord())
+                            counts={"refined": 0, "suspects_kept": 0}, suspects=SearchRecord(), objective_first=False)
     out = Answers.none(np.zeros((3, 1)), 1)
     todo = np.ones(3, bool)
     # The predictions evaluated (rows 0 and 2) go to the refinement with their values, not to be evaluated again.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
-from ..budget import RowBudget
+from ..budget import ObjectiveBudget, RowBudget
 from ..evaluator import Evaluator
 from ..integrality import integer_mask
 from .base import LowerSolution, LowerSolver, better, join_parts
@@ -92,6 +92,11 @@ class Refinement(LowerSolver):
     evaluate_starts : bool
         With several warm starts per row, evaluate them all (one batch) and start from the best; otherwise
         start from the first one present.
+    objective_only : bool
+        Minimise f over the box alone: the search sees no constraints (:class:`~evobilevel.budget.ObjectiveBudget`),
+        starts from the warm start with the lowest f and returns the point with the lowest f it evaluated, with its
+        real violation (``success`` then says that point is feasible and the search converged). Values known at the
+        first warm starts (``first_values``) are not used.
     """
 
     maxiter: int = 100
@@ -100,6 +105,7 @@ class Refinement(LowerSolver):
     fd_step: float = 1e-9
     constraint_margin: float = 1e-9
     evaluate_starts: bool = True
+    objective_only: bool = False
 
     def solve(
         self,
@@ -154,12 +160,12 @@ class Refinement(LowerSolver):
         """
         parts = [tuple(part) + (None,) * (8 - len(part)) for part in parts]
         X, Y0, caps, sizes = join_parts(ev, parts)
-        budget = RowBudget(ev, X, caps)
+        budget = (ObjectiveBudget if self.objective_only else RowBudget)(ev, X, caps)
         lo, hi = ev.problem.ll_bounds
         uniform = np.concatenate([lo + rng.random((n, lo.shape[0])) * (hi - lo)
                                   for n, (_, rng, *_) in zip(sizes, parts)])
         first = None
-        if any(part[7] is not None for part in parts):
+        if not self.objective_only and any(part[7] is not None for part in parts):
             first = StartValues.concat([None if part[7] is None else _checked_values(ev, part[7], n, part[2])
                                         for n, part in zip(sizes, parts)], sizes)
         starts, values = self._starts(budget, Y0, uniform, first)
@@ -171,6 +177,8 @@ class Refinement(LowerSolver):
         accepted = _joined(parts, sizes, 6, lambda n: np.full(n, -np.inf), lambda A, n: _checked_accept(ev, A, n))
         Y, f, cv, converged, curvature = self.refine(budget, np.arange(X.shape[0]), starts, values, curvature=known,
                                                      determined=held, f_accept=accepted)
+        if self.objective_only:
+            cv = budget.violation_at_best()
         solution = LowerSolution(Y=Y, f=f, cv=cv, success=converged & (cv <= 0), n_evals=budget.used.copy(),
                                  curvature=curvature)
         return solution.split(sizes)

@@ -10,7 +10,7 @@ joint archive of the pairs at which every follower's answer was feasible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,10 @@ class FollowerLowerState:
         The run's lower-level evaluations by phase, shared by all followers.
     lower_linear : bool or None
         Whether the follower's constraints have passed every test of linearity in y so far.
+    probes, fallbacks : SearchRecord
+    objective_first : bool or None
+        The follower's probes of refinements from the minimum of its f alone and their fallbacks, and the verdict
+        they gave (:mod:`~.objective_first`).
     """
 
     archive: SolutionArchive
@@ -47,6 +51,9 @@ class FollowerLowerState:
     counts: dict
     ll_evals: dict
     lower_linear: bool | None = None
+    probes: SearchRecord = field(default_factory=SearchRecord)
+    fallbacks: SearchRecord = field(default_factory=SearchRecord)
+    objective_first: bool | None = None
 
 
 class FollowerArchives(SolutionArchive):

@@ -6,7 +6,9 @@ be trusted.
 2. *Local refinement* from the prediction, the candidate's own recombined lower-level vector and the nearest
    archived optimum. An answer clearly above phi is a local optimum and goes on to step 3; one that meets an
    accurate phi is accepted even if the search did not report convergence (on a sphere of lower-level optima
-   a local search circles at the optimal value), so the search ends as soon as it meets phi.
+   a local search circles at the optimal value), so the search ends as soon as it meets phi. Where the follower's
+   feasible set traps such refinements (SMD9's rings), they start from the minimum of f alone instead, and a
+   suspected local optimum is refined so before step 3 (:mod:`.objective_first`: a run measures which holds).
 3. *Global search* (batched DE, warm-started). A row whose refinement ended infeasible is first tested: where the
    follower's constraints are linear in y, the least violation over the box is a linear programme, and a row at
    which it is above zero is infeasible for any search (:mod:`evobilevel.lower.linear`). Where the follower's
@@ -32,6 +34,7 @@ from ...lower.convex import certify_convex, stencil
 from ...lower.linear import certify_infeasible, linearity_points
 from ...lower.refinement import StartValues
 from .ledger import Ledger
+from .objective_first import ObjectiveFirst
 from .response import Predictions, ResponseModel
 from .state import BLEAQState, SearchRecord
 
@@ -134,6 +137,7 @@ class LowerSettlement:
         self.ledger = Ledger() if ledger is None else ledger
         self.certify_infeasible = certify_infeasible
         self.certify_convex = certify_convex
+        self.objective = ObjectiveFirst(local_solver)
 
     def settle(self, ctx, state: BLEAQState, X: np.ndarray, starts: np.ndarray | None,
                allow_prediction: bool = True) -> Answers:
@@ -160,6 +164,9 @@ class LowerSettlement:
                 starts, known = self._predict(ctx, state, predictions, starts, out, todo)
         with phase(ctx, state.ll_evals, "refined"):
             suspects = self._refine(ctx, state, predictions, starts, out, todo, known)
+            if predictions is not None:
+                suspects = self.objective.suspects(ctx, state, predictions.f_bound[suspects], starts, suspects, out,
+                                                   todo)
         rows = np.flatnonzero(todo)
         if rows.size and self.certify_infeasible:
             with phase(ctx, state.ll_evals, "global"):
@@ -215,10 +222,20 @@ class LowerSettlement:
         accept = None
         if predictions is not None:
             accept = np.where(predictions.trusted[rows], self.response.phi_bound(predictions.phi[rows]), -np.inf)
-        sol = ctx.solve_lower(out.X[rows], self.local_solver, Y0=None if starts is None else starts[rows],
-                              curvature=state.archive.nearest_curvature(out.X[rows]),
-                              determined=None if predictions is None else predictions.determined[rows],
-                              f_accept=accept, first_values=None if known is None else known[rows])
+        def from_warm_starts(part):  # the rows[part] of this batch
+            return ctx.solve_lower(out.X[rows[part]], self.local_solver,
+                                   Y0=None if starts is None else starts[rows[part]],
+                                   curvature=state.archive.nearest_curvature(out.X[rows[part]]),
+                                   determined=None if predictions is None else predictions.determined[rows[part]],
+                                   f_accept=None if accept is None else accept[part],
+                                   first_values=None if known is None else known[rows[part]])
+
+        if state.objective_first:  # the run's probes showed its refinements trapped (module objective_first)
+            sol = self.objective.route(ctx, state, out.X[rows], None if starts is None else starts[rows], accept,
+                                       None if predictions is None else predictions.f_bound[rows], from_warm_starts)
+            state.counts["objective_first"] += rows.size
+        else:
+            sol = from_warm_starts(slice(None))
         good = sol.success & (sol.cv == 0)
         if predictions is not None:
             # A refinement ends at a local optimum; one clearly above phi is sent on to the global search ...
@@ -229,6 +246,7 @@ class LowerSettlement:
         out.Y[rows], out.f[rows], out.ll_cv[rows], out.curvature[rows] = sol.Y, sol.f, sol.cv, sol.curvature
         todo[rows[good]] = False
         state.counts["refined"] += int(good.sum())
+        self.objective.probe(ctx, state, starts, out, rows[good])
         if predictions is None:
             return rows[:0]
         # A feasible answer clearly above phi is a suspected local optimum. Where the follower's local searches get

@@ -15,13 +15,14 @@ from .ledger import LL_PHASES
 __all__ = ["BLEAQState", "LeaderState", "RecheckState", "SearchRecord", "COUNTERS"]
 
 #: Per-run counters reported in every history record: how the lower levels were settled (predicted by the models,
-#: refined locally, searched globally, capped, suspected local optima kept without a search, stuck rows certified
-#: infeasible, solves from scratch replaced by a refinement where the follower is certified convex), how often the
-#: upper-level model proposed a candidate, the re-checks of the best member and what they corrected, the leader's
-#: choices and those that gained.
+#: refined locally, searched globally, capped, suspected local optima kept without a search or settled by a
+#: refinement from the minimum of f alone, rows refined so because the run's refinements were found trapped, stuck
+#: rows certified infeasible, solves from scratch replaced by a refinement where the follower is certified convex),
+#: how often the upper-level model proposed a candidate, the re-checks of the best member and what they corrected,
+#: the leader's choices and those that gained.
 COUNTERS = ("predicted", "refined", "global", "model_candidates", "rechecks", "recheck_corrections",
-            "leader_choices", "leader_improvements", "capped_global", "suspects_kept", "certified_infeasible",
-            "certified_convex")
+            "leader_choices", "leader_improvements", "capped_global", "suspects_kept", "suspects_refined",
+            "objective_first", "certified_infeasible", "certified_convex")
 
 
 @dataclass
@@ -138,7 +139,11 @@ class BLEAQState(AlgorithmState):
     eps0, eps_start : float, int
         The current attempt's starting epsilon level and the generation it started at.
     restarts, recheck, leader : RestartState, RecheckState, LeaderState
-    stuck, suspects : SearchRecord
+    stuck, suspects, probes, fallbacks : SearchRecord
+        ``probes``: the refinements of a settled row from the minimum of f alone, paid when they found a lower
+        answer (:meth:`~.objective_first.ObjectiveFirst.probe`); ``fallbacks``: where refinements start from there,
+        those from the warm starts of rows that did not settle so, paid when they found a better answer
+        (:meth:`~.objective_first.ObjectiveFirst.route`).
     counts : dict
         The :data:`COUNTERS`.
     ll_evals : dict
@@ -163,6 +168,9 @@ class BLEAQState(AlgorithmState):
     lower_convex : bool or None
         Whether the follower's problem has passed every test of convexity so far (None before the first; see
         :meth:`~.settlement.LowerSettlement.convex_rows`).
+    objective_first : bool or None
+        Whether the run's refinements start from the minimum of f alone (None until the probes decide; see
+        :mod:`~.objective_first`).
     """
 
     archive: SolutionArchive | None = None
@@ -177,6 +185,8 @@ class BLEAQState(AlgorithmState):
     leader: LeaderState = field(default_factory=LeaderState)
     stuck: SearchRecord = field(default_factory=SearchRecord)
     suspects: SearchRecord = field(default_factory=SearchRecord)
+    probes: SearchRecord = field(default_factory=SearchRecord)
+    fallbacks: SearchRecord = field(default_factory=SearchRecord)
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     ll_evals: dict = field(default_factory=lambda: dict.fromkeys(LL_PHASES, 0))
     certified: int = 0
@@ -188,6 +198,7 @@ class BLEAQState(AlgorithmState):
     followers: list | None = None
     lower_linear: bool | None = None
     lower_convex: bool | None = None
+    objective_first: bool | None = None
 
     def new_attempt(self) -> None:
         """Forget the convergence tests' records: a new attempt's population starts."""
