@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import evobilevel as eb
-from evobilevel.algorithms.bleaq.objective_first import GAIN, MIN_PROBES, ObjectiveFirst
+from evobilevel.algorithms.bleaq.objective_first import MIN_PROBES, ObjectiveFirst
 from evobilevel.algorithms.bleaq.settlement import SUSPECT_GAIN, Answers
 from evobilevel.algorithms.bleaq.state import SearchRecord
 from evobilevel.budget import ObjectiveBudget
@@ -65,10 +65,6 @@ def test_an_objective_only_refinement_finds_the_minimum_of_f_and_reports_its_rea
     assert abs(np.hypot(*constrained.Y[0]) - 1.0) < 1e-6 and constrained.success.all()
 
 
-def test_a_second_answer_counts_as_lower_by_the_margin_a_suspects_global_search_must_beat():
-    assert GAIN == SUSPECT_GAIN
-
-
 class Stub:
     """A run context and state whose lower-level solves end at given answers, for ObjectiveFirst's rules: ``f`` and
     ``cv`` (n,) are what every solve returns, in the order of the rows it is given."""
@@ -98,9 +94,9 @@ def answers(f_refined):
 
 def test_a_suspect_whose_refinement_from_f_alone_meets_phi_is_settled_and_an_answer_as_good_is_not_taken():
     # Row 0 drops below phi's bound: settled. Row 1 drops, but not to the bound: its lower answer goes on to the
-    # global search. Row 2 ends within GAIN of its refined value: another optimum as good (a sphere of them), which
-    # is the leader's to choose, not this search's.
-    ctx = Stub([0.5, 3.0, 1.0 - 0.5 * GAIN * 2.0])
+    # global search. Row 2 ends within SUSPECT_GAIN of its refined value: another optimum as good (a sphere of
+    # them), which is the leader's to choose, not this search's.
+    ctx = Stub([0.5, 3.0, 1.0 - 0.5 * SUSPECT_GAIN * 2.0])
     out, todo = answers([5.0, 5.0, 1.0]), np.ones(3, bool)
     left = ObjectiveFirst(LockstepRefinement()).suspects(ctx, ctx.state, np.array([1.0, 1.0, 0.5]),
                                                          np.zeros((3, 2, 2)), np.arange(3), out, todo)
@@ -171,7 +167,7 @@ def test_no_probe_without_a_feasible_settled_row():
 def test_rows_that_do_not_settle_from_f_alone_fall_back_to_their_warm_starts_until_the_fallbacks_pay():
     # Four rows refined from f's own minimum: row 0 settles (feasible, converged, within phi's bound); row 1 ends
     # infeasible, row 2 above the bound, row 3 feasible but not converged. Their fallbacks from the warm starts:
-    # row 1 feasible (better), row 2 lower by more than GAIN (better), row 3 as good (not taken).
+    # row 1 feasible (better), row 2 lower by more than SUSPECT_GAIN (better), row 3 as good (not taken).
     ctx = Stub([1.0, 2.0, 5.0, 3.0], cv=[0.0, 0.4, 0.0, 0.0])
     ctx.state.objective_first = True
     route = ObjectiveFirst(LockstepRefinement())

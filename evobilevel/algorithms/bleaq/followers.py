@@ -39,6 +39,9 @@ class FollowerLowerState:
         The run's lower-level evaluations by phase, shared by all followers.
     lower_linear : bool or None
         Whether the follower's constraints have passed every test of linearity in y so far.
+    lower_convex : None
+        Never tested: several followers' lower levels are solved from scratch by their global searches
+        (:meth:`FollowerSettlement.resolve`).
     probes, fallbacks : SearchRecord
     objective_first : bool or None
         The follower's probes of refinements from the minimum of its f alone and their fallbacks, and the verdict
@@ -51,6 +54,7 @@ class FollowerLowerState:
     counts: dict
     ll_evals: dict
     lower_linear: bool | None = None
+    lower_convex: bool | None = None
     probes: SearchRecord = field(default_factory=SearchRecord)
     fallbacks: SearchRecord = field(default_factory=SearchRecord)
     objective_first: bool | None = None

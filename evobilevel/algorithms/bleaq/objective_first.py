@@ -13,15 +13,15 @@ set of optima away from the leader's choice.
 So a run finds out which holds for its follower (:class:`ObjectiveFirst`):
 
 1. *Probes.* Until the run has decided, the first settled row of each batch is refined from f's own minimum as
-   well; a probe pays when it ends lower than the row's answer (by more than ``GAIN``, as a global search of a
-   suspect must), and its answer is then taken. After ``MIN_PROBES`` probes the run decides: refinements start from
+   well; a probe pays when it ends lower than the row's answer (by more than ``SUSPECT_GAIN``, as a global search of
+   a suspect must), and its answer is then taken. After ``MIN_PROBES`` probes the run decides: refinements start from
    f's own minimum where the probes paid at least as often as not (Laplace's estimate ``(paid + 1) / (tried + 2)``
    at least a half, as for the suspects' searches), from the warm starts otherwise, for good.
 2. *Fallbacks.* Where refinements start from f's own minimum, a row that does not settle so (an answer infeasible,
    not converged, or above phi's bound) is refined from its warm starts as well, and keeps the better answer. A
-   fallback pays when it is better (by ``GAIN`` where both are feasible); once ``MIN_PROBES`` fallbacks have paid at
-   least as often as not, the run goes back to the warm starts, for good. Early probes can pay where the warm starts
-   are still poor (SMD12 at (10, 10)) and not later.
+   fallback pays when it is better (by ``SUSPECT_GAIN`` where both are feasible); once ``MIN_PROBES`` fallbacks have
+   paid at least as often as not, the run goes back to the warm starts, for good. Early probes can pay where the
+   warm starts are still poor (SMD12 at (10, 10)) and not later.
 3. *Suspects.* Where refinements start from the warm starts, a suspected local optimum (a refined answer above
    phi's bound) is refined from f's own minimum before its global search, at a tenth of its cost; a lower answer is
    taken, and settles the row where it meets phi's bound.
@@ -41,16 +41,13 @@ from ...integrality import integer_mask
 from ...lower import LowerSolution
 from ...lower.base import better
 from ...lower.refinement import Refinement
-from .state import BLEAQState
+from .state import SUSPECT_GAIN, BLEAQState
 
 __all__ = ["MIN_PROBES", "ObjectiveFirst"]
 
 #: Probes before a run decides whether its refinements start from f's own minimum: the first generations' worth, a
 #: small cost next to the run's; as many as the stuck searches must have before their rate is read.
 MIN_PROBES = 5
-#: A second answer is lower when it beats the first by more than this, relative to ``1 + |f|`` (the settlement's
-#: ``SUSPECT_GAIN``); less is the same optimum, or another one as good, which is the leader's to choose among.
-GAIN = 1e-4
 
 
 class ObjectiveFirst:
@@ -70,8 +67,7 @@ class ObjectiveFirst:
         """Whether the route is worth asking about for the run's follower: constraints, continuous variables, not
         certified convex or linear (``state.lower_convex``, ``state.lower_linear``), a Refinement."""
         return (isinstance(self.local_solver, Refinement) and ctx.problem.n_ll_constraints > 0
-                and integer_mask(ctx.problem) is None and not state.lower_linear
-                and not getattr(state, "lower_convex", None))  # several followers' states are never tested for it
+                and integer_mask(ctx.problem) is None and not state.lower_linear and not state.lower_convex)
 
     def refine(self, ctx, state: BLEAQState, X: np.ndarray, Y0: np.ndarray | None,
                f_accept: np.ndarray | None = None) -> LowerSolution:
@@ -97,13 +93,11 @@ class ObjectiveFirst:
         rows = np.flatnonzero(bad)
         if not rows.size:
             return sol
-        alt = fallback(rows)
-        f, cv = sol.f[rows], sol.cv[rows]
-        # Better by Deb's rules, and where both are feasible lower by more than GAIN (another optimum as good is not).
-        paid = better(alt.f, alt.cv, f, cv) & ((alt.cv > 0) | (cv > 0) | _lower(alt, f))
-        for name in ("Y", "f", "cv", "success", "curvature"):
-            getattr(sol, name)[rows[paid]] = getattr(alt, name)[paid]
-        sol.n_evals[rows] += alt.n_evals
+        alt, first = fallback(rows), sol.take(rows)
+        # Better by Deb's rules, and where both are feasible lower by SUSPECT_GAIN (another optimum as good is not).
+        paid = better(alt.f, alt.cv, first.f, first.cv) & ((alt.cv > 0) | (first.cv > 0) | _lower(alt, first.f))
+        sol.put(rows[paid], alt.take(paid))
+        sol.n_evals[rows] = first.n_evals + alt.n_evals
         state.fallbacks.count(paid)
         if _decided_for(state.fallbacks):
             state.objective_first = False
@@ -121,7 +115,7 @@ class ObjectiveFirst:
         i = feasible[:1]
         sol = self.refine(ctx, state, out.X[i], None if starts is None else starts[i])
         lower = _lower(sol, out.f[i])
-        _take(out, i, sol, lower)
+        out.take(i[lower], sol.take(lower))
         state.probes.count(lower)
         if state.probes.tried >= MIN_PROBES:
             state.objective_first = _decided_for(state.probes)
@@ -139,7 +133,7 @@ class ObjectiveFirst:
             Y0 = np.concatenate([Y0, starts[suspects]], axis=1)
         sol = self.refine(ctx, state, out.X[suspects], Y0)
         lower = _lower(sol, out.f[suspects])
-        _take(out, suspects, sol, lower)
+        out.take(suspects[lower], sol.take(lower))
         settled = lower & (sol.f <= f_bound)
         todo[suspects[settled]] = False
         state.counts["suspects_refined"] += int(settled.sum())
@@ -153,11 +147,6 @@ def _decided_for(record) -> bool:
 
 
 def _lower(sol: LowerSolution, f: np.ndarray) -> np.ndarray:
-    """(n,) bool: where the feasible answers of ``sol`` beat the values f (n,) by more than ``GAIN``."""
-    return (sol.cv == 0) & (sol.f < f - GAIN * (1 + np.abs(f)))
+    """(n,) bool: where the feasible answers of ``sol`` beat the values f (n,) by more than ``SUSPECT_GAIN``."""
+    return (sol.cv == 0) & (sol.f < f - SUSPECT_GAIN * (1 + np.abs(f)))
 
-
-def _take(out, rows: np.ndarray, sol: LowerSolution, mask: np.ndarray) -> None:
-    """Put the answers of ``sol`` (len(rows) rows) into ``out`` (an :class:`~.settlement.Answers`) at ``rows[mask]``."""
-    r = rows[mask]
-    out.Y[r], out.f[r], out.ll_cv[r], out.curvature[r] = sol.Y[mask], sol.f[mask], sol.cv[mask], sol.curvature[mask]

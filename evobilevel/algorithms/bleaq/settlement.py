@@ -36,7 +36,7 @@ from ...lower.refinement import StartValues
 from .ledger import Ledger
 from .objective_first import ObjectiveFirst
 from .response import Predictions, ResponseModel
-from .state import BLEAQState, SearchRecord
+from .state import SUSPECT_GAIN, BLEAQState, SearchRecord
 
 __all__ = ["Answers", "LowerSettlement", "capped_evals", "settle_initial"]
 
@@ -48,10 +48,6 @@ HOPELESS_SHARE = 0.1
 #: A capped search's evaluations per lower-level variable, by default: ten generations of a population of four per
 #: variable, a sixth of the DE's stagnation window in the same measure (``PATIENCE_EVALS``).
 CAPPED_EVALS_PER_VARIABLE = 40
-#: A suspect's search has found a lower value when it beats the refined one by more than this, relative to
-#: ``1 + |f|``: the default global search's own convergence tolerance (``DifferentialEvolution.ftol_abs``); less
-#: is two searches ending at the same optimum.
-SUSPECT_GAIN = 1e-4
 
 
 @dataclass
@@ -102,6 +98,11 @@ class Answers:
     def put(self, rows, part: Answers) -> None:
         """Take the answers of ``part`` at ``rows`` (an index or mask), in place (one follower)."""
         self.Y[rows], self.f[rows], self.ll_cv[rows], self.curvature[rows] = part.Y, part.f, part.ll_cv, part.curvature
+
+    def take(self, rows, sol) -> None:
+        """Take the answers of a :class:`~evobilevel.lower.LowerSolution` ``sol`` (one per selected row) at ``rows``
+        (an index or mask), in place (one follower)."""
+        self.Y[rows], self.f[rows], self.ll_cv[rows], self.curvature[rows] = sol.Y, sol.f, sol.cv, sol.curvature
 
     def f_parts_at(self, i: int) -> np.ndarray | None:
         """The followers' values (k,) of row i, or None with one follower."""
@@ -243,7 +244,7 @@ class LowerSettlement:
             # ... and one that meets an accurate phi is optimal by the rule that accepts predictions, converged
             # or not.
             good |= (sol.cv == 0) & predictions.trusted[rows] & self.response.meets_phi(sol.f, predictions.phi[rows])
-        out.Y[rows], out.f[rows], out.ll_cv[rows], out.curvature[rows] = sol.Y, sol.f, sol.cv, sol.curvature
+        out.take(rows, sol)
         todo[rows[good]] = False
         state.counts["refined"] += int(good.sum())
         self.objective.probe(ctx, state, starts, out, rows[good])
@@ -389,7 +390,7 @@ class LowerSettlement:
         if not convex.all():
             out.put(~convex, self.search(ctx, state, X[~convex], None))
         sol = ctx.solve_lower(X[convex], self.local_solver, Y0=start[convex][:, None, :])
-        out.put(convex, Answers(X[convex], sol.Y, sol.f, sol.cv, curvature=sol.curvature))
+        out.take(convex, sol)
         state.counts["certified_convex"] += int(convex.sum())
         return out
 
@@ -408,8 +409,7 @@ class LowerSettlement:
                 if part.any():
                     sol = ctx.solve_lower(X[part], self.global_solver, Y0=None if Y0 is None else Y0[part],
                                           max_evals_per_row=cap)
-                    out.Y[part], out.f[part], out.ll_cv[part], out.curvature[part] = sol.Y, sol.f, sol.cv, \
-                        sol.curvature
+                    out.take(part, sol)
             return out
 
     @staticmethod

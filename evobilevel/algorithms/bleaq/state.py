@@ -12,7 +12,12 @@ from ..population import Population
 from ..restarts import RestartState
 from .ledger import LL_PHASES
 
-__all__ = ["BLEAQState", "LeaderState", "RecheckState", "SearchRecord", "COUNTERS"]
+__all__ = ["BLEAQState", "LeaderState", "RecheckState", "SearchRecord", "COUNTERS", "SUSPECT_GAIN"]
+
+#: A second answer for a row has found a lower value when it beats the first by more than this, relative to
+#: ``1 + |f|``: the default global search's own convergence tolerance (``DifferentialEvolution.ftol_abs``); less is
+#: two searches ending at the same optimum, or at another one as good, which is the leader's to choose among.
+SUSPECT_GAIN = 1e-4
 
 #: Per-run counters reported in every history record: how the lower levels were settled (predicted by the models,
 #: refined locally, searched globally, capped, suspected local optima kept without a search or settled by a
@@ -87,7 +92,8 @@ class SearchRecord:
 
     BLEAQ keeps two: ``stuck``, for rows whose local refinement ended infeasible (a search pays when it finds a
     feasible answer), and ``suspects``, for rows whose refinement ended feasible but above phi's bound (a search pays
-    when it finds a lower value).
+    when it finds a lower value); and two more for refinements from the minimum of f alone (``probes``,
+    ``fallbacks``: :mod:`~.objective_first`).
 
     Attributes
     ----------
